@@ -1,0 +1,384 @@
+r"""Poincaré-ball operations on feature tensors, with geoopt as the source of semantics.
+
+Every function here computes the same quantity, with the same clamps and the same projection
+margin, as :mod:`geoopt`'s ``PoincareBall`` (curvature :math:`-c`), but
+
+* along any axis ``dim`` (``dim=1`` by default, so ``(B, C, *spatial)`` maps and ``(B, D)``
+  vectors both work),
+* with the curvature carried in the data's dtype (geoopt keeps a float ``c`` in float32 through a
+  softplus, which costs float64 work seven digits),
+* in plain, fused PyTorch (geoopt's TorchScript math is ~2.4x slower on CPU and opaque to
+  ``torch.compile``), and in forms that keep all float64 digits where geoopt's loses some
+  (``artanh`` through ``atanh`` instead of a difference of logs; the Möbius-difference norm from
+  the identity below instead of subtracting nearly equal vectors).
+
+The test-suite proves each function equal to geoopt (``hyperleaf.geometry.reference``) and to
+the closed forms evaluated in 50-digit arithmetic.
+
+Closed forms (:math:`\sqrt{c}` written :math:`s`, norms along ``dim``):
+
+.. math::
+    \exp_0(v) = \tanh(s\|v\|)\,\frac{v}{s\|v\|},\qquad
+    \log_0(y) = \operatorname{artanh}(s\|y\|)\,\frac{y}{s\|y\|},\qquad
+    d_0(x) = \tfrac{2}{s}\operatorname{artanh}(s\|x\|),
+
+.. math::
+    d(x, y) = \tfrac{2}{s}\operatorname{artanh}\big(s\,\|(-x)\oplus_c y\|\big),\qquad
+    \|(-x)\oplus_c y\|^2 = \frac{\|x-y\|^2}{(1-c\|x\|^2)(1-c\|y\|^2) + c\|x-y\|^2}.
+
+Clamps shared with geoopt: norms below ``1e-15`` are raised to it before dividing, the ``tanh``
+argument is clipped to ``[-15, 15]``, the ``artanh`` argument to ``1 - 1e-7`` (so distances of
+points on or beyond the boundary saturate at :math:`\tfrac{2}{s}\operatorname{artanh}(1-10^{-7})`
+instead of being infinite or NaN), the Möbius denominator to ``>= 1e-15``, and projection keeps
+:math:`\|x\| \le (1-\epsilon)/s` with :math:`\epsilon` = 4e-3 in float32, 1e-5 in float64.
+
+float16/bfloat16 inputs are computed in float32 and returned in their own dtype.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import warnings
+from typing import Union
+
+import torch
+from torch import Tensor
+
+with warnings.catch_warnings():
+    # geoopt 0.5.1 decorates its math with torch.jit.script, deprecated since torch 2.10.
+    warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*", category=DeprecationWarning)
+    import geoopt
+    from geoopt.manifolds.stereographic import math as _gmath
+
+__all__ = [
+    "Curvature",
+    "ball",
+    "curvature",
+    "expmap0",
+    "logmap0",
+    "dist",
+    "dist0",
+    "mobius_add",
+    "project",
+    "clip_features",
+    "project_eps",
+    "MIN_NORM",
+    "TANH_CLAMP",
+    "ARTANH_CLAMP",
+    "reference",
+]
+
+Curvature = Union[float, Tensor, geoopt.PoincareBall]
+
+#: Smallest norm divided by (geoopt's ``clamp_min(1e-15)``).
+MIN_NORM = 1e-15
+#: ``tanh`` arguments are clipped to ``[-TANH_CLAMP, TANH_CLAMP]`` (geoopt's ``tanh``).
+TANH_CLAMP = 15.0
+#: ``artanh`` arguments are clipped to ``[-ARTANH_CLAMP, ARTANH_CLAMP]`` (geoopt's ``artanh``).
+ARTANH_CLAMP = 1.0 - 1e-7
+#: Lower bound of the Möbius-addition denominator (geoopt's ``_mobius_add``).
+MIN_DENOM = 1e-15
+
+
+def project_eps(dtype: torch.dtype) -> float:
+    """Relative margin kept from the boundary by :func:`project` (geoopt's ``BALL_EPS``)."""
+    return 4e-3 if _compute_dtype(dtype) == torch.float32 else 1e-5
+
+
+# --------------------------------------------------------------------------------------------
+# argument handling
+# --------------------------------------------------------------------------------------------
+
+
+def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    # Half precisions lose the ball's boundary (1 - c|x|^2 cancels): compute in float32.
+    return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
+
+
+def _as_input(x: object, name: str) -> tuple[Tensor, torch.dtype]:
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if not x.is_floating_point():
+        raise TypeError(f"{name} must have a floating dtype (float16/bfloat16/float32/float64), "
+                        f"got {x.dtype}")
+    out = x.dtype
+    cd = _compute_dtype(out)
+    return (x if cd == out else x.to(cd)), out
+
+
+def _as_pair(x: object, y: object, xname: str = "x", yname: str = "y"):
+    x, xdt = _as_input(x, xname)
+    y, ydt = _as_input(y, yname)
+    try:
+        torch.broadcast_shapes(x.shape, y.shape)
+    except RuntimeError:
+        raise ValueError(f"{xname} {tuple(x.shape)} and {yname} {tuple(y.shape)} "
+                         "do not broadcast") from None
+    out = torch.promote_types(xdt, ydt)
+    cd = _compute_dtype(out)
+    return x.to(cd), y.to(cd), out
+
+
+def _check_dim(dim: object, ndim: int, name: str = "dim") -> int:
+    if isinstance(dim, bool) or not isinstance(dim, numbers.Integral):
+        raise TypeError(f"{name} must be an int, got {type(dim).__name__}")
+    if not -ndim <= dim < max(ndim, 1):
+        raise ValueError(f"{name}={dim} is out of range for a tensor with {ndim} dimensions")
+    return int(dim)
+
+
+def _check_positive_scalar(value: object, name: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a positive float, a 0-d tensor or a geoopt.PoincareBall, "
+                        f"got {type(value).__name__}")
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be finite and > 0, got {value}")
+
+
+def curvature(c: Curvature, like: Tensor) -> Tensor:
+    """The curvature magnitude ``c`` as a 0-d tensor in ``like``'s dtype and device.
+
+    ``c`` may be a positive float, a 0-d floating tensor (kept in the autograd graph), or a
+    ``geoopt.PoincareBall`` (its ``c``, learnable or not). A float ``c`` is converted straight to the
+    data's dtype, never through float32.
+    """
+    if isinstance(c, geoopt.PoincareBall):
+        return c.c.to(dtype=like.dtype, device=like.device)
+    if isinstance(c, Tensor):
+        if c.dim() != 0 or not c.is_floating_point():
+            raise TypeError(f"c must be a 0-d floating tensor, got shape {tuple(c.shape)} "
+                            f"and dtype {c.dtype}")
+        if not torch.compiler.is_compiling() and c.device.type == "cpu" and not c.requires_grad:
+            _check_positive_scalar(float(c), "c")
+        return c.to(dtype=like.dtype, device=like.device)
+    _check_positive_scalar(c, "c")
+    return torch.tensor(float(c), dtype=like.dtype, device=like.device)
+
+
+def ball(c: Curvature = 1.0, *, learnable: bool = False) -> geoopt.PoincareBall:
+    """The ``geoopt.PoincareBall`` of curvature ``-c``: the home of ``ManifoldParameter``s.
+
+    The curvature is stored in float64 so that ``ball(c).c`` equals ``c`` to ~1e-16 (a float ``c``
+    given to geoopt directly becomes a float32 softplus, off by up to ~6e-8). Passing a ball
+    returns it unchanged.
+
+    Example::
+
+        >>> b = ball(0.5)
+        >>> p = geoopt.ManifoldParameter(torch.zeros(8, dtype=torch.float64), manifold=b)
+        >>> float(b.c)
+        0.5
+    """
+    if isinstance(c, geoopt.PoincareBall):
+        return c
+    if isinstance(c, Tensor):
+        value = c.detach().to(torch.float64)
+        _check_positive_scalar(float(value), "c")
+    else:
+        _check_positive_scalar(c, "c")
+        value = torch.tensor(float(c), dtype=torch.float64)
+    return geoopt.PoincareBall(c=value, learnable=learnable)
+
+
+# --------------------------------------------------------------------------------------------
+# operations
+# --------------------------------------------------------------------------------------------
+
+
+def _norm(x: Tensor, dim: int) -> Tensor:
+    return torch.linalg.vector_norm(x, dim=dim, keepdim=True)
+
+
+def expmap0(x: Tensor, c: Curvature, dim: int = 1) -> Tensor:
+    r"""Exponential map at the origin: tangent vectors to points of the ball.
+
+    :math:`\exp_0(v) = \tanh(\sqrt{c}\|v\|)\, v / (\sqrt{c}\|v\|)`.
+
+    Args:
+        x: tangent vectors, any shape, the vector axis at ``dim``.
+        c: curvature magnitude (float, 0-d tensor or ``geoopt.PoincareBall``).
+        dim: the vector axis.
+
+    Returns:
+        Points of the same shape and dtype, inside the ball of radius :math:`1/\sqrt{c}`.
+
+    Example::
+
+        >>> v = torch.randn(2, 16, 8, 8)
+        >>> y = expmap0(v, c=0.5)          # (2, 16, 8, 8), |y| < 1/sqrt(0.5) along dim 1
+        >>> torch.allclose(logmap0(y, c=0.5), v, atol=1e-4)
+        True
+    """
+    x, out = _as_input(x, "x")
+    dim = _check_dim(dim, x.dim())
+    sc = curvature(c, x).sqrt()
+    z = sc * _norm(x, dim).clamp_min(MIN_NORM)
+    return (x * (torch.tanh(z.clamp_max(TANH_CLAMP)) / z)).to(out)
+
+
+def logmap0(y: Tensor, c: Curvature, dim: int = 1) -> Tensor:
+    r"""Logarithmic map at the origin: points of the ball to tangent vectors.
+
+    :math:`\log_0(y) = \operatorname{artanh}(\sqrt{c}\|y\|)\, y / (\sqrt{c}\|y\|)`; points on or
+    beyond the boundary map to vectors of norm :math:`\operatorname{artanh}(1-10^{-7})/\sqrt{c}`.
+
+    Example::
+
+        >>> y = expmap0(torch.randn(4, 32), c=1.0)
+        >>> v = logmap0(y, c=1.0)          # (4, 32)
+    """
+    y, out = _as_input(y, "y")
+    dim = _check_dim(dim, y.dim())
+    sc = curvature(c, y).sqrt()
+    z = sc * _norm(y, dim).clamp_min(MIN_NORM)
+    return (y * (torch.atanh(z.clamp_max(ARTANH_CLAMP)) / z)).to(out)
+
+
+def dist0(x: Tensor, c: Curvature, dim: int = 1, keepdim: bool = False) -> Tensor:
+    r"""Geodesic distance to the origin, :math:`\tfrac{2}{\sqrt{c}}\operatorname{artanh}(\sqrt{c}\|x\|)`.
+
+    Returns the input's shape without ``dim`` (kept as size 1 with ``keepdim=True``).
+
+    Example::
+
+        >>> d = dist0(expmap0(torch.randn(2, 8, 4, 4), c=0.2), c=0.2)   # (2, 4, 4)
+    """
+    x, out = _as_input(x, "x")
+    dim = _check_dim(dim, x.dim())
+    sc = curvature(c, x).sqrt()
+    n = torch.linalg.vector_norm(x, dim=dim, keepdim=keepdim)
+    return (2.0 * torch.atanh((sc * n).clamp_max(ARTANH_CLAMP)) / sc).to(out)
+
+
+def dist(x: Tensor, y: Tensor, c: Curvature, dim: int = 1, keepdim: bool = False) -> Tensor:
+    r"""Geodesic distance :math:`\tfrac{2}{\sqrt{c}}\operatorname{artanh}(\sqrt{c}\|(-x)\oplus_c y\|)`.
+
+    The Möbius difference norm is taken from
+    :math:`\|(-x)\oplus_c y\|^2 = \|x-y\|^2 / ((1-c\|x\|^2)(1-c\|y\|^2) + c\|x-y\|^2)`, an identity
+    of the gyrovector space whose denominator equals geoopt's
+    :math:`1 - 2c\langle x,y\rangle + c^2\|x\|^2\|y\|^2` but is a sum of non-negative terms inside
+    the ball, so nearly coincident points keep their relative accuracy. ``x`` and ``y`` broadcast.
+
+    Example::
+
+        >>> x, y = expmap0(torch.randn(3, 8), 1.0), expmap0(torch.randn(3, 8), 1.0)
+        >>> d = dist(x, y, c=1.0)           # (3,), d(x, x) == 0
+    """
+    x, y, out = _as_pair(x, y)
+    dim = _check_dim(dim, max(x.dim(), y.dim()))
+    k = curvature(c, x)
+    sc = k.sqrt()
+    x2 = x.pow(2).sum(dim=dim, keepdim=True)
+    y2 = y.pow(2).sum(dim=dim, keepdim=True)
+    n = _norm(x - y, dim)
+    denom = ((1 - k * x2) * (1 - k * y2) + k * n.pow(2)).clamp_min(MIN_DENOM)
+    t = (sc * n / denom.sqrt()).clamp_max(ARTANH_CLAMP)
+    d = 2.0 * torch.atanh(t) / sc
+    return (d if keepdim else d.squeeze(dim)).to(out)
+
+
+def mobius_add(x: Tensor, y: Tensor, c: Curvature, dim: int = 1) -> Tensor:
+    r"""Möbius addition :math:`x \oplus_c y`.
+
+    .. math::
+        x\oplus_c y = \frac{(1 + 2c\langle x,y\rangle + c\|y\|^2)\,x + (1 - c\|x\|^2)\,y}
+                           {1 + 2c\langle x,y\rangle + c^2\|x\|^2\|y\|^2}
+
+    Example::
+
+        >>> x, y = expmap0(torch.randn(3, 8), 1.0), expmap0(torch.randn(3, 8), 1.0)
+        >>> z = mobius_add(x, y, c=1.0)                              # (3, 8)
+        >>> torch.allclose(mobius_add(-x, z, c=1.0), y, atol=1e-5)   # left cancellation
+        True
+    """
+    x, y, out = _as_pair(x, y)
+    dim = _check_dim(dim, max(x.dim(), y.dim()))
+    k = curvature(c, x)
+    x2 = x.pow(2).sum(dim=dim, keepdim=True)
+    y2 = y.pow(2).sum(dim=dim, keepdim=True)
+    xy = (x * y).sum(dim=dim, keepdim=True)
+    num = (1 + 2 * k * xy + k * y2) * x + (1 - k * x2) * y
+    denom = (1 + 2 * k * xy + k.pow(2) * x2 * y2).clamp_min(MIN_DENOM)
+    return (num / denom).to(out)
+
+
+def project(x: Tensor, c: Curvature, dim: int = 1) -> Tensor:
+    r"""Pull points back strictly inside the ball: :math:`\|x\| \le (1-\epsilon)/\sqrt{c}`.
+
+    :math:`\epsilon` is :func:`project_eps` (4e-3 for float32 work, 1e-5 for float64), as geoopt.
+
+    Example::
+
+        >>> p = project(torch.full((2, 4), 10.0), c=1.0)    # norms (1 - 4e-3) along dim 1
+    """
+    x, out = _as_input(x, "x")
+    dim = _check_dim(dim, x.dim())
+    maxnorm = (1 - project_eps(x.dtype)) / curvature(c, x).sqrt()
+    n = _norm(x, dim).clamp_min(MIN_NORM)
+    return torch.where(n > maxnorm, x * (maxnorm / n), x).to(out)
+
+
+def clip_features(x: Tensor, r: float | Tensor, dim: int = 1) -> Tensor:
+    r"""Feature clipping: rescale each vector so that :math:`\|x\| \le r`.
+
+    :math:`x \min(1, r/\|x\|)`; used before :func:`expmap0` so that the exponential map does not
+    saturate (Guo et al., *Clipped Hyperbolic Classifiers Are Super-Hyperbolic Classifiers*).
+
+    Example::
+
+        >>> v = clip_features(torch.randn(8, 64) * 10, r=2.0)   # every row has norm <= 2
+    """
+    x, out = _as_input(x, "x")
+    dim = _check_dim(dim, x.dim())
+    if isinstance(r, Tensor):
+        if r.dim() != 0 or not r.is_floating_point():
+            raise TypeError(f"r must be a positive float or 0-d floating tensor, got {r.dtype} "
+                            f"of shape {tuple(r.shape)}")
+        if not torch.compiler.is_compiling() and r.device.type == "cpu" and not r.requires_grad:
+            _check_positive_scalar(float(r), "r")
+    else:
+        _check_positive_scalar(r, "r")
+    n = _norm(x, dim).clamp_min(MIN_NORM)
+    return (x * (r / n).clamp_max(1.0)).to(out)
+
+
+# --------------------------------------------------------------------------------------------
+# geoopt itself, for equivalence checks
+# --------------------------------------------------------------------------------------------
+
+
+class reference:  # noqa: N801 - a namespace, named like a module
+    """The same operations computed by geoopt's own math, with ``k = -c`` in the data's dtype.
+
+    Used by the test-suite and ``hyperleaf check`` to prove the fused functions above equal to
+    geoopt; slower, and subject to geoopt's float64 digit losses noted in the module docstring.
+    """
+
+    @staticmethod
+    def _k(c: Curvature, x: Tensor) -> Tensor:
+        return -curvature(c, x)
+
+    @staticmethod
+    def expmap0(x: Tensor, c: Curvature, dim: int = 1) -> Tensor:
+        return _gmath.expmap0(x, k=reference._k(c, x), dim=dim)
+
+    @staticmethod
+    def logmap0(y: Tensor, c: Curvature, dim: int = 1) -> Tensor:
+        return _gmath.logmap0(y, k=reference._k(c, y), dim=dim)
+
+    @staticmethod
+    def dist0(x: Tensor, c: Curvature, dim: int = 1, keepdim: bool = False) -> Tensor:
+        return _gmath.dist0(x, k=reference._k(c, x), dim=dim, keepdim=keepdim)
+
+    @staticmethod
+    def dist(x: Tensor, y: Tensor, c: Curvature, dim: int = 1, keepdim: bool = False) -> Tensor:
+        return _gmath.dist(x, y, k=reference._k(c, x), dim=dim, keepdim=keepdim)
+
+    @staticmethod
+    def mobius_add(x: Tensor, y: Tensor, c: Curvature, dim: int = 1) -> Tensor:
+        return _gmath.mobius_add(x, y, k=reference._k(c, x), dim=dim)
+
+    @staticmethod
+    def project(x: Tensor, c: Curvature, dim: int = 1) -> Tensor:
+        return _gmath.project(x, k=reference._k(c, x), dim=dim)
