@@ -1,0 +1,74 @@
+"""``hyperleaf check``: the numerical-consistency suite (see :mod:`hyperleaf.check`)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+DEFAULT_DOC = "docs/paper-vs-geometry.md"
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from hyperleaf.check import CURVATURES, DTYPES, REGIMES
+
+    p = sub.add_parser(
+        "check",
+        help="numerical-consistency suite: geometry vs closed forms and geoopt, paper vs NumPy",
+        description="Compare hyperleaf.geometry with the Poincaré ball's closed forms (50-digit "
+        "mpmath) and geoopt, hyperleaf.paper with an independent NumPy transcription, and the "
+        "paper's formulas with true geometry. Exit status 1 on any unexpected failure.",
+    )
+    p.add_argument("--dtype", action="append", choices=sorted(DTYPES),
+                   help="dtypes to check (repeatable; default: all)")
+    p.add_argument("--c", action="append", type=float, dest="curvatures",
+                   help=f"curvatures (repeatable; default: {', '.join(map(str, CURVATURES))})")
+    p.add_argument("--regime", action="append", choices=REGIMES,
+                   help="norm regimes (repeatable; default: all)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default 0)")
+    p.add_argument("--full", action="store_true",
+                   help="print every row (default: the worst case per op, comparison and dtype)")
+    p.add_argument("--json", metavar="PATH", help="write every row as JSON")
+    p.add_argument("--markdown", metavar="PATH", nargs="?", const=DEFAULT_DOC,
+                   help=f"write the generated tables into PATH between its markers "
+                   f"(default {DEFAULT_DOC})")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from hyperleaf import check
+
+    for name, values in (("--c", args.curvatures),):
+        for v in values or ():
+            if not (v > 0 and v == v and v != float("inf")):
+                print(f"hyperleaf check: {name} must be finite and > 0, got {v}", file=sys.stderr)
+                return 2
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    t0 = time.perf_counter()
+    report = check.run_checks(
+        dtypes=args.dtype or tuple(check.DTYPES),
+        curvatures=args.curvatures or check.CURVATURES,
+        regimes=args.regime or check.REGIMES,
+        seed=args.seed,
+    )
+    rows = report.rows if args.full else check.summarize(report.rows)
+    print(check.format_table(rows))
+    n_fail = len(report.failures)
+    n_exp = sum(r.verdict == "expected" for r in report.rows)
+    n_ok = sum(r.verdict == "ok" for r in report.rows)
+    print(f"\n{len(report.rows)} comparisons: {n_ok} ok, {n_exp} expected divergences "
+          f"(sizes above), {n_fail} unexpected failures  [{time.perf_counter() - t0:.1f} s]")
+    if args.json:
+        check.write_atomic(args.json, report.to_json())
+        print(f"rows written to {args.json}")
+    if args.markdown:
+        check.splice_markdown(args.markdown, check.markdown(report))
+        print(f"tables written to {args.markdown}")
+    if n_fail:
+        for r in report.failures[:20]:
+            print(f"FAIL: {r.op} ({r.comparison}, {r.dtype}, c={r.c:g}, {r.regime}): "
+                  f"rel {r.max_rel:.2e} > tol {r.tol:.1e}", file=sys.stderr)
+        return 1
+    return 0
