@@ -269,10 +269,10 @@ def dist(x: Tensor, y: Tensor, c: Curvature, dim: int = 1, keepdim: bool = False
     dim = _check_dim(dim, max(x.dim(), y.dim()))
     k = curvature(c, x)
     sc = k.sqrt()
-    x2 = x.pow(2).sum(dim=dim, keepdim=True)
-    y2 = y.pow(2).sum(dim=dim, keepdim=True)
+    x2 = _norm(x, dim).square()
+    y2 = _norm(y, dim).square()
     n = _norm(x - y, dim)
-    denom = ((1 - k * x2) * (1 - k * y2) + k * n.pow(2)).clamp_min(MIN_DENOM)
+    denom = ((1 - k * x2) * (1 - k * y2) + k * n.square()).clamp_min(MIN_DENOM)
     t = (sc * n / denom.sqrt()).clamp_max(ARTANH_CLAMP)
     d = 2.0 * torch.atanh(t) / sc
     return (d if keepdim else d.squeeze(dim)).to(out)
@@ -284,6 +284,12 @@ def mobius_add(x: Tensor, y: Tensor, c: Curvature, dim: int = 1) -> Tensor:
     .. math::
         x\oplus_c y = \frac{(1 + 2c\langle x,y\rangle + c\|y\|^2)\,x + (1 - c\|x\|^2)\,y}
                            {1 + 2c\langle x,y\rangle + c^2\|x\|^2\|y\|^2}
+                    = \frac{a\,(x + y) + c\|x+y\|^2\,x}{a\,b + c\|x+y\|^2},
+        \quad a = 1 - c\|x\|^2,\ b = 1 - c\|y\|^2.
+
+    The second form (same value, expanded in the appendix of ``docs/paper-vs-geometry.md``) is
+    what is computed: inside the ball every term of its denominator is non-negative and nearly
+    opposite points do not cancel, so it keeps float64 digits where the first loses them.
 
     Example::
 
@@ -295,12 +301,13 @@ def mobius_add(x: Tensor, y: Tensor, c: Curvature, dim: int = 1) -> Tensor:
     x, y, out = _as_pair(x, y)
     dim = _check_dim(dim, max(x.dim(), y.dim()))
     k = curvature(c, x)
-    x2 = x.pow(2).sum(dim=dim, keepdim=True)
-    y2 = y.pow(2).sum(dim=dim, keepdim=True)
-    xy = (x * y).sum(dim=dim, keepdim=True)
-    num = (1 + 2 * k * xy + k * y2) * x + (1 - k * x2) * y
-    denom = (1 + 2 * k * xy + k.pow(2) * x2 * y2).clamp_min(MIN_DENOM)
-    return (num / denom).to(out)
+    a = 1 - k * _norm(x, dim).square()
+    b = 1 - k * _norm(y, dim).square()
+    s = x + y
+    ks2 = k * _norm(s, dim).square()
+    denom = (a * b + ks2).clamp_min(MIN_DENOM)
+    # per-vector factors first, then one fused multiply-add over the full tensor
+    return torch.addcmul(x * (ks2 / denom), s, a / denom).to(out)
 
 
 def project(x: Tensor, c: Curvature, dim: int = 1) -> Tensor:

@@ -215,7 +215,9 @@ def mp_dist(x: np.ndarray, y: np.ndarray, c: float, clamp: float | None = ARTANH
         for u, v in zip(_rows(x), _rows(y)):
             diff = _n2([p - q for p, q in zip(u, v)])
             den = (1 - cc * _n2(u)) * (1 - cc * _n2(v))
-            out.append(float(min(mpmath.acosh(1 + 2 * cc * diff / den) / sc, cap)))
+            z = 2 * cc * diff / den
+            # arcosh(1 + z) = log1p(z + sqrt(z (z + 2))): keeps every digit when z is tiny
+            out.append(float(min(mpmath.log1p(z + mpmath.sqrt(z * (z + 2))) / sc, cap)))
         return np.array(out)
 
 

@@ -1,0 +1,331 @@
+"""hyperleaf.geometry against the Poincaré ball's closed forms (50-digit mpmath), geoopt, and the
+ball's identities; gradients, shapes, dtypes and bad input."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from hyperleaf import geometry as G
+from hyperleaf import oracle as O
+
+C = st.floats(0.01, 10.0)
+DIMS = st.integers(1, 512)
+SEEDS = st.integers(0, 2**31 - 1)
+F64_REL = 1e-10  # the library's float64 claim against the closed forms
+
+
+def points(seed: int, n: int, d: int, c: float, lo: float, hi: float, log: bool = False):
+    """n points of R^d with sqrt(c)|x| drawn in [lo, hi] (log-uniformly if log)."""
+    rng = np.random.default_rng(seed)
+    u = rng.standard_normal((n, d))
+    u /= np.linalg.norm(u, axis=1, keepdims=True)
+    s = 10 ** rng.uniform(math.log10(lo), math.log10(hi), n) if log else rng.uniform(lo, hi, n)
+    return u * (s / math.sqrt(c))[:, None]
+
+
+REGIMES = {  # s = sqrt(c)|x| inside the ball, the closed forms' domain
+    "tiny": (1e-12, 1e-4, True),
+    "interior": (0.01, 0.99, False),
+    "near": (1 - 1e-2, 1 - 1e-5, False),
+}
+regimes = st.sampled_from(sorted(REGIMES))
+
+
+def rel_err(got: np.ndarray, want: np.ndarray) -> float:
+    got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
+    if got.ndim == 2:
+        num = np.linalg.norm(got - want, axis=1)
+        den = np.linalg.norm(want, axis=1)
+    else:
+        num, den = np.abs(got - want), np.abs(want)
+    assert np.all(np.isfinite(got)), got
+    return float(np.max(np.where(den > 0, num / np.where(den > 0, den, 1), num)))
+
+
+def t64(a: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(a))
+
+
+# --------------------------------------------------------------------------------------------
+# closed forms, float64
+# --------------------------------------------------------------------------------------------
+
+
+@given(seed=SEEDS, d=DIMS, c=C, regime=regimes)
+def test_expmap0_closed_form(seed, d, c, regime):
+    lo, hi, log = REGIMES[regime]
+    x = points(seed, 3, d, c, lo, hi, log)
+    # tangent vectors whose images land in the regime
+    s = np.linalg.norm(x, axis=1, keepdims=True) * math.sqrt(c)
+    v = x * np.arctanh(s) / s
+    assert rel_err(G.expmap0(t64(v), c).numpy(), O.mp_expmap0(v, c)) <= F64_REL
+
+
+@given(seed=SEEDS, d=DIMS, c=C, scale=st.floats(1.0, 1e4))
+def test_expmap0_closed_form_large_tangents(seed, d, c, scale):
+    v = points(seed, 3, d, c, 1.0, 2.0) * scale
+    assert rel_err(G.expmap0(t64(v), c).numpy(), O.mp_expmap0(v, c)) <= F64_REL
+
+
+@given(seed=SEEDS, d=DIMS, c=C, regime=regimes)
+def test_logmap0_dist0_closed_form(seed, d, c, regime):
+    x = points(seed, 3, d, c, *REGIMES[regime])
+    assert rel_err(G.logmap0(t64(x), c).numpy(), O.mp_logmap0(x, c)) <= F64_REL
+    assert rel_err(G.dist0(t64(x), c).numpy(), O.mp_dist0(x, c)) <= F64_REL
+
+
+@given(seed=SEEDS, d=DIMS, c=C, regime=regimes, close=st.sampled_from([0.0, 1e-9, 1e-5, 1e-2]))
+def test_dist_mobius_add_closed_form(seed, d, c, regime, close):
+    x = points(seed, 3, d, c, *REGIMES[regime])
+    if close:
+        # a nearby partner at the same radius: relative accuracy for near points is the hard case
+        y = x + close * np.abs(x).max() * np.random.default_rng(seed + 1).standard_normal(x.shape)
+        y *= np.linalg.norm(x, axis=1, keepdims=True) / np.linalg.norm(y, axis=1, keepdims=True)
+    else:
+        y = points(seed + 1, 3, d, c, *REGIMES[regime])
+    assert rel_err(G.dist(t64(x), t64(y), c).numpy(), O.mp_dist(x, y, c)) <= F64_REL
+    assert rel_err(G.mobius_add(t64(x), t64(y), c).numpy(), O.mp_mobius_add(x, y, c)) <= F64_REL
+
+
+@given(seed=SEEDS, d=DIMS, c=C, hi=st.floats(0.5, 1e3))
+def test_project_and_clip_closed_form(seed, d, c, hi):
+    x = points(seed, 4, d, c, 1e-3, hi, True)
+    eps = G.project_eps(torch.float64)
+    assert rel_err(G.project(t64(x), c).numpy(), O.mp_project(x, c, eps)) <= F64_REL
+    r = 0.3 / math.sqrt(c)
+    assert rel_err(G.clip_features(t64(x), r).numpy(), O.mp_clip_features(x, r)) <= F64_REL
+
+
+# --------------------------------------------------------------------------------------------
+# geoopt: same semantics
+# --------------------------------------------------------------------------------------------
+
+
+@given(seed=SEEDS, d=st.integers(1, 64), c=C, lo_hi=st.sampled_from([(0.01, 0.99), (1.5, 1e3)]))
+def test_equal_to_geoopt(seed, d, c, lo_hi):
+    x, y = t64(points(seed, 4, d, c, *lo_hi)), t64(points(seed + 1, 4, d, c, *lo_hi))
+    ref = G.reference
+    torch.testing.assert_close(G.expmap0(x, c), ref.expmap0(x, c), rtol=1e-12, atol=0)
+    torch.testing.assert_close(G.project(x, c), ref.project(x, c), rtol=1e-12, atol=0)
+    # geoopt's artanh is a difference of logs: absolute accuracy ~1e-16, hence atol
+    torch.testing.assert_close(G.logmap0(x, c), ref.logmap0(x, c), rtol=1e-9, atol=1e-12)
+    torch.testing.assert_close(G.dist0(x, c), ref.dist0(x, c), rtol=1e-9, atol=1e-12)
+    if lo_hi[1] < 1:  # inside the ball; beyond it both saturate through different clamps
+        torch.testing.assert_close(G.dist(x, y, c), ref.dist(x, y, c), rtol=1e-9, atol=1e-12)
+        torch.testing.assert_close(G.mobius_add(x, y, c), ref.mobius_add(x, y, c),
+                                   rtol=1e-12, atol=1e-15)
+
+
+def test_ball_carries_exact_curvature():
+    b = G.ball(0.5)
+    assert isinstance(b, G.geoopt.PoincareBall)
+    assert b.c.dtype == torch.float64 and abs(float(b.c) - 0.5) < 1e-15
+    # geoopt's own float c is a float32 softplus: the loss this avoids is real
+    assert abs(float(G.geoopt.PoincareBall(c=0.5).c.double()) - 0.5) > 1e-9
+    x = t64(points(0, 5, 8, 0.5, 0.1, 0.9))
+    torch.testing.assert_close(G.dist0(x, b), G.dist0(x, 0.5), rtol=1e-15, atol=0)
+    assert G.ball(b) is b
+
+
+def test_learnable_ball_gets_gradient():
+    b = G.ball(0.7, learnable=True)
+    x = t64(points(1, 5, 8, 0.7, 0.1, 0.9))
+    G.dist0(x, b).sum().backward()
+    assert b.isp_c.grad is not None and torch.isfinite(b.isp_c.grad).all()
+    assert float(b.isp_c.grad) != 0
+
+
+def test_tensor_curvature_in_graph():
+    c = torch.tensor(0.3, dtype=torch.float64, requires_grad=True)
+    x = t64(points(2, 4, 6, 0.3, 0.1, 0.9))
+    G.dist0(x, c).sum().backward()
+    assert torch.isfinite(c.grad) and float(c.grad) != 0
+
+
+# --------------------------------------------------------------------------------------------
+# identities of the ball
+# --------------------------------------------------------------------------------------------
+
+
+@given(seed=SEEDS, d=st.integers(1, 128), c=C)
+def test_distance_axioms(seed, d, c):
+    x, y, z = (t64(points(seed + k, 5, d, c, 0.0, 0.999)) for k in range(3))
+    assert torch.all(G.dist(x, x, c) == 0)
+    torch.testing.assert_close(G.dist(x, y, c), G.dist(y, x, c), rtol=1e-12, atol=0)
+    assert torch.all(G.dist(x, z, c) <= G.dist(x, y, c) + G.dist(y, z, c) + 1e-10)
+    torch.testing.assert_close(G.dist0(x, c), G.dist(torch.zeros_like(x), x, c),
+                               rtol=1e-12, atol=0)
+
+
+@given(seed=SEEDS, d=st.integers(1, 128), c=C)
+def test_logmap0_inverts_expmap0_inside_clip_radius(seed, d, c):
+    # tangent norms whose image stays inside the float64 projection margin
+    v = t64(points(seed, 5, d, c, 1e-6, math.atanh(1 - 1e-5), True))
+    torch.testing.assert_close(G.logmap0(G.expmap0(v, c), c), v, rtol=1e-10, atol=0)
+
+
+@given(seed=SEEDS, d=st.integers(1, 128), c=C)
+def test_mobius_left_cancellation(seed, d, c):
+    x, y = (t64(points(seed + k, 5, d, c, 0.0, 0.95)) for k in range(2))
+    back = G.mobius_add(-x, G.mobius_add(x, y, c), c)
+    torch.testing.assert_close(back, y, rtol=1e-9, atol=1e-12)
+
+
+@given(seed=SEEDS, d=st.integers(1, 128), c=C, dtype=st.sampled_from([torch.float32,
+                                                                       torch.float64]))
+def test_project_keeps_points_strictly_inside(seed, d, c, dtype):
+    x = torch.from_numpy(points(seed, 6, d, c, 1e-3, 1e6, True)).to(dtype)
+    p = G.project(x, c)
+    n = torch.linalg.vector_norm(p.double(), dim=1) * math.sqrt(c)
+    assert torch.all(n < 1)
+    assert torch.all(n <= (1 - G.project_eps(dtype)) * (1 + 4 * torch.finfo(dtype).eps))
+    inside = torch.linalg.vector_norm(x.double(), dim=1) * math.sqrt(c) < 0.5
+    assert torch.equal(p[inside], x[inside])
+
+
+# --------------------------------------------------------------------------------------------
+# gradients: finite for every finite input, float32
+# --------------------------------------------------------------------------------------------
+
+HARD_NORMS = [0.0, 1e-30, 1e-8, 0.5, 0.999, 1.0, 1.0001, 3.0, 1e3, 1e6]
+
+
+@pytest.mark.parametrize("c", [0.01, 0.5, 10.0])
+@pytest.mark.parametrize("s", HARD_NORMS)
+def test_gradients_finite_float32(c, s):
+    rng = np.random.default_rng(0)
+    d = rng.standard_normal((3, 7))
+    d /= np.linalg.norm(d, axis=1, keepdims=True)
+    base = torch.tensor(d * s / math.sqrt(c), dtype=torch.float32)
+    other = torch.tensor(points(1, 3, 7, c, 0.1, 0.9), dtype=torch.float32)
+    cases = {
+        "expmap0": lambda x: G.expmap0(x, c),
+        "logmap0": lambda x: G.logmap0(x, c),
+        "dist0": lambda x: G.dist0(x, c),
+        "dist_coincident": lambda x: G.dist(x, x.detach().clone(), c),
+        "dist_self": lambda x: G.dist(x, x, c),
+        "dist_other": lambda x: G.dist(x, other, c),
+        "mobius_add": lambda x: G.mobius_add(x, other, c),
+        "mobius_add_self": lambda x: G.mobius_add(x, x, c),
+        "project": lambda x: G.project(x, c),
+        "clip_features": lambda x: G.clip_features(x, 0.5),
+    }
+    for name, fn in cases.items():
+        x = base.clone().requires_grad_(True)
+        out = fn(x)
+        assert torch.isfinite(out).all(), (name, out)
+        (g,) = torch.autograd.grad(out.sum(), x)
+        assert torch.isfinite(g).all(), (name, g)
+
+
+def test_learnable_curvature_gradient_finite_at_origin():
+    b = G.ball(1.0, learnable=True)
+    x = torch.zeros(2, 4, requires_grad=True)
+    (G.dist0(x, b).sum() + G.expmap0(x, b).sum() + G.dist(x, x, b).sum()).backward()
+    assert torch.isfinite(x.grad).all() and torch.isfinite(b.isp_c.grad).all()
+
+
+# --------------------------------------------------------------------------------------------
+# shapes, dims, dtypes
+# --------------------------------------------------------------------------------------------
+
+
+@given(shape=st.lists(st.integers(1, 4), min_size=1, max_size=5), data=st.data())
+def test_any_rank_any_dim_matches_moving_the_axis(shape, data):
+    dim = data.draw(st.integers(-len(shape), len(shape) - 1))
+    x = torch.randn(*shape, dtype=torch.float64) * 0.3
+    y = torch.randn(*shape, dtype=torch.float64) * 0.3
+    c = 0.7
+
+    def moved(fn, *ts, keep_vector=True):
+        flat = [t.movedim(dim, -1).reshape(-1, t.shape[dim]) for t in ts]
+        out = fn(*flat)
+        rest = [s for i, s in enumerate(ts[0].shape) if i != dim % len(shape)]
+        if keep_vector:
+            return out.reshape(*rest, ts[0].shape[dim]).movedim(-1, dim)
+        return out.reshape(rest)
+
+    for name in ("expmap0", "logmap0", "project"):
+        f = getattr(G, name)
+        torch.testing.assert_close(f(x, c, dim=dim), moved(lambda a: f(a, c), x))
+    torch.testing.assert_close(G.mobius_add(x, y, c, dim=dim),
+                               moved(lambda a, b: G.mobius_add(a, b, c), x, y))
+    torch.testing.assert_close(G.dist(x, y, c, dim=dim),
+                               moved(lambda a, b: G.dist(a, b, c), x, y, keep_vector=False))
+    torch.testing.assert_close(G.dist0(x, c, dim=dim),
+                               moved(lambda a: G.dist0(a, c), x, keep_vector=False))
+    assert G.dist(x, y, c, dim=dim, keepdim=True).shape[dim] == 1
+    torch.testing.assert_close(G.clip_features(x, 0.2, dim=dim),
+                               moved(lambda a: G.clip_features(a, 0.2), x))
+
+
+def test_feature_maps_channels_last_and_broadcasting():
+    x = torch.randn(2, 8, 5, 6) * 0.2
+    y = torch.randn(1, 8, 1, 6) * 0.2
+    cl = x.contiguous(memory_format=torch.channels_last)
+    for f in (G.expmap0, G.logmap0, G.project):
+        torch.testing.assert_close(f(cl, 0.5), f(x, 0.5))
+    d = G.dist(x, y, 0.5)
+    assert d.shape == (2, 5, 6)
+    torch.testing.assert_close(d, G.dist(x, y.expand_as(x), 0.5))
+    torch.testing.assert_close(G.dist(cl, y, 0.5), d)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_inputs_computed_in_float32(dtype):
+    x = (torch.randn(4, 16) * 0.2).to(dtype)
+    y = (torch.randn(4, 16) * 0.2).to(dtype)
+    for name, out, ref in [
+        ("expmap0", G.expmap0(x, 0.5), G.expmap0(x.float(), 0.5)),
+        ("logmap0", G.logmap0(x, 0.5), G.logmap0(x.float(), 0.5)),
+        ("dist", G.dist(x, y, 0.5), G.dist(x.float(), y.float(), 0.5)),
+        ("dist0", G.dist0(x, 0.5), G.dist0(x.float(), 0.5)),
+        ("mobius_add", G.mobius_add(x, y, 0.5), G.mobius_add(x.float(), y.float(), 0.5)),
+        ("project", G.project(x, 0.5), G.project(x.float(), 0.5)),
+    ]:
+        assert out.dtype == dtype, name
+        assert torch.equal(out, ref.to(dtype)), name
+
+
+def test_float64_curvature_not_rounded_through_float32():
+    x = torch.full((1, 3), 0.2, dtype=torch.float64)
+    c = 0.1  # not representable in float32
+    n = math.sqrt(3) * 0.2
+    want = 2 / math.sqrt(c) * math.atanh(math.sqrt(c) * n)
+    assert abs(float(G.dist0(x, c)) - want) <= 4e-16 * want
+
+
+# --------------------------------------------------------------------------------------------
+# bad input
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("call, exc, words", [
+    (lambda: G.expmap0([1.0, 2.0], 1.0), TypeError, "x must be a torch.Tensor"),
+    (lambda: G.logmap0(torch.ones(2, 3, dtype=torch.int64), 1.0), TypeError, "floating"),
+    (lambda: G.dist0(torch.ones(2, 3), 0.0), ValueError, "c must be finite and > 0"),
+    (lambda: G.dist0(torch.ones(2, 3), -1.0), ValueError, "c must be finite and > 0"),
+    (lambda: G.dist0(torch.ones(2, 3), float("nan")), ValueError, "c must be finite"),
+    (lambda: G.dist0(torch.ones(2, 3), float("inf")), ValueError, "c must be finite"),
+    (lambda: G.dist0(torch.ones(2, 3), torch.tensor(-2.0)), ValueError, "c must be finite"),
+    (lambda: G.dist0(torch.ones(2, 3), "1"), TypeError, "c must be"),
+    (lambda: G.dist0(torch.ones(2, 3), torch.ones(2)), TypeError, "0-d"),
+    (lambda: G.expmap0(torch.ones(2, 3), 1.0, dim=2), ValueError, "dim=2 is out of range"),
+    (lambda: G.expmap0(torch.ones(2, 3), 1.0, dim=-3), ValueError, "out of range"),
+    (lambda: G.expmap0(torch.ones(2, 3), 1.0, dim=1.0), TypeError, "dim must be an int"),
+    (lambda: G.dist(torch.ones(2, 3), torch.ones(4, 3), 1.0), ValueError, "do not broadcast"),
+    (lambda: G.mobius_add(torch.ones(2, 3), torch.ones(2, 5), 1.0), ValueError, "broadcast"),
+    (lambda: G.dist(torch.ones(2, 3), "y", 1.0), TypeError, "y must be a torch.Tensor"),
+    (lambda: G.clip_features(torch.ones(2, 3), 0.0), ValueError, "r must be finite and > 0"),
+    (lambda: G.clip_features(torch.ones(2, 3), -1.0), ValueError, "r must be"),
+    (lambda: G.ball(0.0), ValueError, "c must be finite and > 0"),
+])
+def test_bad_input_raises_clear_errors(call, exc, words):
+    with pytest.raises(exc, match=words):
+        call()
