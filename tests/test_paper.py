@@ -32,6 +32,8 @@ def _rel(got, want) -> float:
     same = (np.isnan(got) & np.isnan(want)) | (got == want)
     diff = np.where(same, 0.0, np.abs(got - want))
     scale = np.where(same, 1.0, np.abs(want))
+    if got.ndim == 2:  # vectors: normwise (single components may cancel)
+        diff, scale = np.linalg.norm(diff, axis=1), np.linalg.norm(scale, axis=1)
     return float(np.max(diff / np.maximum(scale, 1e-300)))
 
 
