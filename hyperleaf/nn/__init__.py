@@ -1,0 +1,15 @@
+"""LEAF's two contributions as drop-in PyTorch modules.
+
+* :class:`H2FRLoss` and :func:`to_ball` (:mod:`hyperleaf.nn.h2fr`): the Hyperbolic Hierarchical
+  Fused-core Ranking loss over levels of fused and unimodal ``(B, D)`` features on the ball;
+* :class:`HDGFB` and :class:`HDGFBExtension` (:mod:`hyperleaf.nn.hdgfb`): the Hyperbolic
+  Distance-informed Gating Fusion Block for ``(B, C, *spatial)`` maps.
+
+Both have ``mode="paper"`` (the seed's code, exactly) and ``mode="geodesic"`` (the geometry the
+paper describes, through :mod:`hyperleaf.geometry`). See ``docs/h2fr.md`` and ``docs/hdgfb.md``.
+"""
+
+from hyperleaf.nn.h2fr import H2FRLoss, to_ball
+from hyperleaf.nn.hdgfb import HDGFB, HDGFBExtension
+
+__all__ = ["H2FRLoss", "to_ball", "HDGFB", "HDGFBExtension"]

@@ -1,0 +1,433 @@
+"""HDGFB: paper mode equals the seed, geodesic mode equals hyperleaf.geometry, gradients, shapes,
+dtypes, autocast, channels_last, torch.compile, memory, errors, the weight converter."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+import hyperleaf
+from hyperleaf import geometry, paper
+from hyperleaf.compat import hdgfb_from_reference
+from hyperleaf.nn import HDGFB, HDGFBExtension
+from hyperleaf.nn.hdgfb import _FeedForward, _GateMixNorm, _Spec
+
+F64 = torch.float64
+TOL = 1e-10
+
+
+def rel(a, b) -> float:
+    """max|a - b| / max|b| (0 when both vanish); sequences are compared as one vector (the
+    gradient of one input can vanish by cancellation while the others do not)."""
+    if isinstance(a, (list, tuple)):
+        a, b = torch.cat([t.flatten() for t in a]), torch.cat([t.flatten() for t in b])
+    den = b.abs().max().item()
+    num = (a - b).abs().max().item()
+    return num if den == 0 else num / den
+
+
+def seeded_pair(C, c, hidden, seed=0, dtype=F64):
+    torch.manual_seed(seed)
+    ref = paper.HyperbolicAttentionFusion(C, c, hidden).to(dtype)
+    block = HDGFB(C, c=c, hidden=hidden, mode="paper").to(dtype)
+    block.load_state_dict(hdgfb_from_reference(ref.state_dict()))
+    return ref, block
+
+
+def inputs(shape, scales, seed=1, dtype=F64):
+    g = torch.Generator().manual_seed(seed)
+    return [(torch.randn(shape, generator=g, dtype=dtype) * s).requires_grad_() for s in scales]
+
+
+def value_and_grads(module, xs, params=()):
+    out = module(*xs)
+    w = torch.linspace(-1, 1, out.numel(), dtype=out.dtype).view(out.shape)
+    grads = torch.autograd.grad((out * w).sum(), [*xs, *params])
+    return out.detach(), grads
+
+
+# --------------------------------------------------------------------------------------------
+# paper mode == the seed (hyperleaf.paper's literal copy, and the seed's own code)
+# --------------------------------------------------------------------------------------------
+
+shape_st = st.tuples(st.integers(1, 2), st.integers(1, 6), st.integers(1, 4), st.integers(1, 4))
+scale_st = st.sampled_from([0.0, 1e-4, 0.3, 1.0, 4.0, 50.0])
+
+
+@given(shape=shape_st, c=st.floats(0.05, 3.0), scales=st.tuples(scale_st, scale_st, scale_st),
+       seed=st.integers(0, 2**16), impl=st.sampled_from(["fused", "autograd"]))
+def test_paper_equals_seed_reference(shape, c, scales, seed, impl):
+    ref, block = seeded_pair(shape[1], c, 8, seed)
+    block.impl = impl
+    xs = inputs(shape, scales, seed + 1)
+    ro, rg = value_and_grads(ref, xs, [ref.to_hyperbolic1[0].weight, ref.distance_mlp[0].weight])
+    bo, bg = value_and_grads(block, xs, [block.query_weight, block.gate_weight])
+    assert rel(bo, ro) <= TOL
+    assert rel(bg[:3], rg[:3]) <= TOL  # input gradients
+    assert rel(bg[3], rg[3].flatten(1)) <= TOL
+    assert rel(bg[4], rg[4].flatten(1)) <= TOL
+
+
+def test_paper_identical_features_and_zeros_match_seed():
+    ref, block = seeded_pair(6, 0.2, 16, 3)
+    with torch.no_grad():  # identical projections, so the distance map sees u == v
+        for name in ("to_hyperbolic2", "to_hyperbolic3"):
+            getattr(ref, name)[0].weight.copy_(ref.to_hyperbolic1[0].weight)
+            getattr(ref, name)[0].bias.copy_(ref.to_hyperbolic1[0].bias)
+    block.load_state_dict(hdgfb_from_reference(ref.state_dict()))
+    x = torch.randn(2, 6, 3, 3, dtype=F64)
+    for xs in ([x.clone().requires_grad_() for _ in range(3)],
+               [torch.zeros(2, 6, 3, 3, dtype=F64, requires_grad=True) for _ in range(3)]):
+        ro, rg = value_and_grads(ref, xs)
+        bo, bg = value_and_grads(block, xs)
+        assert rel(bo, ro) <= TOL
+        assert all(torch.isfinite(a).all() for a in bg) and rel(bg, rg) <= TOL
+
+
+def test_paper_reference_impl_runs_the_seed_class():
+    ref, block = seeded_pair(4, 0.5, 8)
+    xs = inputs((2, 4, 3, 5), (1, 1, 1))
+    block.impl = "reference"
+    assert rel(block(*xs), ref(*xs)) == 0.0
+
+
+@pytest.mark.shared
+@given(shape=shape_st, c=st.floats(0.05, 3.0), scales=st.tuples(scale_st, scale_st, scale_st),
+       seed=st.integers(0, 2**16))
+def test_paper_equals_seed_own_code(seed_namespace, shape, c, scales, seed):
+    torch.manual_seed(seed)
+    seed_mod = seed_namespace["HyperbolicAttentionFusion"](shape[1], c, 8).to(F64)
+    block = HDGFB(shape[1], c=c, hidden=8, mode="paper").to(F64)
+    block.load_state_dict(hdgfb_from_reference(seed_mod.state_dict()))
+    xs = inputs(shape, scales, seed + 1)
+    so, sg = value_and_grads(seed_mod, xs)
+    bo, bg = value_and_grads(block, xs)
+    assert rel(bo, so) <= TOL
+    assert rel(bg, sg) <= TOL
+
+
+# --------------------------------------------------------------------------------------------
+# geodesic mode == composition of hyperleaf.geometry; an independent transcription of the gate
+# --------------------------------------------------------------------------------------------
+
+
+@given(shape=st.tuples(st.integers(1, 2), st.integers(1, 6), st.integers(1, 3), st.integers(1, 3)),
+       c=st.floats(0.05, 3.0), scales=st.tuples(scale_st, scale_st, scale_st),
+       m=st.integers(1, 3), seed=st.integers(0, 2**16), learn=st.booleans(),
+       clip=st.sampled_from([None, 0.5, 3.0]))
+def test_geodesic_fused_equals_geometry_reference(shape, c, scales, m, seed, learn, clip):
+    torch.manual_seed(seed)
+    block = HDGFB(shape[1], c=c, hidden=8, mode="geodesic", num_modalities=m, learnable_c=learn,
+                  clip_r=clip).to(F64)
+    with torch.no_grad():
+        block.gate_weight.normal_()
+    xs = inputs(shape, (list(scales) * 2)[:m + 1], seed + 1)
+    params = [p for p in block.parameters() if p.requires_grad]
+    outs = {}
+    for impl in ("reference", "fused", "autograd"):
+        block.impl = impl
+        outs[impl] = value_and_grads(block, xs, params)
+    ro, rg = outs["reference"]
+    for impl in ("fused", "autograd"):
+        bo, bg = outs[impl]
+        assert rel(bo, ro) <= TOL
+        assert all(torch.isfinite(a).all() for a in bg)
+        assert rel(bg[:len(xs)], rg[:len(xs)]) <= TOL
+        assert rel(bg[len(xs):], rg[len(xs):]) <= TOL
+
+
+def transcribed_gates(block, fused, feats):
+    """Independent per-pixel transcription: Möbius addition, artanh distance, softmin gate."""
+    c = block.c
+    sc = math.sqrt(c)
+
+    def phi(x):  # clip to 1/sqrt(c), then expmap0
+        n = x.norm(dim=1, keepdim=True)
+        v = x * torch.clamp(1 / (sc * n), max=1.0)
+        nv = v.norm(dim=1, keepdim=True)
+        return torch.tanh(sc * nv) * v / (sc * nv)
+
+    def mobius(x, y):
+        xy = (x * y).sum(1, keepdim=True)
+        x2, y2 = (x * x).sum(1, keepdim=True), (y * y).sum(1, keepdim=True)
+        return ((1 + 2 * c * xy + c * y2) * x + (1 - c * x2) * y) / (1 + 2 * c * xy + c * c * x2 * y2)
+
+    conv = torch.nn.functional.conv2d
+    q = phi(conv(fused, block.query_weight[..., None, None], block.query_bias))
+    logits = []
+    for m, f in enumerate(feats):
+        p = phi(conv(f, block.proj_weight[m][..., None, None], block.proj_bias[m]))
+        d = 2 / sc * torch.atanh(sc * mobius(-q, p).norm(dim=1, keepdim=True))
+        logits.append(-d)
+    lg = torch.cat(logits, 1)
+    lg = torch.einsum("ij,bjhw->bihw", block.gate_weight, lg) + block.gate_bias[None, :, None, None]
+    return torch.softmax(lg, dim=1)
+
+
+@given(c=st.floats(0.1, 2.0), m=st.integers(1, 3), seed=st.integers(0, 2**16))
+def test_geodesic_gates_match_independent_transcription(c, m, seed):
+    torch.manual_seed(seed)
+    block = HDGFB(5, c=c, hidden=8, mode="geodesic", num_modalities=m).to(F64)
+    with torch.no_grad():
+        block.gate_weight.normal_()
+        block.gate_bias.normal_()
+    xs = [torch.randn(2, 5, 3, 4, dtype=F64) * 2 for _ in range(m + 1)]
+    _, gates = block(*xs, return_gates=True)
+    assert rel(gates, transcribed_gates(block, xs[0], xs[1:])) <= 1e-9
+
+
+# --------------------------------------------------------------------------------------------
+# gates, identical features, finiteness
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["paper", "geodesic"])
+@pytest.mark.parametrize("m", [2, 3])
+def test_gates_sum_to_one_and_equal_for_identical_modalities(mode, m):
+    torch.manual_seed(0)
+    block = HDGFB(6, c=0.3, hidden=16, mode=mode, num_modalities=m).double()
+    with torch.no_grad():
+        block.proj_weight.copy_(block.proj_weight[0].expand_as(block.proj_weight))
+        block.proj_bias.copy_(block.proj_bias[0].expand_as(block.proj_bias))
+        # a gate that treats modalities alike (geodesic mode's init already does)
+        block.gate_weight.copy_(torch.eye(m) * 0.7 + 0.2)
+        block.gate_bias.fill_(0.1)
+    fused, x = torch.randn(2, 6, 4, 5, dtype=F64), torch.randn(2, 6, 4, 5, dtype=F64)
+    _, gates = block(fused, *[x] * m, return_gates=True)
+    assert gates.shape == (2, m, 4, 5)
+    torch.testing.assert_close(gates.sum(1), torch.ones(2, 4, 5, dtype=F64), rtol=0, atol=1e-14)
+    torch.testing.assert_close(gates, torch.full_like(gates, 1 / m), rtol=0, atol=1e-14)
+    # different modalities give different gates (the check above is not vacuous)
+    _, g2 = block(fused, *[torch.randn_like(x) for _ in range(m)], return_gates=True)
+    assert (g2 - 1 / m).abs().max() > 1e-3
+
+
+@pytest.mark.parametrize("impl", ["fused", "autograd", "reference"])
+def test_geodesic_finite_gradients_for_identical_features(impl):
+    torch.manual_seed(0)
+    block = HDGFB(4, c=0.5, hidden=8, mode="geodesic", learnable_c=True, impl=impl).double()
+    with torch.no_grad():  # every projection the same: d(q, p_m) == 0 exactly
+        block.proj_weight.copy_(block.query_weight.expand_as(block.proj_weight))
+        block.proj_bias.copy_(block.query_bias.expand_as(block.proj_bias))
+    x = torch.randn(2, 4, 3, 3, dtype=F64)
+    for base in (x, torch.zeros_like(x), x * 1e6):
+        xs = [base.clone().requires_grad_() for _ in range(3)]
+        out = block(*xs)
+        grads = torch.autograd.grad(out.square().sum(), [*xs, *block.parameters()])
+        assert torch.isfinite(out).all()
+        assert all(torch.isfinite(g).all() for g in grads)
+
+
+@given(scale=st.sampled_from([0.0, 1e-30, 1e-8, 1.0, 1e8, 1e30]), mode=st.sampled_from(
+    ["paper", "geodesic"]), seed=st.integers(0, 1000))
+def test_no_nan_for_finite_input_float32(scale, mode, seed):
+    torch.manual_seed(seed)
+    block = HDGFB(4, c=0.2, hidden=8, mode=mode)
+    xs = [(torch.randn(1, 4, 2, 3) * scale).requires_grad_() for _ in range(3)]
+    out = block(*xs)
+    grads = torch.autograd.grad(out.sum(), xs)
+    assert torch.isfinite(out).all() and all(torch.isfinite(g).all() for g in grads)
+
+
+# --------------------------------------------------------------------------------------------
+# hand-written backward: gradcheck
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["paper", "geodesic"])
+@pytest.mark.parametrize("spatial", [(3,), (2, 3), (2, 1, 2)])
+def test_gradcheck_gate_mix_norm(mode, spatial):
+    torch.manual_seed(0)
+    C, M = 3, 2
+
+    def r(*s):
+        return torch.randn(*s, dtype=F64, requires_grad=True)
+
+    q, fused, p1, p2 = (r(2, C, *spatial) for _ in range(4))
+    c = torch.tensor(0.4, dtype=F64, requires_grad=mode == "geodesic")
+    rad = torch.tensor(1.3, dtype=F64, requires_grad=mode == "geodesic")
+    args = (q, fused, r(M, M), r(M), r(C), r(C), c, rad, p1, p2)
+    fn = lambda *a: _GateMixNorm.apply(_Spec(mode, 0.4), *a)[0]  # noqa: E731
+    assert torch.autograd.gradcheck(fn, args)
+
+
+def test_gradcheck_feed_forward():
+    torch.manual_seed(0)
+    args = [torch.randn(*s, dtype=F64, requires_grad=True)
+            for s in ((2, 4, 3, 2), (5, 4), (5,), (2, 5), (2,))]
+    assert torch.autograd.gradcheck(_FeedForward.apply, args)
+    args[0] = torch.randn(2, 4, 3, dtype=F64, requires_grad=True)  # 1-D maps
+    assert torch.autograd.gradcheck(_FeedForward.apply, args)
+
+
+# --------------------------------------------------------------------------------------------
+# shapes, dtypes, layouts, compile
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["paper", "geodesic"])
+@pytest.mark.parametrize("spatial", [(7,), (4, 5), (2, 3, 4)])
+def test_shapes_1d_2d_3d(mode, spatial):
+    block = HDGFB(6, hidden=16, mode=mode)
+    xs = [torch.randn(2, 6, *spatial, requires_grad=True) for _ in range(3)]
+    out = block(*xs)
+    assert out.shape == (2, 6, *spatial) and out.dtype == torch.float32
+    out.sum().backward()
+    block.impl = "autograd"
+    torch.testing.assert_close(block(*xs), out, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("mode", ["paper", "geodesic"])
+def test_float32_close_to_float64(mode):
+    torch.manual_seed(0)
+    block = HDGFB(8, hidden=16, mode=mode)
+    xs = [torch.randn(2, 8, 5, 5) for _ in range(3)]
+    out32 = block(*xs)
+    out64 = block.double()(*[x.double() for x in xs])
+    assert rel(out32.double(), out64) < 1e-5
+
+
+@pytest.mark.parametrize("mode", ["paper", "geodesic"])
+def test_bfloat16_autocast(mode):
+    torch.manual_seed(0)
+    block = HDGFB(8, hidden=16, mode=mode)
+    xs = [torch.randn(2, 8, 6, 6, requires_grad=True) for _ in range(3)]
+    ref = block(*xs).detach()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = block(*xs)
+    assert out.dtype == torch.bfloat16 and torch.isfinite(out.float()).all()
+    assert rel(out.float(), ref) < 0.05  # bfloat16 has 8 mantissa bits
+    out.float().sum().backward()
+    assert all(torch.isfinite(x.grad).all() for x in xs)
+    # bfloat16 tensors without autocast take the float32-computing path too
+    assert rel(block.bfloat16()(*[x.detach().bfloat16() for x in xs]).float(), ref) < 0.05
+
+
+@pytest.mark.parametrize("mode", ["paper", "geodesic"])
+def test_channels_last(mode):
+    torch.manual_seed(0)
+    block = HDGFB(8, hidden=16, mode=mode)
+    xs = [torch.randn(2, 8, 5, 6, requires_grad=True) for _ in range(3)]
+    xl = [x.detach().to(memory_format=torch.channels_last).requires_grad_() for x in xs]
+    out, outl = block(*xs), block(*xl)
+    torch.testing.assert_close(outl, out, rtol=1e-5, atol=1e-6)
+    g = torch.randn_like(out)
+    out.backward(g)
+    outl.backward(g)
+    for a, b in zip(xl, xs):
+        torch.testing.assert_close(a.grad, b.grad, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.slow  # compiling takes ~20-50 s on 2 cores; still part of `make test`
+def test_torch_compile_matches_eager():
+    torch.manual_seed(0)
+    block = HDGFB(4, hidden=8, mode="geodesic")
+    xs = [torch.randn(1, 4, 4, 4, requires_grad=True) for _ in range(3)]
+    eager = block(*xs)
+    compiled = torch.compile(block)
+    out = compiled(*xs)
+    torch.testing.assert_close(out, eager, rtol=1e-5, atol=1e-5)
+    out.sum().backward()
+    assert all(torch.isfinite(x.grad).all() for x in xs)
+
+
+# --------------------------------------------------------------------------------------------
+# memory (deterministic: bytes, not time)
+# --------------------------------------------------------------------------------------------
+
+
+def saved_bytes(fn) -> int:
+    seen = {}
+
+    def pack(t):
+        seen[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        fn()
+    return sum(seen.values())
+
+
+@pytest.mark.parametrize("mode", ["paper", "geodesic"])
+def test_saves_at_most_half_the_seed_bytes(mode):
+    ref, block = seeded_pair(16, 0.2, 128, dtype=torch.float32)
+    block = HDGFB(16, c=0.2, hidden=128, mode=mode)
+    block.load_state_dict(hdgfb_from_reference(ref.state_dict()))
+    xs = [torch.randn(2, 16, 16, 16, requires_grad=True) for _ in range(3)]
+    assert saved_bytes(lambda: block(*xs)) <= 0.5 * saved_bytes(lambda: ref(*xs))
+
+
+# --------------------------------------------------------------------------------------------
+# converter, wrapper, errors
+# --------------------------------------------------------------------------------------------
+
+
+def test_converter_roundtrip_and_geodesic_load():
+    ref, block = seeded_pair(5, 0.7, 12)
+    sd = hdgfb_from_reference(ref.state_dict())
+    assert set(sd) == {k for k in block.state_dict() if not k.startswith("ball.")}
+    torch.testing.assert_close(sd["proj_weight"][1], ref.to_hyperbolic3[0].weight[:, :, 0, 0])
+    geo = HDGFB(5, c=0.7, hidden=12, mode="geodesic").double()
+    geo.load_state_dict(sd)
+    assert float(geo.ball.c) == pytest.approx(0.7)
+    prefixed = {f"module.{k}": v for k, v in ref.state_dict().items()}
+    assert all(torch.equal(a, b) for a, b in zip(hdgfb_from_reference(prefixed).values(),
+                                                 sd.values()))
+    with pytest.raises(KeyError, match="ff.2.weight"):
+        hdgfb_from_reference({k: v for k, v in ref.state_dict().items() if k != "ff.2.weight"})
+    with pytest.raises(ValueError, match="unexpected"):
+        hdgfb_from_reference({**ref.state_dict(), "extra.weight": torch.zeros(1)})
+    with pytest.raises(TypeError, match="mapping"):
+        hdgfb_from_reference([1, 2])
+
+
+@pytest.mark.parametrize("mode", ["paper", "geodesic"])
+def test_extension_wrapper(mode):
+    torch.manual_seed(0)
+    fusion = torch.nn.Conv2d(12, 6, 1)
+
+    def f(a, b):
+        return fusion(torch.cat([a, b], 1))
+
+    ext = HDGFBExtension(f, 6, hidden=16, mode=mode)
+    a, b = torch.randn(2, 6, 4, 4), torch.randn(2, 6, 4, 4)
+    torch.testing.assert_close(ext(a, b), ext.hdgfb(f(a, b), a, b))
+    with pytest.raises(TypeError, match="callable"):
+        HDGFBExtension(3, 6)
+
+
+def test_bad_input_errors():
+    block = HDGFB(4, hidden=8)
+    x = torch.randn(2, 4, 3, 3)
+    with pytest.raises(TypeError, match="2 feature tensors, got 1"):
+        block(x, x)
+    with pytest.raises(TypeError, match="2 feature tensors, got 3"):
+        block(x, x, x, x)
+    with pytest.raises(ValueError, match="channels=4"):
+        block(torch.randn(2, 5, 3, 3), torch.randn(2, 5, 3, 3), torch.randn(2, 5, 3, 3))
+    with pytest.raises(ValueError, match=r"features\[1\] has shape"):
+        block(x, x, torch.randn(2, 4, 3, 2))
+    with pytest.raises(ValueError, match="1 to 3 spatial dims"):
+        block(torch.randn(2, 4), torch.randn(2, 4), torch.randn(2, 4))
+    with pytest.raises(TypeError, match="torch.Tensor"):
+        block(x, x, "x")
+    with pytest.raises(TypeError, match="floating"):
+        block(x, x, torch.ones(2, 4, 3, 3, dtype=torch.long))
+    with pytest.raises(ValueError, match="mode must be"):
+        HDGFB(4, mode="euclid")
+    with pytest.raises(ValueError, match="learnable"):
+        HDGFB(4, mode="paper", learnable_c=True)
+    with pytest.raises(ValueError, match="c must be"):
+        HDGFB(4, c=-1.0)
+    with pytest.raises(TypeError, match="channels"):
+        HDGFB(4.5)
+
+
+def test_top_level_exports():
+    assert hyperleaf.HDGFB is HDGFB and hyperleaf.nn.HDGFB is HDGFB
+    assert hyperleaf.compat.hdgfb_from_reference is hdgfb_from_reference
+    assert isinstance(HDGFB(4, mode="geodesic", learnable_c=True).ball, type(geometry.ball(1.0)))
