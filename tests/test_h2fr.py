@@ -155,7 +155,7 @@ def test_permuting_modalities_leaves_loss_unchanged(cfg, mode, m):
     loss = H2FRLoss(mode=mode)
     a = loss(fused, *mods)
     b = loss(fused, *mods[::-1])
-    assert abs(float(a - b)) <= 1e-12 * max(1.0, abs(float(a)))
+    assert abs((a - b).item()) <= 1e-12 * max(1.0, abs(a.item()))
 
 
 # --------------------------------------------------------------------------------------------
