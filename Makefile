@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml setup.cfg
 	@touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/hyperleaf check
+	$(VENV)/bin/hyperleaf train
 
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 
 #: Sub-command modules of ``hyperleaf.cli``, in the order ``--help`` lists them.
-COMMANDS = ["check"]
+COMMANDS = ["check", "train", "plot", "fuse", "evaluate"]
 
 
 def build_parser() -> argparse.ArgumentParser:

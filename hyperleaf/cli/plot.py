@@ -1,0 +1,43 @@
+"""``hyperleaf plot RUN_DIR``: draw the leaf plot of a finished ``hyperleaf train`` run."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "plot", help="leaf plot of a trained LEAF run (features on the Poincaré disk)",
+        description="Rebuild the model of RUN_DIR (config.yaml + model.safetensors), embed its "
+                    "validation samples' stage features and draw them on the Poincaré disk at "
+                    "their true geodesic distance to the fused core. Prints the fraction of "
+                    "samples ordered as H2FR asks.")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="folder of a finished hyperleaf train run")
+    p.add_argument("--out", metavar="PNG", default=None, help="image to write "
+                                                              "(default RUN_DIR/leaf.png)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from hyperleaf.train import load_run
+    from hyperleaf.train.leafplot import plot_run_objective
+    from hyperleaf.train.trainer import Trainer
+
+    try:
+        objective, cfg = load_run(args.run_dir)
+        if cfg.task != "fuse" or not cfg.leaf:
+            raise ValueError(f"{args.run_dir}: the leaf plot needs a LEAF fusion run "
+                             f"(task={cfg.task}, leaf={cfg.leaf})")
+        t = Trainer(cfg)
+        t._build_data()
+        out = Path(args.out) if args.out else Path(args.run_dir) / "leaf.png"
+        frac = plot_run_objective(cfg, objective, t.val_set, "cpu", out)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"hyperleaf plot: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {out}")
+    print("ordered as H2FR asks: " + ", ".join(f"{k} {v:.1%}" for k, v in frac.items()))
+    return 0

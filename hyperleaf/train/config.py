@@ -1,0 +1,168 @@
+"""Training configuration: defaults < ``--config FILE`` (YAML) < command-line flags.
+
+The defaults are the embedded demo run: ``hyperleaf train`` with no arguments trains SHIP + LEAF
+on the synthetic infrared-visible set for a couple of minutes on a 2-core CPU.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+__all__ = ["TrainConfig", "load_yaml", "ConfigError", "RESUME_OVERRIDABLE"]
+
+
+class ConfigError(ValueError):
+    """A configuration value or file is invalid; the message names the key or the file."""
+
+
+@dataclass
+class TrainConfig:
+    """Everything a run needs; ``config.yaml`` in the run folder is this, serialised.
+
+    Model keys (``n_feat``, ``leaf``, ``ball_dim``, ...) are what rebuilds the network from
+    ``model.safetensors``; see ``docs/training.md`` for each key.
+    """
+
+    task: str = "fuse"                 # "fuse" (SHIP + LEAF) or "segment" (LEAFSegNet)
+    steps: int = 100
+    batch_size: int = 4
+    lr: float = 2e-3
+    warmup: int = 10                   # linear warm-up steps, then cosine decay to lr_min
+    lr_min: float = 2e-4
+    seed: int = 0
+    save_every: int = 50
+    log_every: int = 5
+    eval_every: int = 50
+    optimizer: str = "radam"           # "radam" (RiemannianAdam) or "rsgd" (RiemannianSGD)
+    momentum: float = 0.9              # RiemannianSGD only
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0             # global gradient-norm clip; 0 disables
+    max_nonfinite: int = 5             # consecutive non-finite losses that stop the run
+    deterministic: bool = True
+    device: str | None = None          # None: cuda when available, else cpu
+    threads: int = 1                   # CPU threads for torch; 0 keeps torch's default
+    out: str | None = None             # None: runs/<timestamp>
+    # data
+    data: str | None = None            # None: the embedded synthetic set
+    crop: int = 32                     # training crop side
+    val_crop: int = 64                 # validation image side (synthetic) / centre crop (real)
+    train_size: int = 4096             # synthetic train samples
+    val_size: int = 8                  # synthetic validation samples
+    val_fraction: float = 0.1          # real data: held-out fraction of pairs
+    data_seed: int = 0                 # synthetic set seed
+    # fusion losses
+    w_intensity: float = 1.0
+    w_gradient: float = 1.0
+    w_ssim: float = 0.5
+    # model
+    n_feat: int = 8
+    leaf: bool = True                  # False: plain SHIP (the ablation)
+    h2fr_weight: float = 0.5
+    h2fr_mode: str = "geodesic"
+    h2fr_core: str = "learned"
+    h2fr_alpha: float = 1.0
+    h2fr_beta: float = 1.0
+    curvature: float = 0.5
+    learn_curvature: bool = True
+    ball_dim: int = 16
+    clip_r: float = 2.0
+    hdgfb_mode: str = "geodesic"
+    hdgfb_hidden: int = 32
+    # segmentation
+    num_classes: int = 4
+    seg_width: int = 16
+
+    def validate(self) -> TrainConfig:
+        """Check types and ranges; raises :class:`ConfigError` naming the key."""
+        def need(cond: bool, key: str, what: str) -> None:
+            if not cond:
+                raise ConfigError(f"{key}: {what}, got {getattr(self, key)!r}")
+
+        for f in fields(self):
+            v = getattr(self, f.name)
+            t = f.type if isinstance(f.type, str) else f.type.__name__
+            if t == "int":
+                need(isinstance(v, int) and not isinstance(v, bool), f.name, "must be an int")
+            elif t == "float":
+                need(isinstance(v, (int, float)) and not isinstance(v, bool), f.name,
+                     "must be a number")
+                setattr(self, f.name, float(v))
+            elif t == "bool":
+                need(isinstance(v, bool), f.name, "must be true or false")
+            elif t == "str | None":
+                need(v is None or isinstance(v, str), f.name, "must be a string or null")
+        need(self.task in ("fuse", "segment"), "task", "must be 'fuse' or 'segment'")
+        need(self.optimizer in ("radam", "rsgd"), "optimizer", "must be 'radam' or 'rsgd'")
+        need(self.h2fr_mode in ("paper", "geodesic"), "h2fr_mode", "must be 'paper' or 'geodesic'")
+        need(self.h2fr_core in ("origin", "learned"), "h2fr_core", "must be 'origin' or 'learned'")
+        need(self.h2fr_mode == "geodesic" or self.h2fr_core == "origin", "h2fr_core",
+             "must be 'origin' with h2fr_mode 'paper' (the seed's loss has no learned core)")
+        need(self.hdgfb_mode in ("paper", "geodesic"), "hdgfb_mode",
+             "must be 'paper' or 'geodesic'")
+        need(self.device in (None, "cpu", "cuda") or str(self.device).startswith("cuda:"),
+             "device", "must be cpu, cuda or cuda:N")
+        for key in ("steps", "batch_size", "save_every", "log_every", "eval_every", "n_feat",
+                    "ball_dim", "train_size", "val_size", "max_nonfinite", "hdgfb_hidden",
+                    "num_classes", "seg_width"):
+            need(getattr(self, key) >= 1, key, "must be >= 1")
+        need(self.threads >= 0, "threads", "must be >= 0 (0: torch's default)")
+        need(self.crop >= 16, "crop", "must be >= 16")
+        need(self.val_crop >= 16, "val_crop", "must be >= 16")
+        need(self.warmup >= 0, "warmup", "must be >= 0")
+        need(self.lr > 0, "lr", "must be > 0")
+        need(0 <= self.lr_min <= self.lr, "lr_min", "must be in [0, lr]")
+        for key in ("w_intensity", "w_gradient", "w_ssim", "h2fr_weight", "weight_decay",
+                    "grad_clip", "momentum", "h2fr_alpha", "h2fr_beta"):
+            need(getattr(self, key) >= 0, key, "must be >= 0")
+        need(self.curvature > 0, "curvature", "must be > 0")
+        need(self.clip_r > 0, "clip_r", "must be > 0")
+        need(0 < self.val_fraction < 1, "val_fraction", "must be in (0, 1)")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], source: str = "config") -> TrainConfig:
+        """Build from a mapping; keys may use ``-`` or ``_``. Unknown keys raise."""
+        known = {f.name for f in fields(cls)}
+        clean = {}
+        for k, v in d.items():
+            key = str(k).replace("-", "_")
+            if key not in known:
+                raise ConfigError(f"{source}: unknown key {k!r} "
+                                  f"(known: {', '.join(sorted(known))})")
+            clean[key] = v
+        return cls(**clean).validate()
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        return dataclasses.replace(self, **changes).validate()
+
+
+#: Keys a ``--resume`` may change (anything else must match the run's ``config.yaml``).
+RESUME_OVERRIDABLE = frozenset({"steps", "save_every", "log_every", "eval_every", "device",
+                                "out", "max_nonfinite"})
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML mapping; errors name the file."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"--config: cannot read {p}: {exc}") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--config: {p} is not valid YAML: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"--config: {p} must hold a mapping of keys to values, "
+                          f"got {type(data).__name__}")
+    return data

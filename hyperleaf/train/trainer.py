@@ -1,0 +1,492 @@
+"""The training loop behind ``hyperleaf train``.
+
+One iteration = one batch = one step number, skipped or not, so the data position, the learning
+rate and every RNG are functions of the step alone; with the checkpoint restoring the model,
+optimizer, scheduler and RNG states, a resumed run repeats the uninterrupted one bit for bit
+(CPU, deterministic algorithms).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from hyperleaf.train import distributed as hd
+from hyperleaf.train.atomic import atomic_write_jsonl, atomic_write_text
+from hyperleaf.train.checkpoint import (
+    latest_checkpoint,
+    prune_checkpoints,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
+from hyperleaf.train.config import RESUME_OVERRIDABLE, ConfigError, TrainConfig, load_yaml
+
+__all__ = ["TrainingError", "NonFiniteLossError", "RunResult", "Trainer", "train",
+           "BatchStream", "resolve_device"]
+
+
+class TrainingError(RuntimeError):
+    """The run cannot start or continue (the message says why and what to do)."""
+
+
+class NonFiniteLossError(TrainingError):
+    """The loss (or its gradient) was non-finite for ``max_nonfinite`` consecutive steps."""
+
+
+def resolve_device(name: str | None) -> torch.device:
+    if name is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device: {name!r} requested but CUDA is not available")
+    return dev
+
+
+# --------------------------------------------------------------------------- data order
+
+
+class BatchStream:
+    """Batch ``k`` of the run as a pure function of ``k``.
+
+    Epoch ``e`` visits the dataset in the order of a :class:`~torch.utils.data.DistributedSampler`
+    (``seed``, ``set_epoch(e)``, ``drop_last``); each rank takes consecutive slices of its share.
+    With N ranks and batch b, the union of the ranks' batch k is the single-process batch k at
+    batch N b. Random augmentations (real data) draw from a generator seeded by
+    ``(seed, epoch, index)``.
+    """
+
+    def __init__(self, dataset, batch_size: int, seed: int, rank: int = 0, world: int = 1):
+        from torch.utils.data import DistributedSampler
+
+        self.dataset, self.b, self.seed = dataset, int(batch_size), int(seed)
+        self.sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True,
+                                          seed=seed, drop_last=True)
+        self.per_epoch = len(self.sampler) // self.b
+        if self.per_epoch < 1:
+            raise ConfigError(f"batch_size: {batch_size} x {world} process(es) exceeds the "
+                              f"{len(dataset)} training samples")
+        self._epoch, self._order = -1, []
+
+    def position(self, step: int) -> tuple[int, int]:
+        """``(epoch, batch index within the epoch)`` of 1-based ``step``."""
+        return divmod(step - 1, self.per_epoch)
+
+    def indices(self, step: int) -> list[int]:
+        epoch, k = self.position(step)
+        if epoch != self._epoch:
+            self.sampler.set_epoch(epoch)
+            self._epoch, self._order = epoch, list(self.sampler)
+        return self._order[k * self.b:(k + 1) * self.b]
+
+    def batch(self, step: int) -> dict[str, torch.Tensor]:
+        from hyperleaf.data.synthetic import sample_seed
+
+        epoch, _ = self.position(step)
+        items = []
+        for i in self.indices(step):
+            if hasattr(self.dataset, "get"):
+                s = sample_seed(self.seed, "train", i, salt=epoch + 1)
+                g = torch.Generator().manual_seed(s)
+                items.append(self.dataset.get(i, g))
+            else:
+                items.append(self.dataset[i])
+        return {k: torch.stack([it[k] for it in items]) for k in items[0]}
+
+
+# --------------------------------------------------------------------------- results
+
+
+@dataclass
+class RunResult:
+    """What a finished run reports (also summarised in the table at the end)."""
+
+    out: Path
+    steps: int
+    first_loss: float
+    last_loss: float
+    skipped_nonfinite: int
+    seconds: float
+    val_first: dict[str, float] = field(default_factory=dict)
+    val_last: dict[str, float] = field(default_factory=dict)
+
+
+def _lr_lambda(cfg: TrainConfig):
+    warm, total, floor = cfg.warmup, cfg.steps, cfg.lr_min / cfg.lr
+
+    def f(i: int) -> float:  # i = number of scheduler steps taken so far
+        if i < warm:
+            return (i + 1) / (warm + 1)
+        t = min(1.0, (i - warm) / max(1, total - warm))
+        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * t))
+
+    return f
+
+
+def _read_log(path: Path) -> list[dict[str, Any]]:
+    out = []
+    if not path.exists():
+        return out
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            break  # a line cut by a kill: everything after it is from the lost tail
+    return out
+
+
+# --------------------------------------------------------------------------- trainer
+
+
+class Trainer:
+    """Builds everything from a :class:`TrainConfig` and runs it; see :func:`train`."""
+
+    def __init__(self, cfg: TrainConfig, resume: bool = False, progress: bool = True,
+                 explicit: frozenset[str] = frozenset()):
+        self.cfg, self.resume, self.progress = cfg.validate(), bool(resume), bool(progress)
+        self.explicit = explicit
+
+    # ---- setup -------------------------------------------------------------------------
+
+    def _prepare_out(self) -> None:
+        cfg = self.cfg
+        if cfg.out is None:
+            if self.resume:
+                raise ConfigError("--resume needs --out DIR (the run to continue)")
+            stamp = time.strftime("%Y%m%d-%H%M%S")
+            cfg.out = str(Path("runs") / stamp)
+        self.out = Path(cfg.out)
+        cfg_file = self.out / "config.yaml"
+        if self.resume and not cfg_file.exists():
+            # Killed before it wrote anything (or a new folder): start the run as configured.
+            print(f"hyperleaf train: --resume: no run in {self.out} yet; starting it",
+                  file=sys.stderr)
+            self.resume = False
+        if self.resume:
+            saved = TrainConfig.from_dict(load_yaml(cfg_file), source=str(cfg_file))
+            changes = {k: getattr(cfg, k) for k in self.explicit if k in RESUME_OVERRIDABLE}
+            clash = sorted(k for k in self.explicit - RESUME_OVERRIDABLE
+                           if getattr(cfg, k) != getattr(saved, k))
+            if clash:
+                raise ConfigError(f"--resume: {', '.join(clash)} differ from {cfg_file}; only "
+                                  f"{', '.join(sorted(RESUME_OVERRIDABLE))} may change")
+            saved.out = str(self.out)
+            self.cfg = cfg = saved.replace(**changes)
+        elif cfg_file.exists() or (self.out / "checkpoints").exists():
+            raise ConfigError(f"--out: {self.out} already holds a run; pass --resume to continue "
+                              "it or choose another folder")
+
+    def _build_data(self) -> None:
+        from hyperleaf.data import PairDataset, SyntheticFusion, SyntheticSegmentation
+
+        cfg = self.cfg
+        if cfg.task == "segment":
+            if cfg.data is not None:
+                raise ConfigError("--data: --task segment trains on the embedded synthetic "
+                                  "segmentation set only")
+            self.train_set = SyntheticSegmentation(cfg.train_size, cfg.crop, "train", cfg.data_seed)
+            self.val_set = SyntheticSegmentation(cfg.val_size, cfg.val_crop, "val", cfg.data_seed)
+        elif cfg.data is None:
+            self.train_set = SyntheticFusion(cfg.train_size, cfg.crop, "train", cfg.data_seed)
+            self.val_set = SyntheticFusion(cfg.val_size, cfg.val_crop, "val", cfg.data_seed)
+        else:
+            # Both parts are fully checked here: bad files stop the run before step 1.
+            self.train_set = PairDataset.from_folder(cfg.data, crop=cfg.crop, train=True,
+                                                     val_fraction=cfg.val_fraction)
+            self.val_set = PairDataset.from_folder(cfg.data, crop=cfg.val_crop, train=False,
+                                                   val_fraction=cfg.val_fraction)
+
+    def _build_model(self) -> None:
+        from hyperleaf.train.build import build_objective
+
+        self.objective = build_objective(self.cfg).to(self.device)
+
+    def _build_optimizer(self) -> None:
+        import geoopt
+
+        cfg = self.cfg
+        params = [p for p in self.objective.parameters() if p.requires_grad]
+        if cfg.optimizer == "radam":
+            self.optimizer = geoopt.optim.RiemannianAdam(params, lr=cfg.lr,
+                                                         weight_decay=cfg.weight_decay)
+        else:
+            self.optimizer = geoopt.optim.RiemannianSGD(params, lr=cfg.lr, momentum=cfg.momentum,
+                                                        weight_decay=cfg.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, _lr_lambda(cfg))
+
+    # ---- state -------------------------------------------------------------------------
+
+    def state(self, step: int) -> dict[str, Any]:
+        rngs = [rng_state()]
+        if hd.is_distributed():
+            rngs = [None] * hd.world_size()
+            torch.distributed.all_gather_object(rngs, rng_state())
+        epoch, k = self.stream.position(step + 1)
+        return {
+            "format": "hyperleaf-train-checkpoint/1",
+            "step": step,
+            "model": self.objective.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "rng": rngs,
+            "world_size": hd.world_size(),
+            "data": {"next_epoch": epoch, "next_batch_in_epoch": k, "seed": self.cfg.seed,
+                     "batch_size": self.cfg.batch_size},
+            "counters": {"skipped_nonfinite": self.skipped, "consecutive": self.consecutive},
+            # Per-step values since the last log record, so its averages survive a resume.
+            "log_window": list(self.window),
+            "config": self.cfg.to_dict(),
+        }
+
+    def load_state(self, st: dict[str, Any]) -> int:
+        if st.get("world_size", 1) != hd.world_size():
+            raise TrainingError(f"checkpoint was written by {st.get('world_size')} process(es); "
+                                f"resume it with the same number (now {hd.world_size()})")
+        self.objective.load_state_dict(st["model"])
+        self.optimizer.load_state_dict(st["optimizer"])
+        for pst in self.optimizer.state.values():
+            # torch's load_state_dict turns an int "step" into a float32 tensor; geoopt counts
+            # it as a Python int, and betas ** step must stay in float64 to repeat the run.
+            if isinstance(pst.get("step"), torch.Tensor):
+                pst["step"] = int(pst["step"].item())
+        self.scheduler.load_state_dict(st["scheduler"])
+        set_rng_state(st["rng"][hd.rank()])
+        self.skipped = int(st["counters"]["skipped_nonfinite"])
+        self.consecutive = int(st["counters"]["consecutive"])
+        self.window = list(st.get("log_window", []))
+        return int(st["step"])
+
+    def _checkpoint(self, step: int) -> None:
+        st = self.state(step)  # collective in DDP: every rank takes part
+        if self.is_main:
+            save_checkpoint(self.out / "checkpoints", step, st)
+            prune_checkpoints(self.out / "checkpoints", keep=2)
+        hd.barrier()
+
+    def _log(self, record: dict[str, Any]) -> None:
+        if not self.is_main:
+            return
+        self.log_records.append(record)
+        line = json.dumps(record, sort_keys=True) + "\n"
+        # One write per record, flushed: a kill can only cut the last line, which --resume drops.
+        with open(self.out / "log.jsonl", "a", encoding="utf-8") as fh:
+            fh.write(line)
+            fh.flush()
+
+    # ---- evaluation --------------------------------------------------------------------
+
+    def evaluate(self, step: int, write_samples: bool = False) -> dict[str, float]:
+        from hyperleaf.train.evaluate import evaluate
+
+        model = self.objective
+        metrics = evaluate(self.cfg, model, self.val_set, self.device,
+                           samples_dir=(self.out / "samples") if write_samples else None)
+        self._log({"step": step, "kind": "val", **metrics})
+        return metrics
+
+    # ---- main --------------------------------------------------------------------------
+
+    def run(self) -> RunResult:
+        t0 = time.time()
+        cfg = self.cfg
+        self.device = resolve_device(cfg.device)
+        own_group = hd.init_from_env(self.device.type)
+        threads = torch.get_num_threads()
+        if cfg.threads > 0:
+            # The default networks' tensors are small: one thread per process is as fast as
+            # two, and on a shared machine OpenMP threads that wait for a descheduled partner
+            # made steps ~50x slower here. The count is part of the config because summation
+            # order (hence bit-exact resume) depends on it.
+            torch.set_num_threads(cfg.threads)
+        try:
+            return self._run(t0)
+        finally:
+            torch.set_num_threads(threads)
+            if own_group:
+                torch.distributed.destroy_process_group()
+
+    def _run(self, t0: float) -> RunResult:
+        self.is_main = hd.rank() == 0
+        self._prepare_out()
+        cfg = self.cfg
+        if cfg.deterministic:
+            if self.device.type == "cuda":
+                os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+            torch.use_deterministic_algorithms(True)
+        self._build_data()
+        # Same initial weights on every rank (DDP also broadcasts them) and in every run.
+        torch.manual_seed(cfg.seed)
+        np.random.seed(cfg.seed % 2**32)
+        random.seed(cfg.seed)
+        self._build_model()
+        self._build_optimizer()
+        self.stream = BatchStream(self.train_set, cfg.batch_size, cfg.seed, hd.rank(),
+                                  hd.world_size())
+        self.skipped = self.consecutive = 0
+        self.window: list[dict[str, float]] = []
+        self.log_records: list[dict[str, Any]] = []
+        start = 0
+        if self.is_main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            (self.out / "checkpoints").mkdir(exist_ok=True)
+        hd.barrier()
+        if self.resume:
+            found = latest_checkpoint(self.out / "checkpoints")
+            if found is not None:
+                start = self.load_state(found[0])
+            if self.is_main:
+                # Keep the log of the steps the checkpoint covers; later lines will be redone.
+                kept = [r for r in _read_log(self.out / "log.jsonl") if r.get("step", 0) <= start]
+                atomic_write_jsonl(self.out / "log.jsonl", kept)
+                self.log_records = kept
+        elif self.is_main:
+            atomic_write_jsonl(self.out / "log.jsonl", [])
+        if self.is_main:
+            atomic_write_text(self.out / "config.yaml",
+                              "# hyperleaf train configuration (rebuilds the model)\n"
+                              + __import__("yaml").safe_dump(cfg.to_dict(), sort_keys=False))
+
+        model = self.objective
+        if hd.is_distributed():
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            model = DDP(self.objective, device_ids=[self.device.index] if
+                        self.device.type == "cuda" else None)
+        if start == 0 and self.is_main:
+            self.evaluate(0)
+        hd.barrier()
+
+        bar = None
+        if self.is_main and self.progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=cfg.steps, initial=start, desc="train", unit="step",
+                       dynamic_ncols=True, file=sys.stderr)
+        window = self.window
+        self.objective.train()
+        for step in range(start + 1, cfg.steps + 1):
+            batch = {k: v.to(self.device) for k, v in self.stream.batch(step).items()}
+            parts = self._step(model, batch, step)
+            if parts is not None:
+                window.append(parts)
+            if bar is not None:
+                bar.update(1)
+                if parts is not None:
+                    bar.set_postfix(loss=f"{parts['loss']:.4f}", refresh=False)
+            if step % cfg.log_every == 0 or step == cfg.steps:
+                rec = {"step": step, "kind": "train", "lr": self.scheduler.get_last_lr()[0],
+                       "skipped_nonfinite": self.skipped}
+                if window:
+                    for k in window[0]:
+                        rec[k] = float(np.mean([w[k] for w in window]))
+                else:
+                    rec["loss"] = float("nan")
+                if getattr(self.objective, "head", None) is not None:
+                    rec["curvature"] = float(self.objective.head.curvature.detach())
+                self._log(rec)
+                window.clear()
+            if step % cfg.eval_every == 0 and step != cfg.steps:
+                if self.is_main:
+                    self.evaluate(step)
+                    self.objective.train()
+                hd.barrier()
+            if step % cfg.save_every == 0 or step == cfg.steps:
+                self._checkpoint(step)
+        if bar is not None:
+            bar.close()
+
+        result_val = {}
+        if self.is_main:
+            result_val = self.evaluate(cfg.steps, write_samples=True)
+            self._finish()
+        hd.barrier()
+        return self._result(t0, result_val)
+
+    def _step(self, model: nn.Module, batch: dict[str, torch.Tensor], step: int
+              ) -> dict[str, float] | None:
+        cfg = self.cfg
+        self.optimizer.zero_grad(set_to_none=True)
+        total, parts = self.loss(model, batch)
+        bad = hd.any_true(not bool(torch.isfinite(total)), self.device)
+        if not bad:
+            total.backward()
+            grads = [p.grad for p in self.objective.parameters() if p.grad is not None]
+            # After DDP's all-reduce every rank sees the same gradients: the same decision.
+            bad = not all(bool(torch.isfinite(g).all()) for g in grads)
+        if bad:
+            self.optimizer.zero_grad(set_to_none=True)
+            self.skipped += 1
+            self.consecutive += 1
+            self.scheduler.step()
+            if self.consecutive >= cfg.max_nonfinite:
+                raise NonFiniteLossError(
+                    f"the loss or its gradient was non-finite for {self.consecutive} consecutive "
+                    f"steps (last: step {step}); the run stops. Lower --lr (now {cfg.lr}), "
+                    f"raise grad_clip, or check the data. The last good checkpoint is in "
+                    f"{self.out / 'checkpoints'}")
+            return None
+        self.consecutive = 0
+        if cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.objective.parameters(), cfg.grad_clip)
+        self.optimizer.step()
+        self.scheduler.step()
+        out = {"loss": float(hd.all_reduce_mean(total.detach()))}
+        for k, v in parts.items():
+            out[k] = float(hd.all_reduce_mean(v))
+        return out
+
+    def loss(self, model: nn.Module, batch: dict[str, torch.Tensor]):
+        """``(total, parts)`` for one batch (overridable in tests to inject failures)."""
+        if self.cfg.task == "segment":
+            total, parts, _ = model(batch["vis"], batch["ir"], batch["mask"])
+        else:
+            total, parts, _ = model(batch["vis"], batch["ir"])
+        return total, parts
+
+    def _finish(self) -> None:
+        from safetensors.torch import save_model
+
+        # safetensors writes to a path: write beside the target, then rename over it.
+        tmp = self.out / ".model.safetensors.tmp"
+        save_model(self.objective, str(tmp), metadata={"format": "hyperleaf-train/1",
+                                                       "task": self.cfg.task})
+        os.replace(tmp, self.out / "model.safetensors")
+        if self.cfg.task == "fuse" and self.cfg.leaf:
+            from hyperleaf.train.leafplot import plot_run_objective
+
+            frac = plot_run_objective(self.cfg, self.objective, self.val_set, self.device,
+                                      self.out / "leaf.png")
+            self._log({"step": self.cfg.steps, "kind": "leaf", **frac})
+
+    def _result(self, t0: float, val_last: dict[str, float]) -> RunResult:
+        train_recs = [r for r in self.log_records if r.get("kind") == "train"]
+        val_recs = [r for r in self.log_records if r.get("kind") == "val"]
+        first = train_recs[0]["loss"] if train_recs else float("nan")
+        last = train_recs[-1]["loss"] if train_recs else float("nan")
+        res = RunResult(out=self.out, steps=self.cfg.steps, first_loss=first, last_loss=last,
+                        skipped_nonfinite=self.skipped, seconds=time.time() - t0,
+                        val_first={k: v for k, v in (val_recs[0] if val_recs else {}).items()
+                                   if isinstance(v, float)},
+                        val_last={k: v for k, v in val_last.items() if isinstance(v, float)})
+        return res
+
+
+def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
+          explicit: frozenset[str] = frozenset()) -> RunResult:
+    """Run training as configured; returns the :class:`RunResult`.
+
+    ``explicit`` names the keys set on the command line (they may override a resumed run's
+    configuration when listed in ``RESUME_OVERRIDABLE``).
+    """
+    return Trainer(cfg, resume=resume, progress=progress, explicit=explicit).run()
