@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +31,8 @@ from typing import Any, Union
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
+
+from hyperleaf.atomic import atomic_write
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -252,18 +253,7 @@ def write_png(path: PathLike, array: Any) -> Path:
     if not p.parent.is_dir():
         raise FileNotFoundError(f"output folder does not exist: {p.parent}")
     image = Image.fromarray(np.ascontiguousarray(a))
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            image.save(fh, format="PNG")
-        os.replace(tmp, p)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    return p
+    return atomic_write(p, lambda fh: image.save(fh, format="PNG"))
 
 
 # --------------------------------------------------------------------------- pairs
@@ -410,3 +400,16 @@ def check_pairs(pairs: Sequence[ImagePair], decode: bool = True) -> None:
                 f"size mismatch: infrared {pair.ir} is {sizes[0][0]}x{sizes[0][1]} (HxW) but "
                 f"visible {pair.vis} is {sizes[1][0]}x{sizes[1][1]}"
             )
+
+
+def select_pairs(ir: PathLike | None = None, vis: PathLike | None = None,
+                 data: PathLike | None = None) -> list[ImagePair]:
+    """The pairs a command line names: ``data`` (a dataset folder) or ``ir`` + ``vis``
+    (files or folders), never both; raises ``ValueError`` naming the options otherwise."""
+    if data and (ir or vis):
+        raise ValueError("give either --data or --ir/--vis, not both")
+    if data:
+        return find_pairs_in(data)
+    if ir and vis:
+        return find_pairs(ir=ir, vis=vis)
+    raise ValueError("give --ir and --vis (files or folders), or --data DIR")

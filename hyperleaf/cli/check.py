@@ -39,6 +39,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from hyperleaf import check
+    from hyperleaf.atomic import atomic_write_text
 
     for name, values in (("--c", args.curvatures),):
         for v in values or ():
@@ -61,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"\n{len(report.rows)} comparisons: {n_ok} ok, {n_exp} expected divergences "
           f"(sizes above), {n_fail} unexpected failures  [{time.perf_counter() - t0:.1f} s]")
     if args.json:
-        check.write_atomic(args.json, report.to_json())
+        atomic_write_text(args.json, report.to_json())
         print(f"rows written to {args.json}")
     if args.markdown:
         check.splice_markdown(args.markdown, check.markdown(report))

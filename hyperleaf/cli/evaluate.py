@@ -16,9 +16,7 @@ import argparse
 import csv
 import io
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 
@@ -36,19 +34,6 @@ def register(subparsers) -> None:
     p.add_argument("--metrics", default=None,
                    help="comma-separated subset, e.g. EN,SD,Qabf (default: all)")
     p.set_defaults(func=run)
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _fused_file(folder: Path, name: str) -> Path:
@@ -94,7 +79,8 @@ def markdown_table(rows: list[dict], metrics) -> str:
 
 def run(args) -> int:
     from hyperleaf import metrics as M
-    from hyperleaf.io import ImageError, find_pairs, find_pairs_in
+    from hyperleaf.atomic import atomic_write_text
+    from hyperleaf.io import ImageError, select_pairs
 
     try:
         names = tuple(M.METRICS) if not args.metrics else tuple(
@@ -106,14 +92,7 @@ def run(args) -> int:
         fused_dir = Path(args.fused)
         if not fused_dir.is_dir():
             raise ImageError(f"--fused: not a folder: {fused_dir}")
-        if args.data and (args.ir or args.vis):
-            raise ValueError("give either --data or --ir/--vis, not both")
-        if args.data:
-            pairs = find_pairs_in(args.data)
-        elif args.ir and args.vis:
-            pairs = find_pairs(ir=args.ir, vis=args.vis)
-        else:
-            raise ValueError("give --ir and --vis folders, or --data DIR")
+        pairs = select_pairs(ir=args.ir, vis=args.vis, data=args.data)
         rows = evaluate_folder(fused_dir, pairs, names)
     except (ImageError, ValueError, FileNotFoundError) as exc:
         print(f"hyperleaf evaluate: error: {exc}", file=sys.stderr)
@@ -128,12 +107,12 @@ def run(args) -> int:
         w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
     csv_path = Path(args.csv) if args.csv else fused_dir / "metrics.csv"
     json_path = Path(args.json) if args.json else fused_dir / "metrics.json"
-    _atomic_write(csv_path, buf.getvalue())
-    _atomic_write(json_path, json.dumps({"metrics": list(names), "images": rows,
+    atomic_write_text(csv_path, buf.getvalue())
+    atomic_write_text(json_path, json.dumps({"metrics": list(names), "images": rows,
                                          "mean": {m: mean[m] for m in names}}, indent=2) + "\n")
     written = [csv_path, json_path]
     if args.markdown:
-        _atomic_write(Path(args.markdown), markdown_table(rows, names))
+        atomic_write_text(Path(args.markdown), markdown_table(rows, names))
         written.append(Path(args.markdown))
     print("wrote " + ", ".join(str(p) for p in written))
     return 0

@@ -40,16 +40,9 @@ def register(subparsers) -> None:
 
 
 def _pairs(args):
-    from hyperleaf.io import check_pairs, find_pairs, find_pairs_in
+    from hyperleaf.io import check_pairs, select_pairs
 
-    if args.data and (args.ir or args.vis):
-        raise ValueError("give either --data or --ir/--vis, not both")
-    if args.data:
-        pairs = find_pairs_in(args.data)
-    elif args.ir and args.vis:
-        pairs = find_pairs(ir=args.ir, vis=args.vis)
-    else:
-        raise ValueError("give --ir and --vis (files or folders), or --data DIR")
+    pairs = select_pairs(ir=args.ir, vis=args.vis, data=args.data)
     check_pairs(pairs, decode=True)
     return pairs
 

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from hyperleaf.train.atomic import atomic_torch_save
+from hyperleaf.atomic import atomic_torch_save
 
 __all__ = ["NonFiniteStateError", "rng_state", "set_rng_state", "save_checkpoint",
            "load_checkpoint", "latest_checkpoint", "list_checkpoints", "checkpoint_path",

@@ -71,7 +71,7 @@ def plot_leaf(data: dict[str, object], path: str | Path, title: str = "") -> dic
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from hyperleaf.train.atomic import atomic_write_bytes
+    from hyperleaf.atomic import atomic_write_bytes
 
     pts, core, c = data["points"], data["core"], data["c"]
     xy, _ = disk_coordinates(pts, core, c)  # (S, N, L, 2)

@@ -22,8 +22,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from hyperleaf.atomic import atomic_write_jsonl, atomic_write_text
 from hyperleaf.train import distributed as hd
-from hyperleaf.train.atomic import atomic_write_jsonl, atomic_write_text
 from hyperleaf.train.checkpoint import (
     latest_checkpoint,
     prune_checkpoints,
