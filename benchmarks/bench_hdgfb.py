@@ -5,6 +5,8 @@ hits every candidate alike:
 
 * ``floor``: the work any implementation must do: the same three 1x1 projections and the
   feed-forward (``ff(cat([p0 + p1 + p2, fused]))``, nn.Conv2d/GELU/nn.Conv2d), nothing else;
+* ``gemm``: the same floor written as plain GEMMs on rows (``F.linear`` after one transposing
+  copy per map, output transposed back), to show how much of a ratio comes from the GEMMs;
 * ``seed``: ``hyperleaf.paper.HyperbolicAttentionFusion`` (the seed's code), same weights;
 * ``paper`` / ``geodesic``: ``hyperleaf.HDGFB`` (fused path) with the converted weights.
 
@@ -28,6 +30,7 @@ import time
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -69,7 +72,20 @@ def make_candidates(shape):
         p = seed.to_hyperbolic1(f) + seed.to_hyperbolic2(a) + seed.to_hyperbolic3(b)
         return seed.ff(torch.cat([p, f], dim=1))
 
-    return {"floor": floor, "seed": seed, "paper": paper, "geodesic": geo}
+    def rows(x):
+        return x.movedim(1, -1).reshape(-1, C)
+
+    def lin(layer, x):
+        return F.linear(x, layer.weight.flatten(1), layer.bias)
+
+    def gemm(f, a, b):
+        fr = rows(f)
+        p = (lin(seed.to_hyperbolic1[0], fr) + lin(seed.to_hyperbolic2[0], rows(a))
+             + lin(seed.to_hyperbolic3[0], rows(b)))
+        y = lin(seed.ff[2], F.gelu(lin(seed.ff[0], torch.cat([p, fr], dim=1))))
+        return y.view(B, H, W, C).permute(0, 3, 1, 2).contiguous()
+
+    return {"floor": floor, "gemm": gemm, "seed": seed, "paper": paper, "geodesic": geo}
 
 
 def run_shape(shape, reps: int):
@@ -102,17 +118,19 @@ def run_shape(shape, reps: int):
 
 
 def table(rows) -> str:
-    head = ("| B, C, H, W | floor ms | seed ms | paper ms | geodesic ms | seed/floor | "
-            "paper/floor | geo/floor | seed/paper | seed/geo | saved MiB floor/seed/paper/geo | "
-            "paper/seed bytes | geo/seed bytes | paper vs seed err |")
-    sep = "|" + "|".join(["---"] * 14) + "|"
+    head = ("| B, C, H, W | floor ms | gemm ms | seed ms | paper ms | geodesic ms | seed/floor | "
+            "paper/floor | geo/floor | paper/gemm | seed/paper | seed/geo | "
+            "saved MiB floor/seed/paper/geo | paper/seed bytes | geo/seed bytes | "
+            "paper vs seed err |")
+    sep = "|" + "|".join(["---"] * 16) + "|"
     lines = [head, sep]
     mib = 2.0 ** 20
     for shape, med, mem, err in rows:
-        f, s, p, g = (med[k] for k in ("floor", "seed", "paper", "geodesic"))
+        f, gm, s, p, g = (med[k] for k in ("floor", "gemm", "seed", "paper", "geodesic"))
         lines.append(
-            f"| {', '.join(map(str, shape))} | {f * 1e3:.0f} | {s * 1e3:.0f} | {p * 1e3:.0f} | "
-            f"{g * 1e3:.0f} | {s / f:.2f} | {p / f:.2f} | {g / f:.2f} | {s / p:.2f} | {s / g:.2f} | "
+            f"| {', '.join(map(str, shape))} | {f * 1e3:.0f} | {gm * 1e3:.0f} | {s * 1e3:.0f} | "
+            f"{p * 1e3:.0f} | {g * 1e3:.0f} | {s / f:.2f} | {p / f:.2f} | {g / f:.2f} | "
+            f"{p / gm:.2f} | {s / p:.2f} | {s / g:.2f} | "
             f"{mem['floor'] / mib:.0f} / {mem['seed'] / mib:.0f} / {mem['paper'] / mib:.0f} / "
             f"{mem['geodesic'] / mib:.0f} | {mem['paper'] / mem['seed']:.2f} | "
             f"{mem['geodesic'] / mem['seed']:.2f} | {err:.1e} |")
@@ -146,22 +164,29 @@ def main(argv=None) -> int:
     shapes = SHAPES if not args.shapes else [
         tuple(int(v) for v in s.split(",")) for s in args.shapes.split(";")]
     t0 = time.perf_counter()
+    load0 = os.getloadavg()[0]
     rows = []
     for shape in shapes:
         med, mem, err = run_shape(shape, args.reps)
         rows.append((shape, med, mem, err))
         print(f"done {shape} ({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
+    load1 = os.getloadavg()[0]
     tab = table(rows)
     print(tab)
+    print(f"load average (1 min) before/after: {load0:.2f} / {load1:.2f}", file=sys.stderr)
     if args.write_readme:
         text = (f"{SECTION}\n\n`python benchmarks/bench_hdgfb.py` — forward+backward on CPU "
-                f"({args.threads} threads, torch {torch.__version__}, {platform.processor() or platform.machine()}), "
-                f"hidden {HIDDEN}, float32, medians of {args.reps} interleaved repetitions. "
-                "`floor`: the same 1x1 projections and feed-forward alone; `seed`: the LEAF seed's "
-                "`HyperbolicAttentionFusion`; `paper`/`geodesic`: `hyperleaf.HDGFB` with the same "
-                "weights. Saved bytes: distinct storages seen by `saved_tensors_hooks` (inputs "
-                "included). Goals (issue 3): <= 1.15x floor, >= 1.25x faster than the seed, "
-                "<= 0.5x the seed's saved bytes.\n\n" + tab + "\n")
+                f"({args.threads} threads, torch {torch.__version__}, "
+                f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, load "
+                f"average {load0:.1f} before / {load1:.1f} after), hidden {HIDDEN}, float32, "
+                f"medians of {args.reps} interleaved repetitions. "
+                "`floor`: the same 1x1 projections and feed-forward alone, as the seed's "
+                "`nn.Conv2d` modules; `gemm`: that floor as plain `F.linear` GEMMs on rows (one "
+                "transposing copy per map); `seed`: the LEAF seed's `HyperbolicAttentionFusion`; "
+                "`paper`/`geodesic`: `hyperleaf.HDGFB` with the same weights. Saved bytes: "
+                "distinct storages seen by `saved_tensors_hooks` (inputs included). Goals "
+                "(issue 3): <= 1.15x floor, >= 1.25x faster than the seed, <= 0.5x the seed's "
+                "saved bytes.\n\n" + tab + "\n")
         write_readme(text)
     return 0
 

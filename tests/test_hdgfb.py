@@ -7,6 +7,7 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -14,7 +15,8 @@ import hyperleaf
 from hyperleaf import geometry, paper
 from hyperleaf.compat import hdgfb_from_reference
 from hyperleaf.nn import HDGFB, HDGFBExtension
-from hyperleaf.nn.hdgfb import _FeedForward, _GateMixNorm, _Spec
+import hyperleaf.nn.hdgfb as hdgfb_module
+from hyperleaf.nn.hdgfb import _FeedForward, _GateMixNorm, _Project, _Spec
 
 F64 = torch.float64
 TOL = 1e-10
@@ -45,7 +47,9 @@ def inputs(shape, scales, seed=1, dtype=F64):
 
 def value_and_grads(module, xs, params=()):
     out = module(*xs)
-    w = torch.linspace(-1, 1, out.numel(), dtype=out.dtype).view(out.shape)
+    # Weights that do not sum to 0: a pixel-constant output (all-zero inputs) must still give
+    # gradients above round-off, or the relative comparisons would compare noise.
+    w = torch.linspace(-0.5, 1, out.numel(), dtype=out.dtype).view(out.shape)
     grads = torch.autograd.grad((out * w).sum(), [*xs, *params])
     return out.detach(), grads
 
@@ -68,8 +72,15 @@ def test_paper_equals_seed_reference(shape, c, scales, seed, impl):
     bo, bg = value_and_grads(block, xs, [block.query_weight, block.gate_weight])
     assert rel(bo, ro) <= TOL
     assert rel(bg[:3], rg[:3]) <= TOL  # input gradients
-    assert rel(bg[3], rg[3].flatten(1)) <= TOL
-    assert rel(bg[4], rg[4].flatten(1)) <= TOL
+    for got, want in ((bg[3], rg[3].flatten(1)), (bg[4], rg[4].flatten(1))):
+        if shape[1] >= 3:
+            assert rel(got, want) <= TOL
+        else:
+            # With C <= 2 channels the LayerNorm's output is (up to its eps) independent of its
+            # input (+-1 per pixel), so the weight gradients behind it are residues (~1e-8 and
+            # below) of O(1) terms that cancel: compare them absolutely, at those terms' scale.
+            scale = max(1.0, max(g.abs().max().item() for g in rg[:3]))
+            assert (got - want).abs().max().item() <= TOL * scale
 
 
 def test_paper_identical_features_and_zeros_match_seed():
@@ -239,29 +250,59 @@ def test_no_nan_for_finite_input_float32(scale, mode, seed):
 
 
 @pytest.mark.parametrize("mode", ["paper", "geodesic"])
-@pytest.mark.parametrize("spatial", [(3,), (2, 3), (2, 1, 2)])
-def test_gradcheck_gate_mix_norm(mode, spatial):
+@pytest.mark.parametrize("rows", [1, 7])
+def test_gradcheck_gate_mix_norm(mode, rows):
+    # The fused gating works on (P, C) rows (one row per pixel).
     torch.manual_seed(0)
     C, M = 3, 2
 
     def r(*s):
         return torch.randn(*s, dtype=F64, requires_grad=True)
 
-    q, fused, p1, p2 = (r(2, C, *spatial) for _ in range(4))
+    q, p1, p2 = (r(rows, C) for _ in range(3))
     c = torch.tensor(0.4, dtype=F64, requires_grad=mode == "geodesic")
     rad = torch.tensor(1.3, dtype=F64, requires_grad=mode == "geodesic")
-    args = (q, fused, r(M, M), r(M), r(C), r(C), c, rad, p1, p2)
+    args = (q, r(M, M), r(M), r(C), r(C), c, rad, p1, p2)
     fn = lambda *a: _GateMixNorm.apply(_Spec(mode, 0.4), *a)[0]  # noqa: E731
     assert torch.autograd.gradcheck(fn, args)
 
 
-def test_gradcheck_feed_forward():
+@pytest.mark.parametrize("layout", ["channels_first", "channels_last", "strided"])
+def test_gradcheck_project(layout):
     torch.manual_seed(0)
-    args = [torch.randn(*s, dtype=F64, requires_grad=True)
-            for s in ((2, 4, 3, 2), (5, 4), (5,), (2, 5), (2,))]
+    x = torch.randn(2, 3, 4, 5, dtype=F64)
+    if layout == "channels_last":
+        x = x.to(memory_format=torch.channels_last)
+    elif layout == "strided":
+        x = torch.randn(2, 3, 8, 5, dtype=F64)[:, :, ::2]
+    args = (x.requires_grad_(), torch.randn(6, 3, dtype=F64, requires_grad=True),
+            torch.randn(6, dtype=F64, requires_grad=True))
+    assert torch.autograd.gradcheck(_Project.apply, args)
+    ref = F.conv2d(args[0], args[1][:, :, None, None], args[2]).movedim(1, -1).reshape(-1, 6)
+    torch.testing.assert_close(_Project.apply(*args), ref, rtol=1e-13, atol=1e-13)
+
+
+@pytest.mark.parametrize("layout", ["channels_first", "channels_last", "strided", "1d"])
+def test_gradcheck_feed_forward(layout, monkeypatch):
+    # ln rows (P, C) and the fused map in any layout; tiny chunks so that chunks split samples.
+    monkeypatch.setattr(hdgfb_module, "FF_CHUNK_ELEMENTS", 10)
+    torch.manual_seed(0)
+    C, hid = 3, 5
+    fused = {"channels_first": lambda: torch.randn(2, C, 2, 3, dtype=F64),
+             "channels_last": lambda: torch.randn(2, C, 2, 3, dtype=F64).to(
+                 memory_format=torch.channels_last),
+             "strided": lambda: torch.randn(2, C, 4, 3, dtype=F64)[:, :, ::2],
+             "1d": lambda: torch.randn(2, C, 6, dtype=F64)}[layout]().requires_grad_()
+    args = [torch.randn(12, C, dtype=F64, requires_grad=True), fused] + [
+        torch.randn(*s, dtype=F64, requires_grad=True)
+        for s in ((hid, 2 * C), (hid,), (C, hid), (C,))]
     assert torch.autograd.gradcheck(_FeedForward.apply, args)
-    args[0] = torch.randn(2, 4, 3, dtype=F64, requires_grad=True)  # 1-D maps
-    assert torch.autograd.gradcheck(_FeedForward.apply, args)
+    # Equal to the plain formula on the concatenation.
+    cat = torch.cat([args[0], fused.movedim(1, -1).reshape(-1, C)], dim=1)
+    ref = F.linear(F.gelu(F.linear(cat, args[2], args[3])), args[4], args[5])
+    out = _FeedForward.apply(*args)
+    assert out.shape == fused.shape
+    torch.testing.assert_close(out.movedim(1, -1).reshape(-1, C), ref, rtol=1e-13, atol=1e-13)
 
 
 # --------------------------------------------------------------------------------------------
@@ -320,6 +361,35 @@ def test_channels_last(mode):
     outl.backward(g)
     for a, b in zip(xl, xs):
         torch.testing.assert_close(a.grad, b.grad, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("mode", ["paper", "geodesic"])
+def test_layouts_are_kept_and_mixed_layouts_agree(mode):
+    # The fused path reads and writes maps in place: channels-last in -> channels-last out, and
+    # any mix of layouts (incl. non-dense slices) gives the float64 channels-first result.
+    torch.manual_seed(0)
+    block = HDGFB(5, hidden=12, mode=mode).double()
+    base = [torch.randn(2, 5, 4, 6, dtype=F64) for _ in range(3)]
+    ref = block(*base)
+    cl = [x.to(memory_format=torch.channels_last) for x in base]
+    out = block(*cl)
+    assert out.is_contiguous(memory_format=torch.channels_last)
+    assert block(*base).is_contiguous()
+    mixed = [cl[0], base[1], torch.stack([base[2], base[2]], dim=-1)[..., 0]]  # non-dense
+    assert rel(out, ref) < 1e-13 and rel(block(*mixed), ref) < 1e-13
+
+
+@pytest.mark.parametrize("mode", ["paper", "geodesic"])
+@pytest.mark.parametrize("shape", [(0, 4, 3, 3), (2, 4, 0, 3)])
+def test_empty_inputs(mode, shape):
+    block = HDGFB(4, hidden=8, mode=mode)
+    xs = [torch.randn(*shape, requires_grad=True) for _ in range(3)]
+    out = block(*xs)
+    assert out.shape == shape
+    out.sum().backward()
+    assert all(x.grad.shape == shape for x in xs)
+    assert all(torch.equal(p.grad, torch.zeros_like(p)) for p in block.parameters()
+               if p.requires_grad)
 
 
 @pytest.mark.slow  # compiling takes ~20-50 s on 2 cores; still part of `make test`
