@@ -75,7 +75,7 @@ def main(argv=None) -> int:
     for name, (arity, ours, geo) in OPS.items():
         inputs = [b.clone().requires_grad_(True) for b in base[:arity]]
 
-        def step(fn):
+        def step(fn, inputs=inputs):
             def run():
                 out = fn(*inputs)
                 out.sum().backward()

@@ -40,7 +40,6 @@ from __future__ import annotations
 import math
 import numbers
 import warnings
-from typing import Union
 
 import torch
 from torch import Tensor
@@ -69,7 +68,7 @@ __all__ = [
     "reference",
 ]
 
-Curvature = Union[float, Tensor, geoopt.PoincareBall]
+Curvature = float | Tensor | geoopt.PoincareBall
 
 #: Smallest norm divided by (geoopt's ``clamp_min(1e-15)``).
 MIN_NORM = 1e-15

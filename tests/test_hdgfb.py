@@ -12,10 +12,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import hyperleaf
+import hyperleaf.nn.hdgfb as hdgfb_module
 from hyperleaf import geometry, paper
 from hyperleaf.compat import hdgfb_from_reference
 from hyperleaf.nn import HDGFB, HDGFBExtension
-import hyperleaf.nn.hdgfb as hdgfb_module
 from hyperleaf.nn.hdgfb import _FeedForward, _GateMixNorm, _Project, _Spec
 
 F64 = torch.float64
