@@ -226,6 +226,46 @@ def test_gradients_finite_float32(c, s):
         assert torch.isfinite(g).all(), (name, g)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("s", HARD_NORMS)
+def test_strided_axis_path_equals_contiguous_path(s, dtype):
+    # Norms along a strided axis (channels of an NCHW map) take the vecdot path, along a
+    # contiguous one vector_norm: same values and gradients, zero vectors included.
+    c = 0.5
+    rng = np.random.default_rng(1)
+    d = rng.standard_normal((6, 5))
+    d /= np.linalg.norm(d, axis=1, keepdims=True)
+    d[0] = 0.0
+    rows = torch.tensor(d * s / math.sqrt(c), dtype=dtype)       # (6, 5), axis contiguous
+    other = torch.tensor(points(2, 6, 5, c, 0.1, 0.9), dtype=dtype)
+    ops = {
+        "expmap0": lambda x, o, dim: G.expmap0(x, c, dim=dim),
+        "logmap0": lambda x, o, dim: G.logmap0(x, c, dim=dim),
+        "dist0": lambda x, o, dim: G.dist0(x, c, dim=dim, keepdim=True),
+        "dist": lambda x, o, dim: G.dist(x, o, c, dim=dim, keepdim=True),
+        "dist_self": lambda x, o, dim: G.dist(x, x, c, dim=dim, keepdim=True),
+        "mobius_add": lambda x, o, dim: G.mobius_add(x, o, c, dim=dim),
+        "project": lambda x, o, dim: G.project(x, c, dim=dim),
+        "clip_features": lambda x, o, dim: G.clip_features(x, 0.5, dim=dim),
+    }
+    tol = {"rtol": 1e-5, "atol": 1e-6} if dtype == torch.float32 else {"rtol": 1e-12, "atol": 1e-14}
+    for name, fn in ops.items():
+        xr = rows.clone().requires_grad_(True)
+        xs = rows.t().contiguous().t().requires_grad_(True)      # same values, axis strided
+        assert xs.stride(1) != 1
+        out_r, out_s = fn(xr, other, 1), fn(xs, other.t().contiguous().t(), 1)
+        w = torch.linspace(-1, 2, out_r.numel(), dtype=dtype).view(out_r.shape)
+        (gr,) = torch.autograd.grad((out_r * w).sum(), xr)
+        (gs,) = torch.autograd.grad((out_s * w).sum(), xs)
+        assert torch.isfinite(out_s).all() and torch.isfinite(gs).all(), name
+        # Equal where the op is well conditioned: tangent-space maps everywhere, ball ops for
+        # points well inside (near and beyond the boundary both paths are right only to the
+        # op's conditioning, ~eps / (1 - c|x|^2)).
+        if s <= 0.5 or name in ("expmap0", "clip_features"):
+            torch.testing.assert_close(out_s, out_r, **tol, msg=lambda m: f"{name}: {m}")
+            torch.testing.assert_close(gs, gr, **tol, msg=lambda m: f"{name}: {m}")
+
+
 def test_learnable_curvature_gradient_finite_at_origin():
     b = G.ball(1.0, learnable=True)
     x = torch.zeros(2, 4, requires_grad=True)
