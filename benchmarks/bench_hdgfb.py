@@ -137,6 +137,25 @@ def table(rows) -> str:
     return "\n".join(lines)
 
 
+def goals(rows) -> str:
+    """One line per goal of issue 3: the measured range over the shapes, and met or not."""
+    def rng(vals):
+        return f"{min(vals):.2f}-{max(vals):.2f}x"
+
+    out = []
+    for mode, key in (("paper", "paper"), ("geodesic", "geodesic")):
+        vs_floor = [med[key] / med["floor"] for _, med, _, _ in rows]
+        vs_seed = [med["seed"] / med[key] for _, med, _, _ in rows]
+        by = [mem[key] / mem["seed"] for _, _, mem, _ in rows]
+        out.append(
+            f"- {mode}: time / floor {rng(vs_floor)} (goal <= 1.15x: "
+            f"{'met' if max(vs_floor) <= 1.15 else 'missed at ' + str(sum(v > 1.15 for v in vs_floor)) + ' of ' + str(len(rows)) + ' shapes'}); "
+            f"faster than the seed {rng(vs_seed)} (goal >= 1.25x: "
+            f"{'met' if min(vs_seed) >= 1.25 else 'missed'}); saved bytes / seed {rng(by)} "
+            f"(goal <= 0.5x: {'met' if max(by) <= 0.5 else 'missed'})")
+    return "\n".join(out)
+
+
 def write_readme(text: str) -> None:
     """Replace (or append) the ``## HDGFB`` section of benchmarks/README.md, atomically."""
     old = README.read_text(encoding="utf-8") if README.exists() else (
@@ -171,7 +190,7 @@ def main(argv=None) -> int:
         rows.append((shape, med, mem, err))
         print(f"done {shape} ({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
     load1 = os.getloadavg()[0]
-    tab = table(rows)
+    tab = table(rows) + "\n\n" + goals(rows)
     print(tab)
     print(f"load average (1 min) before/after: {load0:.2f} / {load1:.2f}", file=sys.stderr)
     if args.write_readme:
