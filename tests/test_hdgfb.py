@@ -244,6 +244,22 @@ def test_no_nan_for_finite_input_float32(scale, mode, seed):
     assert torch.isfinite(out).all() and all(torch.isfinite(g).all() for g in grads)
 
 
+@pytest.mark.parametrize("mode", ["paper", "geodesic"])
+def test_float64_reduction_path_equals_float32_path(mode, monkeypatch):
+    # The float64 fallback (taken after float32 overflow on CPU, always on accelerators) gives
+    # the float32 path's outputs and gradients on ordinary inputs.
+    torch.manual_seed(0)
+    block = HDGFB(6, c=0.3, hidden=12, mode=mode)
+    xs = [torch.randn(2, 6, 3, 4, requires_grad=True) for _ in range(3)]
+    params = [p for p in block.parameters() if p.requires_grad]
+    ref_out, ref_grads = value_and_grads(block, xs, params)
+    monkeypatch.setattr(hdgfb_module, "_go_wide", lambda *a: True)
+    out, grads = value_and_grads(block, xs, params)
+    torch.testing.assert_close(out, ref_out, rtol=1e-5, atol=1e-6)
+    for g, r in zip(grads, ref_grads):
+        torch.testing.assert_close(g, r, rtol=1e-4, atol=1e-5)
+
+
 # --------------------------------------------------------------------------------------------
 # hand-written backward: gradcheck
 # --------------------------------------------------------------------------------------------

@@ -218,6 +218,17 @@ def _reductions(q: Tensor, ps: Sequence[Tensor]) -> tuple[Tensor, Tensor, Tensor
     return qq, pp, qp
 
 
+def _go_wide(q: Tensor, qq: Tensor, pp: Tensor, qp: Tensor) -> bool:
+    """Whether to redo the reductions in float64: on CPU when a float32/16 one overflowed (the
+    check is free there); on accelerators always, since checking would cost a host sync per
+    call and the float64 reductions are a small fraction of the block there."""
+    if q.dtype == torch.float64:
+        return False
+    if q.device.type != "cpu":
+        return True
+    return not bool(torch.isfinite(torch.cat([qq, pp, qp], 1)).all())
+
+
 def _wide_coeffs(spec, qq, pp, qp, c, r, gw, gb):
     # The scalar graph in the reductions' dtype (float64 after an overflow), parameters cast in
     # the graph so that their gradients come back in their own dtype.
@@ -288,7 +299,7 @@ class _GateMixNorm(torch.autograd.Function):
     def forward(ctx, spec, q, gw, gb, nw, nb, c, r, *ps):
         P, C = q.shape
         qq, pp, qp = _reductions(q, ps)
-        if q.dtype != torch.float64 and not torch.isfinite(torch.cat([qq, pp, qp], 1)).all():
+        if _go_wide(q, qq, pp, qp):
             # Features beyond ~1e19 overflow float32 squared norms and inner products: redo
             # the (1/C-sized) reductions and scalar graph in float64 instead of saturating.
             qq, pp, qp = _reductions(q.double(), [p.double() for p in ps])
