@@ -262,8 +262,8 @@ def test_strided_axis_path_equals_contiguous_path(s, dtype):
         # points well inside (near and beyond the boundary both paths are right only to the
         # op's conditioning, ~eps / (1 - c|x|^2)).
         if s <= 0.5 or name in ("expmap0", "clip_features"):
-            torch.testing.assert_close(out_s, out_r, **tol, msg=lambda m: f"{name}: {m}")
-            torch.testing.assert_close(gs, gr, **tol, msg=lambda m: f"{name}: {m}")
+            torch.testing.assert_close(out_s, out_r, **tol, msg=lambda m, name=name: f"{name}: {m}")
+            torch.testing.assert_close(gs, gr, **tol, msg=lambda m, name=name: f"{name}: {m}")
 
 
 def test_learnable_curvature_gradient_finite_at_origin():
