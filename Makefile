@@ -26,6 +26,8 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_geometry.py
+	$(PY) benchmarks/bench_hdgfb.py
+	$(PY) benchmarks/bench_ship.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check hyperleaf tests benchmarks
