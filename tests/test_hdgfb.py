@@ -32,6 +32,18 @@ def rel(a, b) -> float:
     return num if den == 0 else num / den
 
 
+def grads_close(got, want, channels: int, tol: float = TOL) -> bool:
+    """Gradients equal to TOL: relatively, or, with C <= 2 channels, absolutely at the scale of
+    the O(1) terms. With C <= 2 the LayerNorm's output is (up to its eps) independent of its
+    input (+-1 per pixel), so every gradient through the mix is a cancellation residue whose
+    rounding (~eps * rstd) the two implementations' LayerNorm kernels leave differently."""
+    if channels >= 3:
+        return rel(got, want) <= tol
+    got = torch.cat([t.flatten() for t in got]) if isinstance(got, (list, tuple)) else got
+    want = torch.cat([t.flatten() for t in want]) if isinstance(want, (list, tuple)) else want
+    return (got - want).abs().max().item() <= tol * max(1.0, want.abs().max().item())
+
+
 def seeded_pair(C, c, hidden, seed=0, dtype=F64):
     torch.manual_seed(seed)
     ref = paper.HyperbolicAttentionFusion(C, c, hidden).to(dtype)
@@ -71,16 +83,9 @@ def test_paper_equals_seed_reference(shape, c, scales, seed, impl):
     ro, rg = value_and_grads(ref, xs, [ref.to_hyperbolic1[0].weight, ref.distance_mlp[0].weight])
     bo, bg = value_and_grads(block, xs, [block.query_weight, block.gate_weight])
     assert rel(bo, ro) <= TOL
-    assert rel(bg[:3], rg[:3]) <= TOL  # input gradients
+    assert grads_close(bg[:3], rg[:3], shape[1])  # input gradients
     for got, want in ((bg[3], rg[3].flatten(1)), (bg[4], rg[4].flatten(1))):
-        if shape[1] >= 3:
-            assert rel(got, want) <= TOL
-        else:
-            # With C <= 2 channels the LayerNorm's output is (up to its eps) independent of its
-            # input (+-1 per pixel), so the weight gradients behind it are residues (~1e-8 and
-            # below) of O(1) terms that cancel: compare them absolutely, at those terms' scale.
-            scale = max(1.0, max(g.abs().max().item() for g in rg[:3]))
-            assert (got - want).abs().max().item() <= TOL * scale
+        assert grads_close(got, want, shape[1])
 
 
 def test_paper_identical_features_and_zeros_match_seed():
@@ -118,7 +123,7 @@ def test_paper_equals_seed_own_code(seed_namespace, shape, c, scales, seed):
     so, sg = value_and_grads(seed_mod, xs)
     bo, bg = value_and_grads(block, xs)
     assert rel(bo, so) <= TOL
-    assert rel(bg, sg) <= TOL
+    assert grads_close(bg, sg, shape[1])
 
 
 # --------------------------------------------------------------------------------------------
@@ -143,12 +148,19 @@ def test_geodesic_fused_equals_geometry_reference(shape, c, scales, m, seed, lea
         block.impl = impl
         outs[impl] = value_and_grads(block, xs, params)
     ro, rg = outs["reference"]
+    # Saturated features sit at the clip radius r on the ball, where 1 - c|x|^2 = 1 - tanh^2(
+    # sqrt(c) r); the distance's gradient is conditioned like its inverse squared, so the two
+    # formulas (expanded vs composed) agree to ~eps * kappa^2 there, not to eps (clip_r=3 at c=2:
+    # kappa^2 ~ 1.4e6).
+    r = clip if clip is not None else 1 / math.sqrt(c)
+    kappa = 1 / (1 - math.tanh(math.sqrt(c) * r) ** 2)
+    tol = max(TOL, 1e-15 * kappa**2)
     for impl in ("fused", "autograd"):
         bo, bg = outs[impl]
-        assert rel(bo, ro) <= TOL
+        assert rel(bo, ro) <= tol
         assert all(torch.isfinite(a).all() for a in bg)
-        assert rel(bg[:len(xs)], rg[:len(xs)]) <= TOL
-        assert rel(bg[len(xs):], rg[len(xs):]) <= TOL
+        assert grads_close(bg[:len(xs)], rg[:len(xs)], shape[1], tol)
+        assert grads_close(bg[len(xs):], rg[len(xs):], shape[1], tol)
 
 
 def transcribed_gates(block, fused, feats):
