@@ -198,13 +198,18 @@ def _sqnorm(x: Tensor, dim: int) -> Tensor:
     return torch.linalg.vecdot(x, x, dim=dim).unsqueeze(dim)
 
 
+def _sqrt0(x: Tensor) -> Tensor:
+    """``sqrt(x)`` with a zero gradient at ``x = 0`` (``vector_norm``'s at the zero vector)
+    instead of an infinite one."""
+    pos = x > 0
+    return torch.where(pos, torch.sqrt(torch.where(pos, x, torch.ones_like(x))), torch.zeros_like(x))
+
+
 def _norm(x: Tensor, dim: int, keepdim: bool = True) -> Tensor:
     """``||x||`` along ``dim``, with ``vector_norm``'s zero gradient at the zero vector."""
     if x.stride(dim) == 1:
         return torch.linalg.vector_norm(x, dim=dim, keepdim=keepdim)
-    sq = torch.linalg.vecdot(x, x, dim=dim)
-    pos = sq > 0
-    n = torch.where(pos, torch.sqrt(torch.where(pos, sq, torch.ones_like(sq))), torch.zeros_like(sq))
+    n = _sqrt0(torch.linalg.vecdot(x, x, dim=dim))
     return n.unsqueeze(dim) if keepdim else n
 
 

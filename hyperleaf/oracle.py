@@ -228,25 +228,23 @@ def mp_mobius_add(x: np.ndarray, y: np.ndarray, c: float) -> np.ndarray:
         return _vec_out([_mp_madd(u, v, cc) for u, v in zip(_rows(x), _rows(y))])
 
 
+def _mp_clip_rows(x: np.ndarray, maxn) -> np.ndarray:
+    # x min(1, maxn / |x|) row by row (call inside workdps).
+    out = []
+    for row in _rows(x):
+        n = mpmath.sqrt(_n2(row))
+        f = maxn / n if n > maxn else mpmath.mpf(1)
+        out.append([f * t for t in row])
+    return _vec_out(out)
+
+
 def mp_project(x: np.ndarray, c: float, eps: float) -> np.ndarray:
     """:math:`x \\min(1, (1-\\epsilon)/(\\sqrt{c}\\|x\\|))`."""
     with mpmath.workdps(DPS):
-        maxn = (1 - mpmath.mpf(eps)) / mpmath.sqrt(mpmath.mpf(c))
-        out = []
-        for r in _rows(x):
-            n = mpmath.sqrt(_n2(r))
-            f = maxn / n if n > maxn else mpmath.mpf(1)
-            out.append([f * t for t in r])
-        return _vec_out(out)
+        return _mp_clip_rows(x, (1 - mpmath.mpf(eps)) / mpmath.sqrt(mpmath.mpf(c)))
 
 
 def mp_clip_features(x: np.ndarray, r: float) -> np.ndarray:
     """:math:`x \\min(1, r/\\|x\\|)`."""
     with mpmath.workdps(DPS):
-        rr = mpmath.mpf(r)
-        out = []
-        for row in _rows(x):
-            n = mpmath.sqrt(_n2(row))
-            f = rr / n if n > rr else mpmath.mpf(1)
-            out.append([f * t for t in row])
-        return _vec_out(out)
+        return _mp_clip_rows(x, mpmath.mpf(r))

@@ -130,7 +130,26 @@ def _scene(g: torch.Generator, size: int) -> dict[str, Tensor]:
             "hot": hot, "textured": textured, "structure": structure}
 
 
-class SyntheticFusion(Dataset):
+class _SceneDataset(Dataset):
+    """Length, size, split and seed of the synthetic datasets; sample ``index`` is the scene of
+    its own generator (``sample_seed``), so samples are reproducible and order-free."""
+
+    def __init__(self, length: int = 2048, size: int = 64, split: str = "train", seed: int = 0):
+        _check_common(size, length, split)
+        self.length, self.size, self.split, self.seed = length, size, split, int(seed)
+
+    def __len__(self) -> int:
+        return self.length
+
+    def _scene(self, index: int, salt: int) -> dict[str, Tensor]:
+        if not -self.length <= index < self.length:
+            raise IndexError(f"index {index} out of range for {self.length} samples")
+        index %= self.length
+        g = torch.Generator().manual_seed(sample_seed(self.seed, self.split, index, salt=salt))
+        return _scene(g, self.size)
+
+
+class SyntheticFusion(_SceneDataset):
     """Embedded infrared-visible pairs: ``{"vis": (1, S, S), "ir": (1, S, S)}``, float32 in [0, 1].
 
     Args:
@@ -146,23 +165,12 @@ class SyntheticFusion(Dataset):
         torch.Size([1, 64, 64])
     """
 
-    def __init__(self, length: int = 2048, size: int = 64, split: str = "train", seed: int = 0):
-        _check_common(size, length, split)
-        self.length, self.size, self.split, self.seed = length, size, split, int(seed)
-
-    def __len__(self) -> int:
-        return self.length
-
     def __getitem__(self, index: int) -> dict[str, Tensor]:
-        if not -self.length <= index < self.length:
-            raise IndexError(f"index {index} out of range for {self.length} samples")
-        index %= self.length
-        g = torch.Generator().manual_seed(sample_seed(self.seed, self.split, index))
-        s = _scene(g, self.size)
+        s = self._scene(index, salt=0)
         return {"vis": s["vis"], "ir": s["ir"]}
 
 
-class SyntheticSegmentation(Dataset):
+class SyntheticSegmentation(_SceneDataset):
     """Embedded two-modality segmentation scenes.
 
     Returns ``{"vis": (1, S, S), "ir": (1, S, S), "mask": (S, S) int64}`` with labels
@@ -173,19 +181,8 @@ class SyntheticSegmentation(Dataset):
 
     num_classes = len(SEG_CLASSES)
 
-    def __init__(self, length: int = 2048, size: int = 64, split: str = "train", seed: int = 0):
-        _check_common(size, length, split)
-        self.length, self.size, self.split, self.seed = length, size, split, int(seed)
-
-    def __len__(self) -> int:
-        return self.length
-
     def __getitem__(self, index: int) -> dict[str, Tensor]:
-        if not -self.length <= index < self.length:
-            raise IndexError(f"index {index} out of range for {self.length} samples")
-        index %= self.length
-        g = torch.Generator().manual_seed(sample_seed(self.seed, self.split, index, salt=1))
-        s = _scene(g, self.size)
+        s = self._scene(index, salt=1)
         mask = torch.zeros(self.size, self.size, dtype=torch.int64)
         mask[s["structure"] > 0.5] = 3
         mask[s["textured"] > 0.5] = 2

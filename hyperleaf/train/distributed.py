@@ -15,7 +15,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
-__all__ = ["world_size", "rank", "is_distributed", "init_from_env", "gather_batch",
+__all__ = ["world_size", "rank", "is_distributed", "init_from_env", "gather_batch", "gather_levels",
            "all_reduce_mean", "any_true", "barrier"]
 
 
@@ -65,6 +65,11 @@ def gather_batch(x: Tensor) -> Tensor:
     if not is_distributed():
         return x
     return _GatherCat.apply(x)
+
+
+def gather_levels(levels):
+    """:func:`gather_batch` of every tensor of a tuple of per-level lists (H2FR's inputs)."""
+    return tuple([gather_batch(x) for x in lv] for lv in levels)
 
 
 def all_reduce_mean(x: Tensor) -> Tensor:

@@ -13,7 +13,7 @@ from torch import Tensor
 
 import hyperleaf
 from hyperleaf.models.leafseg import LeafHead
-from hyperleaf.train.distributed import gather_batch
+from hyperleaf.train.distributed import gather_levels
 from hyperleaf.train.losses import FusionLoss
 
 __all__ = ["LeafHead", "FusionObjective", "Levels", "ordering"]
@@ -72,7 +72,7 @@ class FusionObjective(nn.Module):
         parts["fusion"] = total.detach()
         if levels is not None:
             if self.training:
-                levels = tuple([gather_batch(x) for x in lv] for lv in levels)
+                levels = gather_levels(levels)
             h = self.head.loss(levels)
             parts["h2fr"] = h.detach()
             total = total + self.h2fr_weight * h

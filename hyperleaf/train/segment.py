@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from hyperleaf.train.config import TrainConfig
-from hyperleaf.train.distributed import gather_batch
+from hyperleaf.train.distributed import gather_levels
 
 __all__ = ["SegmentObjective", "build_segment_objective"]
 
@@ -29,7 +29,7 @@ class SegmentObjective(nn.Module):
         total = ce
         if self.leaf:
             if self.training:
-                points = tuple([gather_batch(x) for x in lv] for lv in points)
+                points = gather_levels(points)
             h = self.net.h2fr_loss(points)
             parts["h2fr"] = h.detach()
             total = total + self.h2fr_weight * h
