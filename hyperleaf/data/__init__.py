@@ -1,6 +1,8 @@
-"""Datasets for training: the embedded synthetic sets and real infrared-visible pairs."""
+"""Datasets for training: the embedded synthetic sets, real infrared-visible pairs and
+pan-sharpening collections."""
 
 from hyperleaf.data.pairs import PairDataset, split_pairs
+from hyperleaf.data.pancollection import PanCollection
 from hyperleaf.data.synthetic import (
     SEG_CLASSES,
     SyntheticFusion,
@@ -8,5 +10,5 @@ from hyperleaf.data.synthetic import (
     sample_seed,
 )
 
-__all__ = ["PairDataset", "split_pairs", "SyntheticFusion", "SyntheticSegmentation",
-           "SEG_CLASSES", "sample_seed"]
+__all__ = ["PairDataset", "split_pairs", "PanCollection", "SyntheticFusion",
+           "SyntheticSegmentation", "SEG_CLASSES", "sample_seed"]

@@ -1,0 +1,381 @@
+r"""Pan-sharpening data: PanCollection HDF5, MATLAB ``.mat`` and GeoTIFF PAN + MS pairs.
+
+:class:`PanCollection` reads every layout the community uses into one form: per sample
+``{"pan": (1, H, W), "ms": (C, H/r, W/r), "lms": (C, H, W)[, "gt": (C, H, W)]}`` float tensors
+divided by the sensor's scale (the largest digital number: 2047 for 11-bit WorldView-3 or
+QuickBird, 1023 for 10-bit GaoFen-2, 255 for 8-bit products), ``r`` the resolution ratio.
+
+Layouts (``path``):
+
+* HDF5 (``.h5``/``.hdf5``), the PanCollection layout: datasets ``pan`` (N, 1, H, W), ``ms``
+  (N, C, h, w), ``lms`` (N, C, H, W) and, at reduced resolution, ``gt`` (N, C, H, W); read one
+  sample at a time (files of several GB stay on disk).
+* MATLAB ``.mat`` (v5 through SciPy, v7.3 through h5py), bands last: ``I_PAN`` (H, W),
+  ``I_MS_LR`` (h, w, C), ``I_MS`` (H, W, C, the MS interpolated to the PAN grid, or at MS size
+  when ``I_MS_LR`` is absent) and, at reduced resolution, ``I_GT``.
+* A PAN + MS pair, as a tuple ``(pan_file, ms_file)`` or a folder: GeoTIFF (``.tif``, read with
+  tifffile, the ``pan`` extra) or one-array ``.mat`` files (e.g. ``K_pan.mat`` + ``K_ms.mat``).
+  A folder holds ``pan.tif`` + ``ms.tif`` or any number of ``*pan*`` / ``*ms*`` partners.
+  Full resolution: no ``gt``; ``lms`` is computed with the 23-tap interpolation.
+
+Scale (``scale=None``): the HDF5/``.mat`` attribute or variable ``scale`` (or ``max_value``)
+when present; otherwise ``2**k - 1`` for the smallest ``k`` in 8, 10, 11, 12, 14, 16 that
+covers the largest MS value (``uint8`` data: 255). ``scale_source`` says which rule applied.
+
+Example::
+
+    >>> ds = PanCollection("wv3_rr100.h5")                       # doctest: +SKIP
+    >>> ds.scale, ds.ratio, ds[0]["lms"].shape                   # doctest: +SKIP
+    (2047.0, 4, torch.Size([8, 64, 64]))
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset
+
+__all__ = ["PanCollection", "infer_scale"]
+
+_BITS = (8, 10, 11, 12, 14, 16)
+_H5 = (".h5", ".hdf5")
+_TIF = (".tif", ".tiff")
+
+
+def _need(module: str):
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError(f"reading this file needs {module}: pip install 'hyperleaf[pan]'"
+                          ) from exc
+
+
+def infer_scale(max_value: float, dtype: np.dtype | None = None) -> float:
+    """``2**k - 1`` for the smallest ``k`` in (8, 10, 11, 12, 14, 16) with ``2**k - 1 >= max``.
+
+    >>> infer_scale(2047.0), infer_scale(900), infer_scale(3, np.dtype("uint8"))
+    (2047.0, 1023.0, 255.0)
+    """
+    if dtype is not None and np.dtype(dtype) == np.uint8:
+        return 255.0
+    if not np.isfinite(max_value) or max_value < 0:
+        raise ValueError(f"cannot infer a scale from a largest value of {max_value}")
+    for k in _BITS:
+        if max_value <= 2 ** k - 1:
+            return float(2 ** k - 1)
+    raise ValueError(f"largest value {max_value} exceeds 16 bits: pass scale=")
+
+
+def _natural(s: str) -> list:
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", s)]
+
+
+class _Source:
+    """One readable collection of samples (numpy float64 arrays, channels first, DN units)."""
+
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+    def read(self, i: int) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+
+class _H5Source(_Source):
+    def __init__(self, path: Path) -> None:
+        h5py = _need("h5py")
+        self.path = path
+        with h5py.File(path, "r") as f:
+            missing = [k for k in ("pan", "ms") if k not in f]
+            if missing:
+                raise ValueError(f"{path}: not a PanCollection file (missing datasets "
+                                 f"{missing}; has {sorted(f)})")
+            self.keys = [k for k in ("gt", "lms", "ms", "pan") if k in f]
+            n = f["pan"].shape[0]
+            for k in self.keys:
+                if f[k].ndim != 4 or f[k].shape[0] != n:
+                    raise ValueError(f"{path}: dataset {k!r} has shape {f[k].shape}, expected "
+                                     f"(N={n}, C, H, W)")
+            if f["pan"].shape[1] != 1:
+                raise ValueError(f"{path}: 'pan' must have one band, got {f['pan'].shape}")
+            self.n = n
+            self.attr_scale = None
+            for key in ("scale", "max_value"):
+                if key in f.attrs:
+                    self.attr_scale = float(np.asarray(f.attrs[key]).ravel()[0])
+                    break
+            self.dtype = f["ms"].dtype
+            self._max = None
+        self._file = None
+
+    def max_ms(self) -> float:
+        if self._max is None:
+            h5py = _need("h5py")
+            with h5py.File(self.path, "r") as f:
+                d, m = f["ms"], -np.inf
+                step = max(1, 4096 // max(1, int(np.prod(d.shape[1:])) // 4096 + 1))
+                for s in range(0, d.shape[0], step):
+                    m = max(m, float(np.max(d[s:s + step])))
+            self._max = m
+        return self._max
+
+    def __len__(self) -> int:
+        return self.n
+
+    def read(self, i: int) -> dict[str, np.ndarray]:
+        if self._file is None:
+            self._file = _need("h5py").File(self.path, "r")
+        return {k: np.asarray(self._file[k][i], dtype=np.float64) for k in self.keys}
+
+    def __getstate__(self) -> dict:  # DataLoader workers reopen the file
+        st = dict(self.__dict__)
+        st["_file"] = None
+        return st
+
+
+class _MemorySource(_Source):
+    def __init__(self, samples: list[dict[str, np.ndarray]], dtype, attr_scale=None) -> None:
+        self.samples = samples
+        self.dtype = dtype
+        self.attr_scale = attr_scale
+
+    def max_ms(self) -> float:
+        return max(float(np.max(s["ms"])) for s in self.samples)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def read(self, i: int) -> dict[str, np.ndarray]:
+        return {k: v.astype(np.float64) for k, v in self.samples[i].items()}
+
+
+def _loadmat(path: Path) -> dict[str, np.ndarray]:
+    """Variables of a .mat file, bands last as MATLAB stores them (v7.3 transposed back)."""
+    h5py = None
+    try:
+        import h5py  # noqa: F811 - optional
+    except ImportError:
+        pass
+    if h5py is not None and h5py.is_hdf5(path):
+        with h5py.File(path, "r") as f:
+            return {k: np.asarray(f[k]).T for k in f if isinstance(f[k], h5py.Dataset)}
+    sio = _need("scipy.io")
+    try:
+        m = sio.loadmat(path)
+    except Exception as exc:  # scipy raises several types for corrupt files
+        raise ValueError(f"{path}: not a readable .mat file ({exc})") from exc
+    return {k: v for k, v in m.items() if not k.startswith("__")}
+
+
+def _chw(a: np.ndarray, name: str, bands_last: bool) -> np.ndarray:
+    a = np.asarray(a)
+    if a.ndim == 2:
+        return a[None]
+    if a.ndim != 3:
+        raise ValueError(f"{name}: expected a 2-D or 3-D image, got shape {a.shape}")
+    return np.moveaxis(a, -1, 0) if bands_last else a
+
+
+def _mat_sample(path: Path) -> tuple[dict[str, np.ndarray], float | None, np.dtype]:
+    m = _loadmat(path)
+    if "I_PAN" not in m:
+        lower = {k.lower(): k for k in m}
+        if "pan" in lower and "ms" in lower:
+            m = {k.lower(): v for k, v in m.items()}
+            out = {k: _chw(m[k], f"{path}:{k}", True) for k in ("gt", "lms", "ms", "pan")
+                   if k in m}
+            return out, _mat_scale(m), np.asarray(m["ms"]).dtype
+        raise ValueError(f"{path}: expected variables I_PAN and I_MS/I_MS_LR (or pan/ms), got "
+                         f"{sorted(m)}")
+    pan = _chw(m["I_PAN"], f"{path}:I_PAN", True)
+    out: dict[str, np.ndarray] = {"pan": pan}
+    if "I_MS_LR" in m:
+        out["ms"] = _chw(m["I_MS_LR"], f"{path}:I_MS_LR", True)
+        if "I_MS" in m:
+            out["lms"] = _chw(m["I_MS"], f"{path}:I_MS", True)
+    elif "I_MS" in m:
+        ms = _chw(m["I_MS"], f"{path}:I_MS", True)
+        out["lms" if ms.shape[-2:] == pan.shape[-2:] else "ms"] = ms
+    else:
+        raise ValueError(f"{path}: has I_PAN but neither I_MS_LR nor I_MS")
+    if "ms" not in out:
+        raise ValueError(f"{path}: I_MS is at PAN size and I_MS_LR is missing (the "
+                         "low-resolution MS is needed)")
+    if "I_GT" in m:
+        out["gt"] = _chw(m["I_GT"], f"{path}:I_GT", True)
+    return out, _mat_scale(m), np.asarray(m.get("I_MS_LR", m.get("I_MS"))).dtype
+
+
+def _mat_scale(m: dict[str, Any]) -> float | None:
+    for key in ("scale", "max_value"):
+        if key in m:
+            return float(np.asarray(m[key]).ravel()[0])
+    return None
+
+
+def _read_single(path: Path, role: str) -> tuple[np.ndarray, dict | None]:
+    """One image of a pair, channels first; GeoTIFF tags returned for the PAN."""
+    suffix = path.suffix.lower()
+    if suffix in _TIF:
+        tifffile = _need("tifffile")
+        with tifffile.TiffFile(path) as t:
+            a = t.asarray()
+            page = t.pages[0]
+            geo = {tag.code: (tag.dtype, tag.count, tag.value) for tag in page.tags.values()
+                   if tag.code in (33550, 33922, 34264, 34735, 34736, 34737)}
+            planar = page.planarconfig
+        if a.ndim == 3:
+            # PLANARCONFIG 2 (separate) reads as (C, H, W); contiguous as (H, W, C).
+            a = a if int(planar) == 2 else np.moveaxis(a, -1, 0)
+        return _chw(a, str(path), False), (geo or None)
+    if suffix == ".mat":
+        m = _loadmat(path)
+        arrays = [v for v in m.values() if isinstance(v, np.ndarray) and v.ndim in (2, 3)
+                  and v.size > 1]
+        if len(arrays) != 1:
+            raise ValueError(f"{path}: expected exactly one image variable for the {role}, got "
+                             f"{sorted(m)}")
+        return _chw(arrays[0], str(path), True), None
+    raise ValueError(f"{path}: unsupported {role} file type {suffix!r} (expected .tif or .mat)")
+
+
+def _pair_sample(pan_path: Path, ms_path: Path) -> tuple[dict[str, np.ndarray], np.dtype, Any]:
+    for p in (pan_path, ms_path):
+        if not p.is_file():
+            raise FileNotFoundError(f"{p}: no such file")
+    pan, geo = _read_single(pan_path, "PAN")
+    ms, _ = _read_single(ms_path, "MS")
+    if pan.shape[0] != 1:
+        raise ValueError(f"{pan_path}: the PAN image must have one band, got {pan.shape}")
+    return {"pan": pan, "ms": ms}, ms.dtype, geo
+
+
+def _find_pairs(folder: Path) -> list[tuple[Path, Path]]:
+    files = [p for p in folder.iterdir() if p.suffix.lower() in (*_TIF, ".mat")]
+    pairs = []
+    for p in sorted(files, key=lambda q: _natural(q.name)):
+        stem = p.stem
+        if "pan" not in stem.lower():
+            continue
+        i = stem.lower().rfind("pan")
+        partner = stem[:i] + "ms" + stem[i + 3:]
+        match = [q for q in files if q.stem == partner and q.suffix.lower() == p.suffix.lower()]
+        if match:
+            pairs.append((p, match[0]))
+    if not pairs:
+        raise ValueError(f"{folder}: no PAN + MS pairs (expected pan.tif + ms.tif or files "
+                         "like K_pan.mat + K_ms.mat)")
+    return pairs
+
+
+class PanCollection(Dataset):
+    """Pan-sharpening samples (see the module docstring for the layouts).
+
+    Args:
+        path: an ``.h5``/``.mat`` file, a ``(pan, ms)`` pair of files, or a folder of pairs.
+        scale: divide digital numbers by this (``None``: from the file, else inferred).
+        dtype: dtype of the returned tensors (float32 by default; metrics use float64).
+
+    Attributes:
+        scale, scale_source: the divisor and how it was chosen.
+        ratio: PAN-to-MS resolution ratio (from the shapes).
+        bands: number of MS bands. ``reduced``: True when samples carry ``gt``.
+        geo: GeoTIFF georeferencing tags of the PAN (pairs of GeoTIFFs only), else None.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist. ValueError: unknown layout, missing
+        variables or datasets, inconsistent shapes (the message names the file).
+    """
+
+    def __init__(self, path: str | Path | Sequence[str | Path], scale: float | None = None,
+                 *, dtype: torch.dtype = torch.float32) -> None:
+        self.geo = None
+        if isinstance(path, (tuple, list)):
+            if len(path) != 2:
+                raise ValueError(f"path: a pair is (pan_file, ms_file), got {len(path)} items")
+            sample, dt, self.geo = _pair_sample(Path(path[0]), Path(path[1]))
+            self.source: _Source = _MemorySource([sample], dt)
+            self.path = Path(path[0])
+        else:
+            p = Path(path)
+            self.path = p
+            if not p.exists():
+                raise FileNotFoundError(f"path: {p} does not exist")
+            if p.is_dir():
+                if (p / "pan.tif").is_file() and (p / "ms.tif").is_file():
+                    pairs = [(p / "pan.tif", p / "ms.tif")]
+                else:
+                    pairs = _find_pairs(p)
+                samples, dt = [], None
+                for a, b in pairs:
+                    s, dt, geo = _pair_sample(a, b)
+                    samples.append(s)
+                    self.geo = self.geo or geo
+                self.source = _MemorySource(samples, dt)
+            elif p.suffix.lower() in _H5:
+                self.source = _H5Source(p)
+            elif p.suffix.lower() == ".mat":
+                s, attr, dt = _mat_sample(p)
+                self.source = _MemorySource([s], dt, attr)
+            else:
+                raise ValueError(f"path: {p} is not a PanCollection file (.h5, .mat), a pair "
+                                 "or a folder of pairs")
+        if len(self.source) == 0:
+            raise ValueError(f"path: {self.path} holds no samples")
+        first = self.source.read(0)
+        self.bands = int(first["ms"].shape[0])
+        h, w = first["pan"].shape[-2:]
+        mh, mw = first["ms"].shape[-2:]
+        if h % mh or w % mw or h // mh != w // mw:
+            raise ValueError(f"{self.path}: PAN {h}x{w} is not an integer multiple of MS "
+                             f"{mh}x{mw}")
+        self.ratio = h // mh
+        self.reduced = "gt" in first
+        self.dtype = dtype
+        if scale is not None:
+            if not float(scale) > 0:
+                raise ValueError(f"scale: expected a positive number, got {scale}")
+            self.scale, self.scale_source = float(scale), "argument"
+        elif self.source.attr_scale is not None:
+            self.scale, self.scale_source = self.source.attr_scale, "file attribute"
+        else:
+            self.scale = infer_scale(self.source.max_ms(), self.source.dtype)
+            self.scale_source = "inferred from the data's range"
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def raw(self, index: int) -> dict[str, np.ndarray]:
+        """Sample ``index`` as float64 numpy arrays in digital numbers (no scaling)."""
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"index {index} out of range for {len(self)} samples")
+        s = self.source.read(index % len(self))
+        for k in ("pan", "ms", "lms", "gt"):
+            if k in s and k != "ms" and s[k].shape[-2:] != s["pan"].shape[-2:]:
+                raise ValueError(f"{self.path}: sample {index}: {k} {s[k].shape} does not match "
+                                 f"pan {s['pan'].shape}")
+        return s
+
+    def __getitem__(self, index: int) -> dict[str, Tensor]:
+        s = self.raw(index)
+        out = {k: torch.from_numpy(v / self.scale).to(self.dtype) for k, v in s.items()}
+        if "lms" not in out:
+            from hyperleaf.pansharpen.filters import interp23, interpolate
+
+            ms64 = torch.from_numpy(s["ms"] / self.scale)
+            up = interp23(ms64, self.ratio) if self.ratio & (self.ratio - 1) == 0 else \
+                interpolate(ms64, self.ratio, "bicubic")
+            out["lms"] = up.to(self.dtype)
+        return out
+
+    def __repr__(self) -> str:
+        kind = "reduced resolution (gt)" if self.reduced else "full resolution"
+        return (f"PanCollection({str(self.path)!r}: {len(self)} samples, {self.bands} bands, "
+                f"ratio {self.ratio}, {kind}, scale {self.scale:g} [{self.scale_source}])")

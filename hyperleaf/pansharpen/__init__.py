@@ -1,0 +1,26 @@
+"""Pan-sharpening: sensors' MTFs, Wald's protocol, interpolation and classical baselines.
+
+* :mod:`~hyperleaf.pansharpen.sensors` -- published MTF gains per sensor;
+* :mod:`~hyperleaf.pansharpen.filters` -- MTF Gaussians, decimation, 23-tap and bicubic
+  interpolation;
+* :mod:`~hyperleaf.pansharpen.wald` -- :func:`degrade` and :func:`reduced_resolution`.
+
+Quality indices live in :mod:`hyperleaf.metrics.pansharpening`, the data reader in
+:class:`hyperleaf.data.PanCollection`. See ``docs/pansharpening.md``.
+"""
+
+from hyperleaf.pansharpen.filters import (
+    bicubic,
+    decimate,
+    interp23,
+    interpolate,
+    mtf_filter,
+    mtf_kernel,
+    mtf_sigma,
+)
+from hyperleaf.pansharpen.sensors import SENSORS, Sensor, custom_sensor, get_sensor
+from hyperleaf.pansharpen.wald import degrade, reduced_resolution
+
+__all__ = ["SENSORS", "Sensor", "bicubic", "custom_sensor", "decimate", "degrade", "get_sensor",
+           "interp23", "interpolate", "mtf_filter", "mtf_kernel", "mtf_sigma",
+           "reduced_resolution"]
