@@ -16,6 +16,7 @@ import importlib
 _WHERE = {
     "hdgfb_from_reference": "hyperleaf.compat.hdgfb",
     "ship_from_official": "hyperleaf.compat.ship",
+    "ShipCheckpointError": "hyperleaf.compat.ship",
 }
 
 __all__ = sorted(_WHERE)

@@ -13,41 +13,56 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import Tensor
 
+from hyperleaf.atomic import UnreadableFileError, safe_torch_load
 from hyperleaf.models.ship import SHIP
 
-__all__ = ["load_official_state_dict", "ship_from_official"]
+__all__ = ["load_official_state_dict", "ship_from_official", "ShipCheckpointError"]
 
 log = logging.getLogger(__name__)
+
+_WHAT = "SHIP weights (a PyTorch file holding {'params': {name: tensor}})"
+
+
+class ShipCheckpointError(ValueError):
+    """A SHIP weights file is missing, damaged, refused as unsafe, or holds something else; the
+    message names the file and what was expected."""
 
 
 def load_official_state_dict(path_or_state_dict: str | os.PathLike | Mapping[str, Any]
                              ) -> dict[str, Tensor]:
     """The ``params`` dict of the authors' checkpoint (a path or an already loaded dict).
 
-    Files are read with ``torch.load(path, map_location="cpu", weights_only=True)``. A dict
-    with a ``params`` key is unwrapped; a plain name -> tensor dict is used as is.
+    Files are read with :func:`hyperleaf.atomic.safe_torch_load` (``weights_only=True``: only
+    tensors and plain values are rebuilt, so a malicious pickle runs nothing and is refused with
+    :class:`ShipCheckpointError`). A dict with a ``params`` key is unwrapped; a plain
+    name -> tensor dict is used as is.
     """
     obj: Any = path_or_state_dict
+    source = "path_or_state_dict"
     if isinstance(obj, (str, os.PathLike)):
         p = Path(obj)
-        if not p.is_file():
-            raise FileNotFoundError(f"SHIP weights not found: {p}")
+        source = str(p)
         try:
-            obj = torch.load(p, map_location="cpu", weights_only=True)
-        except Exception as exc:  # pickle/zip errors come in many types
-            raise ValueError(f"cannot load SHIP weights from {p}: {exc}") from exc
+            obj = safe_torch_load(p, what=_WHAT)
+        except FileNotFoundError:
+            raise FileNotFoundError(f"SHIP weights not found: {p}") from None
+        except UnreadableFileError as exc:
+            raise ShipCheckpointError(str(exc)) from exc
+        if not isinstance(obj, Mapping):
+            raise ShipCheckpointError(f"{p}: expected {_WHAT}, got a {type(obj).__name__}")
     if not isinstance(obj, Mapping):
         raise TypeError(f"path_or_state_dict: expected a path or a dict, got {type(obj).__name__}")
     if "params" in obj:
         obj = obj["params"]
         if not isinstance(obj, Mapping):
-            raise TypeError("checkpoint['params']: expected a dict of tensors")
+            raise ShipCheckpointError(f"{source}: 'params' holds a {type(obj).__name__}, "
+                                      "expected a dict of tensors")
     bad = [k for k, v in obj.items() if not isinstance(v, Tensor)]
     if bad:
-        raise TypeError(f"checkpoint: entries that are not tensors: {bad[:5]}")
+        raise ShipCheckpointError(f"{source}: entries that are not tensors: {bad[:5]} "
+                                  f"(expected {_WHAT})")
     return dict(obj)
 
 

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from hyperleaf.atomic import atomic_write_jsonl, atomic_write_text
+from hyperleaf.atomic import atomic_write_jsonl, atomic_write_path, atomic_write_text
 from hyperleaf.train import distributed as hd
 from hyperleaf.train.checkpoint import (
     latest_checkpoint,
@@ -458,10 +458,9 @@ class Trainer:
         from safetensors.torch import save_model
 
         # safetensors writes to a path: write beside the target, then rename over it.
-        tmp = self.out / ".model.safetensors.tmp"
-        save_model(self.objective, str(tmp), metadata={"format": "hyperleaf-train/1",
-                                                       "task": self.cfg.task})
-        os.replace(tmp, self.out / "model.safetensors")
+        with atomic_write_path(self.out / "model.safetensors") as tmp:
+            save_model(self.objective, str(tmp), metadata={"format": "hyperleaf-train/1",
+                                                           "task": self.cfg.task})
         if self.cfg.task == "fuse" and self.cfg.leaf:
             from hyperleaf.train.leafplot import plot_run_objective
 
