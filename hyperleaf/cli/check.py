@@ -7,11 +7,14 @@ import sys
 import time
 
 DEFAULT_DOC = "docs/paper-vs-geometry.md"
+# The choices of hyperleaf.check, repeated here so that building the parser (every `hyperleaf
+# ... --help`) does not import torch; tests/test_cli_startup.py checks that they agree.
+DTYPE_NAMES = ("bfloat16", "float32", "float64")
+CURVATURES = (0.1, 0.2, 0.5, 1.0, 2.0)
+REGIMES = ("tiny", "interior", "near boundary", "beyond")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from hyperleaf.check import CURVATURES, DTYPES, REGIMES
-
     p = sub.add_parser(
         "check",
         help="numerical-consistency suite: geometry vs closed forms and geoopt, paper vs NumPy",
@@ -19,7 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "mpmath) and geoopt, hyperleaf.paper with an independent NumPy transcription, and the "
         "paper's formulas with true geometry. Exit status 1 on any unexpected failure.",
     )
-    p.add_argument("--dtype", action="append", choices=sorted(DTYPES),
+    p.add_argument("--dtype", action="append", choices=DTYPE_NAMES,
                    help="dtypes to check (repeatable; default: all)")
     p.add_argument("--c", action="append", type=float, dest="curvatures",
                    help=f"curvatures (repeatable; default: {', '.join(map(str, CURVATURES))})")
