@@ -234,8 +234,8 @@ def expmap0(x: Tensor, c: Curvature, dim: int = 1) -> Tensor:
         True
     """
     x, out = _as_input(x, "x")
-    dim = _check_dim(dim, x.dim())
     sc = curvature(c, x).sqrt()
+    dim = _check_dim(dim, x.dim())
     z = sc * _norm(x, dim).clamp_min(MIN_NORM)
     return (x * (torch.tanh(z.clamp_max(TANH_CLAMP)) / z)).to(out)
 
@@ -252,8 +252,8 @@ def logmap0(y: Tensor, c: Curvature, dim: int = 1) -> Tensor:
         >>> v = logmap0(y, c=1.0)          # (4, 32)
     """
     y, out = _as_input(y, "y")
-    dim = _check_dim(dim, y.dim())
     sc = curvature(c, y).sqrt()
+    dim = _check_dim(dim, y.dim())
     z = sc * _norm(y, dim).clamp_min(MIN_NORM)
     return (y * (torch.atanh(z.clamp_max(ARTANH_CLAMP)) / z)).to(out)
 
@@ -268,8 +268,8 @@ def dist0(x: Tensor, c: Curvature, dim: int = 1, keepdim: bool = False) -> Tenso
         >>> d = dist0(expmap0(torch.randn(2, 8, 4, 4), c=0.2), c=0.2)   # (2, 4, 4)
     """
     x, out = _as_input(x, "x")
-    dim = _check_dim(dim, x.dim())
     sc = curvature(c, x).sqrt()
+    dim = _check_dim(dim, x.dim())
     n = _norm(x, dim, keepdim)
     return (2.0 * torch.atanh((sc * n).clamp_max(ARTANH_CLAMP)) / sc).to(out)
 
@@ -289,8 +289,8 @@ def dist(x: Tensor, y: Tensor, c: Curvature, dim: int = 1, keepdim: bool = False
         >>> d = dist(x, y, c=1.0)           # (3,), d(x, x) == 0
     """
     x, y, out = _as_pair(x, y)
-    dim = _check_dim(dim, max(x.dim(), y.dim()))
     k = curvature(c, x)
+    dim = _check_dim(dim, max(x.dim(), y.dim()))
     sc = k.sqrt()
     x2 = _sqnorm(x, dim)
     y2 = _sqnorm(y, dim)
@@ -322,8 +322,8 @@ def mobius_add(x: Tensor, y: Tensor, c: Curvature, dim: int = 1) -> Tensor:
         True
     """
     x, y, out = _as_pair(x, y)
-    dim = _check_dim(dim, max(x.dim(), y.dim()))
     k = curvature(c, x)
+    dim = _check_dim(dim, max(x.dim(), y.dim()))
     a = 1 - k * _sqnorm(x, dim)
     b = 1 - k * _sqnorm(y, dim)
     s = x + y
@@ -343,8 +343,8 @@ def project(x: Tensor, c: Curvature, dim: int = 1) -> Tensor:
         >>> p = project(torch.full((2, 4), 10.0), c=1.0)    # norms (1 - 4e-3) along dim 1
     """
     x, out = _as_input(x, "x")
-    dim = _check_dim(dim, x.dim())
     maxnorm = (1 - project_eps(x.dtype)) / curvature(c, x).sqrt()
+    dim = _check_dim(dim, x.dim())
     n = _norm(x, dim).clamp_min(MIN_NORM)
     return torch.where(n > maxnorm, x * (maxnorm / n), x).to(out)
 
@@ -360,7 +360,6 @@ def clip_features(x: Tensor, r: float | Tensor, dim: int = 1) -> Tensor:
         >>> v = clip_features(torch.randn(8, 64) * 10, r=2.0)   # every row has norm <= 2
     """
     x, out = _as_input(x, "x")
-    dim = _check_dim(dim, x.dim())
     if isinstance(r, Tensor):
         if r.dim() != 0 or not r.is_floating_point():
             raise TypeError(f"r must be a positive float or 0-d floating tensor, got {r.dtype} "
@@ -369,6 +368,7 @@ def clip_features(x: Tensor, r: float | Tensor, dim: int = 1) -> Tensor:
             _check_positive_scalar(float(r), "r")
     else:
         _check_positive_scalar(r, "r")
+    dim = _check_dim(dim, x.dim())
     n = _norm(x, dim).clamp_min(MIN_NORM)
     return (x * (r / n).clamp_max(1.0)).to(out)
 

@@ -367,6 +367,11 @@ def test_float64_curvature_not_rounded_through_float32():
     (lambda: G.clip_features(torch.ones(2, 3), 0.0), ValueError, "r must be finite and > 0"),
     (lambda: G.clip_features(torch.ones(2, 3), -1.0), ValueError, "r must be"),
     (lambda: G.ball(0.0), ValueError, "c must be finite and > 0"),
+    # the curvature is checked before the axis (issue 9: a 1-D x with c=0 blamed dim)
+    (lambda: G.expmap0(torch.ones(3), c=0), ValueError, "c must be finite and > 0, got 0"),
+    (lambda: G.dist(torch.ones(3), torch.ones(3), c=-1.0), ValueError, "c must be finite"),
+    (lambda: G.project(torch.ones(3), c=0.0), ValueError, "c must be finite"),
+    (lambda: G.clip_features(torch.ones(3), 0.0), ValueError, "r must be finite and > 0"),
 ])
 def test_bad_input_raises_clear_errors(call, exc, words):
     with pytest.raises(exc, match=words):

@@ -507,6 +507,11 @@ def test_bad_input_errors():
         block(x, x, x, x)
     with pytest.raises(ValueError, match="channels=4"):
         block(torch.randn(2, 5, 3, 3), torch.randn(2, 5, 3, 3), torch.randn(2, 5, 3, 3))
+    # an unbatched (C, H, W) map: the message names the expected layout (issue 9)
+    u = torch.randn(4, 6, 6)
+    with pytest.raises(ValueError, match=r"\(B, C, \*spatial\).*got shape \(4, 6, 6\).*"
+                                         r"unbatched"):
+        HDGFB(4, hidden=8)(u, u, u)
     with pytest.raises(ValueError, match=r"features\[1\] has shape"):
         block(x, x, torch.randn(2, 4, 3, 2))
     with pytest.raises(ValueError, match="1 to 3 spatial dims"):

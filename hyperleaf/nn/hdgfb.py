@@ -623,8 +623,12 @@ class HDGFB(nn.Module):
             raise ValueError(f"fused must be (B, C, *spatial) with 1 to 3 spatial dims, got shape "
                              f"{tuple(fused.shape)}")
         if fused.shape[1] != self.channels:
-            raise ValueError(f"fused has {fused.shape[1]} channels (dim 1) but the block was built "
-                             f"with channels={self.channels}")
+            # Name the expected layout: an unbatched (C, *spatial) map passes the rank check
+            # with its first spatial size read as the channels.
+            hint = ("; an unbatched (C, *spatial) map? add the batch dimension "
+                    "(x.unsqueeze(0))" if fused.shape[0] == self.channels else "")
+            raise ValueError(f"fused must be (B, C, *spatial) with C = channels={self.channels} "
+                             f"at dim 1, got shape {tuple(fused.shape)}{hint}")
         for i, f in enumerate(features):
             if f.shape != fused.shape:
                 raise ValueError(f"features[{i}] has shape {tuple(f.shape)}, expected the shape of "
