@@ -3,12 +3,14 @@
 * :mod:`~hyperleaf.pansharpen.sensors` -- published MTF gains per sensor;
 * :mod:`~hyperleaf.pansharpen.filters` -- MTF Gaussians, decimation, 23-tap and bicubic
   interpolation;
+* :mod:`~hyperleaf.pansharpen.baselines` -- :func:`fuse` with the classical :data:`METHODS`;
 * :mod:`~hyperleaf.pansharpen.wald` -- :func:`degrade` and :func:`reduced_resolution`.
 
 Quality indices live in :mod:`hyperleaf.metrics.pansharpening`, the data reader in
 :class:`hyperleaf.data.PanCollection`. See ``docs/pansharpening.md``.
 """
 
+from hyperleaf.pansharpen.baselines import METHODS, fuse
 from hyperleaf.pansharpen.filters import (
     bicubic,
     decimate,
@@ -21,6 +23,6 @@ from hyperleaf.pansharpen.filters import (
 from hyperleaf.pansharpen.sensors import SENSORS, Sensor, custom_sensor, get_sensor
 from hyperleaf.pansharpen.wald import degrade, reduced_resolution
 
-__all__ = ["SENSORS", "Sensor", "bicubic", "custom_sensor", "decimate", "degrade", "get_sensor",
+__all__ = ["METHODS", "SENSORS", "fuse", "Sensor", "bicubic", "custom_sensor", "decimate", "degrade", "get_sensor",
            "interp23", "interpolate", "mtf_filter", "mtf_kernel", "mtf_sigma",
            "reduced_resolution"]

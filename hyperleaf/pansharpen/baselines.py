@@ -1,0 +1,175 @@
+r"""Classical pan-sharpening baselines on one API, as in Vivone et al.'s toolbox.
+
+Every method is ``method(pan, lms, ms, ratio, sensor) -> fused`` with ``pan`` (N, 1, H, W),
+``lms`` the MS interpolated to the PAN grid (N, C, H, W), ``ms`` the original MS
+(N, C, H/r, W/r); statistics (means, standard deviations, regressions) are per image. Call them
+through :func:`fuse`. ``equalise(p, t)`` below is ``(p - mean p) std(t) / std(p) + mean t``
+(histogram matching of the first two moments, per image).
+
+* ``EXP``: ``lms`` itself (the interpolated MS; no PAN).
+* ``Brovey``: ``lms * equalise(pan, I) / I`` with ``I`` the band mean of ``lms``.
+* ``IHS``: ``lms + (equalise(pan, I) - I)`` (generalised IHS, ``I`` the band mean).
+* ``PCA``: principal components of ``lms`` (band covariance), the first one (sign chosen to
+  correlate positively with the PAN) replaced by ``equalise(pan, PC1)``, transformed back.
+* ``GS``: Gram-Schmidt in its injection form (Aiazzi et al. 2007): ``I`` the band mean,
+  ``lms_b + g_b (equalise(pan, I) - I)`` with ``g_b = cov(lms_b, I) / var(I)``.
+* ``GSA``: GS with an adaptive ``I = sum_b w_b lms_b + w_0``, the weights regressing the
+  PAN, MTF-filtered and decimated to the MS grid, on the original MS bands (least squares).
+* ``MTF-GLP``: ``lms_b + g_b (P_b - L_b)`` with ``P_b = equalise(pan, lms_b)``, ``L_b`` its
+  low-pass through band b's MTF Gaussian, decimation and 23-tap interpolation (the generalised
+  Laplacian pyramid), ``g_b = cov(lms_b, L_b) / var(L_b)`` (regression gains).
+* ``MTF-GLP-HPM``: ``lms_b * P_b / L_b`` (high-pass modulation).
+
+Example::
+
+    >>> import torch
+    >>> pan, ms = torch.rand(1, 1, 32, 32) + 0.1, torch.rand(1, 4, 8, 8) + 0.1
+    >>> from hyperleaf.pansharpen.filters import interp23
+    >>> fuse("GSA", pan, interp23(ms, 4), ms, ratio=4, sensor="QB").shape
+    torch.Size([1, 4, 32, 32])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+from hyperleaf.pansharpen.filters import decimate, interp23, interpolate, mtf_filter
+from hyperleaf.pansharpen.sensors import Sensor, get_sensor
+
+__all__ = ["METHODS", "fuse"]
+
+_TINY = 1e-12
+
+
+def _mean(x: Tensor) -> Tensor:
+    return x.mean((-2, -1), keepdim=True)
+
+
+def _std(x: Tensor) -> Tensor:
+    return x.std((-2, -1), keepdim=True)
+
+
+def _equalise(p: Tensor, target: Tensor) -> Tensor:
+    """``p`` shifted and scaled to ``target``'s mean and standard deviation (per band)."""
+    return (p - _mean(p)) * (_std(target) / _std(p).clamp_min(_TINY)) + _mean(target)
+
+
+def _cov(a: Tensor, b: Tensor) -> Tensor:
+    """Per-image covariance over pixels, (N, C, H, W) x (N, C', H, W) -> (N, C|C', 1, 1)."""
+    return ((a - _mean(a)) * (b - _mean(b))).mean((-2, -1), keepdim=True)
+
+
+def exp_(pan: Tensor, lms: Tensor, ms: Tensor, ratio: int, sensor: Sensor) -> Tensor:
+    return lms.clone()
+
+
+def brovey(pan: Tensor, lms: Tensor, ms: Tensor, ratio: int, sensor: Sensor) -> Tensor:
+    i = lms.mean(1, keepdim=True)
+    return lms * _equalise(pan, i) / (i + _TINY)
+
+
+def ihs(pan: Tensor, lms: Tensor, ms: Tensor, ratio: int, sensor: Sensor) -> Tensor:
+    i = lms.mean(1, keepdim=True)
+    return lms + (_equalise(pan, i) - i)
+
+
+def pca(pan: Tensor, lms: Tensor, ms: Tensor, ratio: int, sensor: Sensor) -> Tensor:
+    n, c, h, w = lms.shape
+    mu = _mean(lms)
+    x = (lms - mu).reshape(n, c, h * w)
+    cov = x @ x.transpose(1, 2) / (h * w - 1)
+    _, vecs = torch.linalg.eigh(cov)  # ascending eigenvalues
+    vecs = vecs.flip(-1)  # (N, C, C), column 0 = first principal direction
+    pcs = vecs.transpose(1, 2) @ x  # (N, C, HW)
+    p = pan.reshape(n, 1, h * w)
+    pc1 = pcs[:, :1]
+    sign = torch.where((((pc1 - pc1.mean(-1, keepdim=True)) * (p - p.mean(-1, keepdim=True)))
+                        .sum(-1, keepdim=True)) < 0, -1.0, 1.0).to(lms.dtype)
+    vecs = vecs.clone()
+    vecs[:, :, :1] = vecs[:, :, :1] * sign
+    pc1 = pc1 * sign
+    pc1_img = pc1.reshape(n, 1, h, w)
+    pcs = torch.cat([_equalise(pan, pc1_img).reshape(n, 1, h * w), pcs[:, 1:]], 1)
+    return (vecs @ pcs).reshape(n, c, h, w) + mu
+
+
+def _gs_inject(pan: Tensor, lms: Tensor, i: Tensor) -> Tensor:
+    g = _cov(lms, i) / _cov(i, i).clamp_min(_TINY)
+    return lms + g * (_equalise(pan, i) - i)
+
+
+def gs(pan: Tensor, lms: Tensor, ms: Tensor, ratio: int, sensor: Sensor) -> Tensor:
+    return _gs_inject(pan, lms, lms.mean(1, keepdim=True))
+
+
+def gsa(pan: Tensor, lms: Tensor, ms: Tensor, ratio: int, sensor: Sensor) -> Tensor:
+    n, c = ms.shape[:2]
+    pan_lr = decimate(mtf_filter(pan, sensor.pan_gain, ratio), ratio)  # (N, 1, h, w)
+    a = torch.cat([ms.reshape(n, c, -1), torch.ones_like(ms[:, :1]).reshape(n, 1, -1)], 1)
+    a = a.transpose(1, 2)  # (N, hw, C+1)
+    weights = torch.linalg.lstsq(a, pan_lr.reshape(n, -1, 1)).solution  # (N, C+1, 1)
+    i = (lms * weights[:, :c].view(n, c, 1, 1)).sum(1, keepdim=True) + weights[:, c:].view(
+        n, 1, 1, 1)
+    return _gs_inject(pan, lms, i)
+
+
+def _glp_lowpass(p: Tensor, ratio: int, sensor: Sensor) -> Tensor:
+    """Band b's copy of the (equalised) PAN through band b's MTF, decimated, re-interpolated."""
+    low = decimate(mtf_filter(p, sensor.gains_for(p.shape[1]), ratio), ratio)
+    return interp23(low, ratio) if ratio & (ratio - 1) == 0 else interpolate(low, ratio,
+                                                                             "bicubic")
+
+
+def mtf_glp(pan: Tensor, lms: Tensor, ms: Tensor, ratio: int, sensor: Sensor) -> Tensor:
+    p = _equalise(pan.expand_as(lms), lms)
+    low = _glp_lowpass(p, ratio, sensor)
+    g = _cov(lms, low) / _cov(low, low).clamp_min(_TINY)
+    return lms + g * (p - low)
+
+
+def mtf_glp_hpm(pan: Tensor, lms: Tensor, ms: Tensor, ratio: int, sensor: Sensor) -> Tensor:
+    p = _equalise(pan.expand_as(lms), lms)
+    low = _glp_lowpass(p, ratio, sensor)
+    return lms * p / (low + _TINY)
+
+
+#: Baselines by name, in the order the tables list them.
+METHODS: dict[str, Callable[..., Tensor]] = {
+    "EXP": exp_, "Brovey": brovey, "IHS": ihs, "PCA": pca, "GS": gs, "GSA": gsa,
+    "MTF-GLP": mtf_glp, "MTF-GLP-HPM": mtf_glp_hpm,
+}
+
+
+def fuse(method: str, pan: Tensor, lms: Tensor, ms: Tensor | None = None, ratio: int = 4,
+         sensor: str | Sensor | None = None) -> Tensor:
+    """Pan-sharpen with a classical ``method`` (a key of :data:`METHODS`).
+
+    ``pan`` (N, 1, H, W) or (1, H, W); ``lms`` (N, C, H, W); ``ms`` (N, C, H/ratio, W/ratio),
+    needed by GSA and the MTF-GLP methods (``None``: taken as ``decimate(lms, ratio)``, exact for
+    the 23-tap interpolation). Returns (N, C, H, W) in ``lms``' dtype.
+    """
+    if method not in METHODS:
+        raise ValueError(f"method: unknown {method!r}; expected one of {list(METHODS)}")
+    squeeze = lms.ndim == 3
+    if squeeze:
+        pan, lms = pan[None], lms[None]
+        ms = None if ms is None else ms[None]
+    for name, t in (("pan", pan), ("lms", lms)):
+        if not isinstance(t, Tensor) or t.ndim != 4 or not t.is_floating_point():
+            raise ValueError(f"{name}: expected a floating-point (N, C, H, W) tensor")
+    if pan.shape[1] != 1 or pan.shape[0] != lms.shape[0] or pan.shape[-2:] != lms.shape[-2:]:
+        raise ValueError(f"pan {tuple(pan.shape)} must be (N, 1, H, W) matching lms "
+                         f"{tuple(lms.shape)}")
+    if ms is None:
+        ms = decimate(lms, ratio)
+    if ms.shape[:2] != lms.shape[:2] or (ms.shape[-2] * ratio, ms.shape[-1] * ratio) != \
+            lms.shape[-2:]:
+        raise ValueError(f"ms {tuple(ms.shape)} must be lms {tuple(lms.shape)} shrunk by "
+                         f"ratio {ratio}")
+    s = get_sensor(sensor, bands=lms.shape[1])
+    s.gains_for(lms.shape[1])
+    out = METHODS[method](pan.to(lms.dtype), lms, ms.to(lms.dtype), ratio, s)
+    return out[0] if squeeze else out

@@ -1,0 +1,106 @@
+"""Classical baselines: identities each method must satisfy, and a synthetic scene where the
+PAN carries the MS's missing detail."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from hyperleaf.metrics import pansharpening as pm
+from hyperleaf.pansharpen import METHODS, fuse, interp23
+
+F64 = torch.float64
+
+
+def _scene(seed=0, n=1, c=4, size=64):
+    """Scenes of discs shared by all bands (band-dependent brightness, as real bands are
+    correlated) plus a little noise; the PAN is the band mean (a perfect PAN)."""
+    g = torch.Generator().manual_seed(seed)
+    y = torch.arange(size, dtype=F64).view(size, 1)
+    x = torch.arange(size, dtype=F64).view(1, size)
+    gt = []
+    for _ in range(n):
+        img = 0.2 + 0.1 * torch.rand(c, 1, 1, generator=g, dtype=F64).expand(c, size, size)
+        for _disc in range(4):
+            a, b, r = torch.rand(3, generator=g, dtype=F64)
+            disc = ((y - size * a) ** 2 + (x - size * b) ** 2 < (size * (0.1 + 0.15 * r)) ** 2)
+            img = img + 0.3 * torch.rand(c, 1, 1, generator=g, dtype=F64) * disc
+        gt.append(img + 0.01 * torch.rand(c, size, size, generator=g, dtype=F64))
+    gt = torch.stack(gt)
+    return gt, gt.mean(1, keepdim=True)
+
+
+def _inputs(seed=0, n=1):
+    """(gt, pan, ms, lms): the MS is gt through QuickBird's MTF, decimated by 4."""
+    from hyperleaf.pansharpen import decimate, mtf_filter
+
+    gt, pan = _scene(seed, n)
+    ms = decimate(mtf_filter(gt, (0.34, 0.32, 0.30, 0.22), 4), 4)
+    return gt, pan, ms, interp23(ms, 4)
+
+
+@pytest.mark.parametrize("method", list(METHODS))
+def test_every_method_shape_dtype_batch(method):
+    gt, pan, ms, lms = _inputs(n=2)
+    out = fuse(method, pan, lms, ms, 4, "QB")
+    assert out.shape == lms.shape and out.dtype == F64 and torch.isfinite(out).all()
+    one = fuse(method, pan[1:], lms[1:], ms[1:], 4, "QB")
+    torch.testing.assert_close(out[1:], one, rtol=1e-10, atol=1e-12)  # per-image statistics
+    unbatched = fuse(method, pan[0], lms[0], ms[0], 4, "QB")
+    torch.testing.assert_close(unbatched, out[0], rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("method", [m for m in METHODS if m != "EXP"])
+def test_every_method_beats_exp_when_the_pan_holds_the_detail(method):
+    gt, pan, ms, lms = _inputs(seed=3)
+    exp = pm.ergas(gt, lms, 4)
+    assert pm.ergas(gt, fuse(method, pan, lms, ms, 4, "QB"), 4) < exp
+
+
+def test_exp_is_the_interpolated_ms():
+    _, pan, ms, lms = _inputs()
+    assert torch.equal(fuse("EXP", pan, lms, ms, 4, "QB"), lms)
+
+
+def test_brovey_keeps_spectral_angles_and_ihs_keeps_band_differences():
+    _, pan, ms, lms = _inputs(seed=1)
+    assert pm.sam(lms, fuse("Brovey", pan, lms, ms, 4, "QB")) == pytest.approx(0, abs=1e-5)
+    ihs = fuse("IHS", pan, lms, ms, 4, "QB")
+    torch.testing.assert_close(ihs[:, 1:] - ihs[:, :1], lms[:, 1:] - lms[:, :1])
+
+
+@pytest.mark.parametrize("method", ["Brovey", "IHS", "GS"])
+def test_a_pan_equal_to_the_intensity_changes_nothing(method):
+    _, _, ms, lms = _inputs(seed=2)
+    intensity = lms.mean(1, keepdim=True)
+    torch.testing.assert_close(fuse(method, intensity, lms, ms, 4, "QB"), lms, rtol=1e-10,
+                               atol=1e-12)
+
+
+def test_pca_with_its_own_first_component_changes_nothing():
+    _, _, ms, lms = _inputs(seed=4)
+    n, c, h, w = lms.shape
+    x = (lms - lms.mean((-2, -1), keepdim=True)).reshape(c, h * w)
+    _, vecs = torch.linalg.eigh(x @ x.T)
+    pc1 = (vecs[:, -1] @ x).reshape(1, 1, h, w)
+    torch.testing.assert_close(fuse("PCA", 3 * pc1 + 7, lms, ms, 4, "QB"), lms, rtol=1e-9,
+                               atol=1e-10)
+
+
+@pytest.mark.parametrize("method", ["MTF-GLP", "MTF-GLP-HPM"])
+def test_glp_methods_inject_nothing_from_a_flat_pan(method):
+    _, pan, ms, lms = _inputs(seed=5)
+    flat = torch.full_like(pan, 0.5)
+    torch.testing.assert_close(fuse(method, flat, lms, ms, 4, "QB"), lms, rtol=1e-9, atol=1e-9)
+
+
+def test_fuse_errors():
+    _, pan, ms, lms = _inputs()
+    with pytest.raises(ValueError, match="method: unknown 'SFIM'"):
+        fuse("SFIM", pan, lms, ms)
+    with pytest.raises(ValueError, match="pan .* must be \\(N, 1, H, W\\)"):
+        fuse("IHS", lms, lms, ms)
+    with pytest.raises(ValueError, match="shrunk by ratio 2"):
+        fuse("GSA", pan, lms, ms, 2, "QB")
+    with pytest.raises(ValueError, match="has 4 MS bands, the image has 4|8"):
+        fuse("GSA", pan, lms, ms, 4, "WV3")
