@@ -6,6 +6,7 @@ loaders and the command line share it.
 
 * :func:`read_gray`, :func:`read_image` -- decode a file (8-bit or 16-bit, grey, palette or
   colour) to float32 in ``[0, 1]``; errors name the file.
+* :func:`read_gray_levels` -- for measuring: 8-bit grey files as their exact ``uint8`` levels.
 * :func:`rgb_to_ycrcb`, :func:`ycrcb_to_rgb` -- the conversion the SHIP authors use for colour
   visible images (``Y = 0.299 R + 0.587 G + 0.114 B``, ``Cr = 0.713 (R - Y) + 0.5``,
   ``Cb = 0.564 (B - Y) + 0.5`` and back with 1.403 / 0.714 / 0.344 / 1.773).
@@ -45,6 +46,7 @@ __all__ = [
     "is_image_file",
     "list_images",
     "read_gray",
+    "read_gray_levels",
     "read_image",
     "rgb_to_ycrcb",
     "to_uint8",
@@ -147,6 +149,41 @@ def read_gray(path: PathLike) -> np.ndarray:
     if a.ndim == 3:
         a = rgb_to_ycrcb(a)[..., 0]
     return np.ascontiguousarray(a, dtype=np.float32)
+
+
+def read_gray_levels(path: PathLike) -> np.ndarray:
+    """Read an image for measuring: exact 8-bit grey levels where the file has them.
+
+    Returns ``(H, W)`` ``uint8`` for 8-bit grey files (``L``, 1-bit, ``LA``, grey palettes):
+    the stored integers, with no float round trip, so that metrics computed on them equal the
+    metrics of the same ``uint8`` array. Other files give float64 in ``[0, 1]``: colour files
+    their luminance ``Y = 0.299 R + 0.587 G + 0.114 B`` computed in float64 from the 8-bit RGB
+    values, 16-bit files ``value / 65535``.
+
+    Example::
+
+        >>> levels = read_gray_levels("IR1.png")   # doctest: +SKIP
+        >>> levels.dtype                            # doctest: +SKIP
+        dtype('uint8')
+    """
+    im = _decode(path)
+    mode = im.mode
+    if mode in ("1", "L"):
+        return np.asarray(im.convert("L"), dtype=np.uint8).copy()
+    if mode == "LA":
+        return np.asarray(im.getchannel("L"), dtype=np.uint8).copy()
+    if mode == "P":
+        rgb = np.asarray(im.convert("RGB"), dtype=np.uint8)
+        if np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 1], rgb[..., 2]):
+            return rgb[..., 0].copy()  # a grey palette: its levels are the image
+    a = _to_float(im, path)
+    if a.ndim == 2:  # 16-bit grey (float32 from _to_float): redo in float64
+        if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+            return np.clip(np.asarray(im, dtype=np.float64) / 65535.0, 0.0, 1.0)
+        return a.astype(np.float64)
+    rgb = np.asarray(im.convert("RGB"), dtype=np.float64)
+    y = 0.299 * rgb[..., 0] + 0.587 * rgb[..., 1] + 0.114 * rgb[..., 2]
+    return np.clip(y / 255.0, 0.0, 1.0)
 
 
 def image_size(path: PathLike) -> tuple[int, int]:

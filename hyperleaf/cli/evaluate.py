@@ -2,12 +2,15 @@
 
     hyperleaf evaluate --fused OUT --ir IR_DIR --vis VIS_DIR
     hyperleaf evaluate --fused OUT --data TNO_DIR --markdown table.md
+    hyperleaf evaluate --fused OUT --data TNO_DIR --convention mmif --metrics all --workers 4
 
 Each pair found in IR/VIS (or ``--data``, same rules as ``hyperleaf fuse``) needs a fused image
-named after the pair (``OUT/<name>.png``, as ``hyperleaf fuse`` writes). Prints a per-image
-table with the mean, and writes it as CSV and JSON (default ``OUT/metrics.csv`` and
-``OUT/metrics.json``; ``--markdown`` also writes a Markdown table), each atomically. Colour
-fused/visible images are evaluated on their luminance Y.
+named after the pair (``OUT/<name>.png``, as ``hyperleaf fuse`` writes). 8-bit grey images are
+measured on their exact integer levels; colour fused/visible images on their luminance Y.
+Prints a per-image table with the mean (arrows: higher or lower is better), and writes it as
+CSV and JSON (default ``OUT/metrics.csv`` and ``OUT/metrics.json``; ``--markdown`` also writes
+a Markdown table), each atomically and each naming the convention. docs/metrics.md defines
+every metric and both conventions.
 """
 
 from __future__ import annotations
@@ -20,9 +23,19 @@ import sys
 from pathlib import Path
 
 
+def __getattr__(name: str):
+    # The former CLI-level helpers, now in hyperleaf.metrics.folder; imported on first use so
+    # that building the argument parser stays free of NumPy/SciPy.
+    if name in ("evaluate_folder", "mean_row"):
+        from hyperleaf.metrics import folder
+
+        return getattr(folder, name)
+    raise AttributeError(name)
+
+
 def register(subparsers) -> None:
     p = subparsers.add_parser(
-        "evaluate", help="fusion metrics (EN, SD, SF, AG, MI, SCD, VIF, Qabf, SSIM, PSNR)",
+        "evaluate", help="fusion metrics (EN, SD, SF, AG, MI, SCD, VIF, Qabf, SSIM, PSNR, ...)",
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--fused", required=True, help="folder of fused images (<name>.png)")
     p.add_argument("--ir", help="infrared image folder")
@@ -32,44 +45,27 @@ def register(subparsers) -> None:
     p.add_argument("--json", help="JSON output (default FUSED/metrics.json)")
     p.add_argument("--markdown", help="also write a Markdown table here")
     p.add_argument("--metrics", default=None,
-                   help="comma-separated subset, e.g. EN,SD,Qabf (default: all)")
+                   help="comma-separated names, case-insensitive, e.g. en,sd,Qabf; 'all' for "
+                        "every metric (default: the ten standard ones plus CC, SCC, EI, Nabf, "
+                        "MS-SSIM, Q_CB, Q_CV, CE; FMI only when named)")
+    p.add_argument("--convention", choices=("standard", "mmif"), default="standard",
+                   help="standard: published definitions; mmif: the MMIF-CDDFuse Evaluator's "
+                        "numbers (MI in nats, its SSIM, PSNR peak max(F), its Qabf) "
+                        "(default: %(default)s)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="pairs computed in parallel processes (default: %(default)s)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
 
-def _fused_file(folder: Path, name: str) -> Path:
-    from hyperleaf.io import IMAGE_EXTENSIONS, ImageError
+def markdown_table(rows: list[dict], metrics, convention: str = "standard") -> str:
+    """A Markdown table of ``rows`` plus their mean (4 decimals), arrows giving direction."""
+    from hyperleaf.metrics.folder import mean_row
+    from hyperleaf.metrics.registry import get
 
-    for ext in IMAGE_EXTENSIONS:
-        for cand in (folder / f"{name}{ext}", folder / f"{name}{ext.upper()}"):
-            if cand.is_file():
-                return cand
-    raise ImageError(f"no fused image for pair {name!r}: expected {folder / (name + '.png')}")
-
-
-def evaluate_folder(fused_dir, pairs, metrics) -> list[dict]:
-    """Rows ``{"image": name, metric: value, ...}`` for each pair (fused read from disk)."""
-    from hyperleaf import metrics as M
-    from hyperleaf.io import ImageError, read_gray
-
-    rows = []
-    for pair in pairs:
-        f = _fused_file(Path(fused_dir), pair.name)
-        fused, ir, vis = read_gray(f), read_gray(pair.ir), read_gray(pair.vis)
-        for p, arr in ((pair.ir, ir), (pair.vis, vis)):
-            if arr.shape != fused.shape:
-                raise ImageError(f"size mismatch: fused {f} is {fused.shape[0]}x{fused.shape[1]}"
-                                 f" but {p} is {arr.shape[0]}x{arr.shape[1]}")
-        rows.append({"image": pair.name, **M.evaluate(fused, ir, vis, metrics)})
-    return rows
-
-
-def mean_row(rows: list[dict], metrics) -> dict:
-    return {"image": "mean", **{m: sum(r[m] for r in rows) / len(rows) for m in metrics}}
-
-
-def markdown_table(rows: list[dict], metrics) -> str:
-    """A Markdown table of ``rows`` plus their mean (4 significant decimals)."""
-    lines = ["| image | " + " | ".join(metrics) + " |",
+    heads = [f"{m} {get(m).direction}" for m in metrics]
+    lines = [f"Convention: {convention}", "",
+             "| image | " + " | ".join(heads) + " |",
              "|---|" + "---:|" * len(metrics)]
     for r in [*rows, mean_row(rows, metrics)]:
         name = f"**{r['image']}**" if r["image"] == "mean" else r["image"]
@@ -77,55 +73,80 @@ def markdown_table(rows: list[dict], metrics) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _selection(text: str | None) -> tuple[str, ...]:
+    from hyperleaf.metrics.registry import resolve
+
+    if text is None:
+        return resolve(None)
+    names = [s.strip() for s in text.split(",") if s.strip()]
+    if not names:
+        raise ValueError("--metrics: give at least one name (or all)")
+    try:
+        return resolve(names)
+    except ValueError as exc:
+        raise ValueError(f"--{exc}") from None
+
+
 def run(args) -> int:
-    from hyperleaf import metrics as M
+    from tqdm import tqdm
+
     from hyperleaf.atomic import atomic_write_text
     from hyperleaf.io import ImageError, select_pairs
+    from hyperleaf.metrics.folder import evaluate_folder, mean_row, quiet_third_party
+    from hyperleaf.metrics.registry import get
 
+    quiet_third_party()
     try:
-        names = tuple(M.METRICS) if not args.metrics else tuple(
-            s.strip() for s in args.metrics.split(",") if s.strip())
-        unknown = [m for m in names if m not in M.METRICS]
-        if unknown:
-            raise ValueError(f"--metrics: unknown {unknown}; known: {', '.join(M.METRICS)}")
-        names = tuple(m for m in M.METRICS if m in names)
+        names = _selection(args.metrics)
+        if args.workers < 1:
+            raise ValueError(f"--workers: expected an integer >= 1, got {args.workers}")
         fused_dir = Path(args.fused)
         if not fused_dir.is_dir():
             raise ImageError(f"--fused: not a folder: {fused_dir}")
         pairs = select_pairs(ir=args.ir, vis=args.vis, data=args.data)
-        rows = evaluate_folder(fused_dir, pairs, names)
+        with tqdm(total=len(pairs), desc="evaluating", unit="pair", file=sys.stderr,
+                  disable=args.no_progress) as bar:
+            rows = evaluate_folder(fused_dir, pairs, names, args.convention, args.workers,
+                                   progress=lambda: bar.update(1))
     except (ImageError, ValueError, FileNotFoundError) as exc:
         print(f"hyperleaf evaluate: error: {exc}", file=sys.stderr)
         return 2
 
-    _print_table(rows, names)
+    _print_table(rows, names, args.convention)
     mean = mean_row(rows, names)
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=["image", *names])
+    w = csv.DictWriter(buf, fieldnames=["image", "convention", *names])
     w.writeheader()
     for r in [*rows, mean]:
-        w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
+        w.writerow({"convention": args.convention,
+                    **{k: (f"{v:.10g}" if isinstance(v, float) else v) for k, v in r.items()}})
     csv_path = Path(args.csv) if args.csv else fused_dir / "metrics.csv"
     json_path = Path(args.json) if args.json else fused_dir / "metrics.json"
     atomic_write_text(csv_path, buf.getvalue())
-    atomic_write_text(json_path, json.dumps({"metrics": list(names), "images": rows,
-                                         "mean": {m: mean[m] for m in names}}, indent=2) + "\n")
+    record = {"convention": args.convention, "metrics": list(names),
+              "higher_is_better": {m: get(m).higher_is_better for m in names},
+              "images": rows, "mean": {m: mean[m] for m in names}}
+    atomic_write_text(json_path, json.dumps(record, indent=2) + "\n")
     written = [csv_path, json_path]
     if args.markdown:
-        atomic_write_text(Path(args.markdown), markdown_table(rows, names))
+        atomic_write_text(Path(args.markdown), markdown_table(rows, names, args.convention))
         written.append(Path(args.markdown))
     print("wrote " + ", ".join(str(p) for p in written))
     return 0
 
 
-def _print_table(rows: list[dict], names) -> None:
+def _print_table(rows: list[dict], names, convention: str) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"fusion metrics ({len(rows)} images)")
+    from hyperleaf.metrics.folder import mean_row
+    from hyperleaf.metrics.registry import get
+
+    table = Table(title=f"fusion metrics ({len(rows)} images, {convention} convention; "
+                        "↑ higher is better, ↓ lower is better)")
     table.add_column("image")
     for m in names:
-        table.add_column(m, justify="right")
+        table.add_column(f"{m} {get(m).direction}", justify="right")
     for r in rows:
         table.add_row(r["image"], *(f"{r[m]:.4f}" for m in names))
     mean = mean_row(rows, names)

@@ -1,7 +1,10 @@
 """Image-quality metrics.
 
-* :mod:`hyperleaf.metrics.fusion` -- infrared-visible fusion metrics (EN, SD, SF, AG, MI, SCD,
-  VIF, Qabf, SSIM, PSNR) and :func:`evaluate`.
+* :mod:`hyperleaf.metrics.registry` -- the one place metrics are registered (name, direction,
+  reference, function); names are case-insensitive.
+* :mod:`hyperleaf.metrics.fusion` -- the ten standard infrared-visible fusion metrics (EN, SD,
+  SF, AG, MI, SCD, VIF, Qabf, SSIM, PSNR), two conventions, and :func:`evaluate`.
+* :mod:`hyperleaf.metrics.fusion_extra` -- CC, SCC, EI, Nabf, FMI, MS-SSIM, Q_CB, Q_CV, CE.
 
 The fusion names stay importable from ``hyperleaf.metrics`` (``hyperleaf.metrics.evaluate``).
 """
@@ -20,6 +23,20 @@ from hyperleaf.metrics.fusion import (
     ssim,
     vif,
 )
+from hyperleaf.metrics.fusion_extra import (
+    cc,
+    ce,
+    ei,
+    fmi_gradient,
+    fmi_pixel,
+    ms_ssim,
+    nabf,
+    q_cb,
+    q_cv,
+    scc,
+)
+from hyperleaf.metrics.registry import CONVENTIONS, all_metrics, resolve
 
-__all__ = ["METRICS", "ag", "en", "evaluate", "mi", "psnr", "qabf", "scd", "sd", "sf", "ssim",
-           "vif"]
+__all__ = ["CONVENTIONS", "METRICS", "ag", "all_metrics", "cc", "ce", "ei", "en", "evaluate",
+           "fmi_gradient", "fmi_pixel", "mi", "ms_ssim", "nabf", "psnr", "q_cb", "q_cv", "qabf",
+           "resolve", "scc", "scd", "sd", "sf", "ssim", "vif"]
