@@ -8,7 +8,7 @@ TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.hyperleaf-installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test venv bench lint clean
+.PHONY: demo test venv bench lint clean venv-seg test-seg
 
 venv: $(STAMP)
 
@@ -32,5 +32,25 @@ bench: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check hyperleaf tests benchmarks
 
+# The segmentation extra (issue 12): segmentation-models-pytorch needs torchvision, and the only
+# torchvision that imports on these machines is 0.29.1 beside torch 2.14.1 (a CUDA build, ~5.5 GB,
+# served from local disk). It lives in its own venv so `make test` stays on the small CPU torch.
+# test-seg sets HYPERLEAF_REQUIRE_SEG=1: there the seg tests FAIL instead of skipping when smp is missing.
+VENV_SEG ?= .venv-seg
+PY_SEG := $(VENV_SEG)/bin/python
+TORCH_SEG_SPEC ?= torch==2.14.1 torchvision==0.29.1
+STAMP_SEG := $(VENV_SEG)/.hyperleaf-installed
+
+venv-seg: $(STAMP_SEG)
+
+$(STAMP_SEG): pyproject.toml setup.cfg
+	@test -x $(PY_SEG) || $(PYTHON) -m venv $(VENV_SEG)
+	@$(PY_SEG) -c "import torchvision" 2>/dev/null || $(PY_SEG) -m pip install --quiet $(TORCH_SEG_SPEC)
+	$(PY_SEG) -m pip install --quiet -e ".[dev,seg]"
+	@touch $(STAMP_SEG)
+
+test-seg: $(STAMP_SEG)
+	HYPERLEAF_REQUIRE_SEG=1 $(PY_SEG) -m pytest $(PYTEST_ARGS) $(wildcard tests/test_leafunet*.py tests/test_seg*.py)
+
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis .ruff_cache build *.egg-info
+	rm -rf $(VENV) $(VENV_SEG) .pytest_cache .hypothesis .ruff_cache build *.egg-info
