@@ -352,10 +352,22 @@ def _flat(folder: Path) -> list[ImagePair] | None:
     return _match(ir, vis, folder, folder)
 
 
+def _pair_name(ir_stem: str, vis_stem: str) -> str:
+    """The name of a pair given as two files, as the folder modes would name it: the common
+    key of the flat naming (``IR8`` + ``VIS8`` -> ``8``), else the common stem, else the
+    visible file's stem."""
+    m_ir, m_vis = _FLAT_IR.match(ir_stem), _FLAT_VIS.match(vis_stem)
+    if m_ir and m_vis and m_ir.group(1) == m_vis.group(1):
+        return m_ir.group(1)
+    return vis_stem
+
+
 def find_pairs(ir: PathLike, vis: PathLike) -> list[ImagePair]:
     """Match infrared and visible images.
 
-    * two files: one pair named after the visible file's stem;
+    * two files: one pair, named as the folder modes would name it: ``IR8.png`` +
+      ``VIS8.png`` -> ``8``, ``ir/00012.png`` + ``vi/00012.png`` -> ``00012``; else after the
+      visible file's stem;
     * two folders: files are matched by stem (``ir/00012.png`` with ``vi/00012.jpg``), or, if
       the folders use the flat naming, ``IRk.*`` with ``VISk.*`` (pair name ``k``);
     * the same folder twice: the flat ``IRk`` / ``VISk`` naming inside it.
@@ -374,7 +386,7 @@ def find_pairs(ir: PathLike, vis: PathLike) -> list[ImagePair]:
         if not p.exists():
             raise ImageError(f"{label}: no such file or folder: {p}")
     if ir_p.is_file() and vis_p.is_file():
-        return [ImagePair(name=vis_p.stem, ir=ir_p, vis=vis_p)]
+        return [ImagePair(name=_pair_name(ir_p.stem, vis_p.stem), ir=ir_p, vis=vis_p)]
     if ir_p.is_file() != vis_p.is_file():
         raise ImageError(f"--ir and --vis must both be files or both folders: got {ir_p} and "
                          f"{vis_p}")

@@ -80,6 +80,7 @@ def test_every_help_shows_its_defaults():
             assert "default" in text, (name, action.option_strings, text)
     fuse = " ".join(subs["fuse"].format_help().split())
     assert "(default: cpu)" in fuse and "(default: 0)" in fuse
+    assert "(default: min(32, TILE/4))" in fuse
 
 
 def test_train_help_defaults_are_trainconfigs():

@@ -9,7 +9,7 @@ import torch.nn as nn
 from hyperleaf.train.config import TrainConfig, load_yaml
 from hyperleaf.train.losses import FusionLoss
 
-__all__ = ["build_network", "build_objective", "load_run"]
+__all__ = ["build_network", "build_objective", "load_fusion_net", "load_run", "load_run_files"]
 
 
 def build_network(cfg: TrainConfig):
@@ -56,14 +56,89 @@ def load_run(run_dir: str | Path, device: str = "cpu") -> tuple[nn.Module, Train
 
     The fusion network is ``objective.net`` (call it as ``net(vis, ir)``).
     """
-    from safetensors.torch import load_model
-
     d = Path(run_dir)
     for name in ("config.yaml", "model.safetensors"):
         if not (d / name).is_file():
             raise FileNotFoundError(f"run folder {d}: {name} not found (is it a finished "
                                     "hyperleaf train run?)")
-    cfg = TrainConfig.from_dict(load_yaml(d / "config.yaml"), source=str(d / "config.yaml"))
+    return load_run_files(d / "config.yaml", d / "model.safetensors", device)
+
+
+def load_run_files(config: str | Path, weights: str | Path, device: str = "cpu"
+                   ) -> tuple[nn.Module, TrainConfig]:
+    """``(objective, cfg)``: the objective ``config`` (a run's ``config.yaml``) describes, with
+    the tensors of ``weights`` (a ``.safetensors`` file) loaded strictly, in eval mode.
+
+    Raises ``ValueError`` naming the file when the config is invalid, the weights file cannot
+    be read, or its tensors do not match the network (missing, unexpected, wrong shape).
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file, load_model
+
+    cfg = TrainConfig.from_dict(load_yaml(config), source=str(config))
     obj = build_objective(cfg)
-    load_model(obj, str(d / "model.safetensors"), strict=True, device=device)
+    try:
+        state = load_file(str(weights), device="cpu")
+    except (SafetensorError, OSError) as exc:
+        raise ValueError(f"{weights}: not a readable safetensors file ({exc})") from None
+    own = obj.state_dict()
+    for k, v in state.items():
+        if k in own and tuple(v.shape) != tuple(own[k].shape):
+            raise ValueError(f"{weights}: tensor {k} has shape {tuple(v.shape)}, the network "
+                             f"{config} describes expects {tuple(own[k].shape)}")
+    # load_model, not load_state_dict: save_model stored each shared tensor once
+    missing, unexpected = load_model(obj, str(weights), strict=False)
+    if missing or unexpected:
+        raise ValueError(
+            f"{weights} does not match the network {config} describes: {len(missing)} "
+            f"missing tensor(s) {sorted(missing)[:3]}, {len(unexpected)} unexpected "
+            f"{sorted(unexpected)[:3]}")
     return obj.to(device).eval(), cfg
+
+
+def load_fusion_net(weights: str | Path, device: str = "cpu") -> nn.Module:
+    """The fusion network ``weights`` names, in eval mode on ``device``; call it as
+    ``net(vis, ir)`` with ``(B, 1, H, W)`` tensors in ``[0, 1]``.
+
+    ``weights`` is one of:
+
+    * a ``hyperleaf train`` run folder (``config.yaml`` + ``model.safetensors``): the network
+      its config describes (SHIP, with its HDGFB blocks for a LEAF run) with the trained tensors;
+    * a run's ``.safetensors`` file: the same, with the ``config.yaml`` beside it;
+    * any other file: the SHIP authors' checkpoint (``.pth``), loaded by
+      :func:`hyperleaf.compat.ship.ship_from_official` (plain released SHIP).
+
+    Raises ``FileNotFoundError`` / ``ValueError`` naming the path and what was expected.
+
+    Example::
+
+        >>> net = load_fusion_net("runs/demo")                       # doctest: +SKIP
+        >>> fused = net(vis, ir)                                       # doctest: +SKIP
+    """
+    p = Path(weights)
+    if p.is_dir():
+        config, tensors = p / "config.yaml", p / "model.safetensors"
+        if not config.is_file():
+            raise FileNotFoundError(f"{p} is a folder without config.yaml: expected a hyperleaf "
+                                    "train run folder (config.yaml + model.safetensors)")
+        if not tensors.is_file():
+            raise FileNotFoundError(f"run folder {p}: model.safetensors not found (an "
+                                    "unfinished run? it is written when training ends)")
+    elif p.is_file() and p.suffix == ".safetensors":
+        config, tensors = p.parent / "config.yaml", p
+        if not config.is_file():
+            raise FileNotFoundError(f"{p}: no config.yaml beside it to rebuild the network "
+                                    "(expected a hyperleaf train run's model.safetensors)")
+    elif p.is_file():
+        from hyperleaf.compat.ship import ship_from_official
+
+        return ship_from_official(p).to(device).eval()
+    else:
+        raise FileNotFoundError(f"{p}: no such file or folder (expected the SHIP authors' "
+                                ".pth, a hyperleaf train run folder, or its model.safetensors)")
+    task = TrainConfig.from_dict(load_yaml(config), source=str(config)).task
+    if task != "fuse":
+        raise ValueError(f"{config}: a {task!r} run; image fusion needs a fusion run "
+                         "(task: fuse)")
+    objective, _ = load_run_files(config, tensors, device)
+    return objective.net

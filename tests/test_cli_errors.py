@@ -1,0 +1,169 @@
+"""Every mistake a user can make on the command line ends in one ``error:`` line, exit status 2,
+no traceback, and nothing written.
+
+Each row of :data:`TABLE` is run as its own process (``python -m hyperleaf ...``, as a user
+would) in a small workspace of synthetic files (:func:`workspace`), so the table runs without
+``../shared``. A row asserts:
+
+* exit status 2;
+* its ``expect`` text (the flag or file the message must name) on stderr, on a line holding
+  ``error:``;
+* no ``Traceback`` anywhere in the output;
+* the paths in ``absent`` do not exist afterwards, and the workspace holds exactly the files it
+  held before (nothing created, nothing half-written, no empty output folder).
+
+Placeholders in ``argv``: ``{W}`` a SHIP checkpoint in the authors' format (random weights),
+``{IR}``/``{VIS}`` one infrared/visible pair (``IR8.png``/``VIS8.png``), ``{T}`` a folder of
+two flat IRk/VISk pairs, ``{FILE}`` an existing regular file, ``{BAD}`` a file that is no
+checkpoint, ``{NOCFG}`` a folder without ``config.yaml``, ``{UNFINISHED}`` a run folder with
+``config.yaml`` but no ``model.safetensors``, ``{BADST}`` a corrupt ``model.safetensors`` with a
+valid ``config.yaml`` beside it, ``{ws}`` the workspace.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class Case:
+    """One invocation: ``argv`` after ``hyperleaf`` (placeholders filled from the workspace),
+    the text stderr must contain, and paths (relative to the workspace) that must not exist."""
+
+    id: str
+    argv: str
+    expect: str
+    absent: tuple[str, ...] = ()
+    needs_no_cuda: bool = False
+
+
+_FUSE = "fuse --weights {W} --ir {IR} --vis {VIS}"
+
+TABLE: list[Case] = [
+    # ---- fuse: options
+    Case("fuse-overlap-too-big", _FUSE + " --out {ws}/o --tile 64 --overlap 32", "--overlap",
+         ("o",)),
+    Case("fuse-tile-too-small", _FUSE + " --out {ws}/o --tile 4", "--tile", ("o",)),
+    Case("fuse-overlap-without-tile", _FUSE + " --out {ws}/o --overlap 4", "--overlap", ("o",)),
+    Case("fuse-negative-overlap", _FUSE + " --out {ws}/o --tile 16 --overlap -1", "--overlap",
+         ("o",)),
+    Case("fuse-threads", _FUSE + " --out {ws}/o --threads -1", "--threads", ("o",)),
+    Case("fuse-device-unknown", _FUSE + " --out {ws}/o --device foo", "--device", ("o",)),
+    Case("fuse-device-cuda-unavailable", _FUSE + " --out {ws}/o --device cuda",
+         "--device cuda", ("o",), needs_no_cuda=True),
+    Case("fuse-tile-not-int", _FUSE + " --out {ws}/o --tile big", "--tile", ("o",)),
+    Case("fuse-no-weights", "fuse --ir {IR} --vis {VIS} --out {ws}/o", "--weights", ("o",)),
+    Case("fuse-no-vis", "fuse --weights {W} --ir {IR} --out {ws}/o", "--vis", ("o",)),
+    Case("fuse-data-and-ir", "fuse --weights {W} --data {T} --ir {IR} --vis {VIS} --out {ws}/o",
+         "--data", ("o",)),
+    # ---- fuse: inputs
+    Case("fuse-missing-ir", "fuse --weights {W} --ir {ws}/nope.png --vis {VIS} --out {ws}/o",
+         "nope.png", ("o",)),
+    # ---- fuse: weights
+    Case("fuse-weights-missing", "fuse --weights {ws}/missing.pth --ir {IR} --vis {VIS} "
+         "--out {ws}/o", "missing.pth", ("o",)),
+    Case("fuse-weights-garbage", "fuse --weights {BAD} --ir {IR} --vis {VIS} --out {ws}/o",
+         "bad.pth", ("o",)),
+    Case("fuse-weights-folder-not-a-run", "fuse --weights {NOCFG} --ir {IR} --vis {VIS} "
+         "--out {ws}/o", "config.yaml", ("o",)),
+    Case("fuse-weights-unfinished-run", "fuse --weights {UNFINISHED} --ir {IR} --vis {VIS} "
+         "--out {ws}/o", "model.safetensors", ("o",)),
+    Case("fuse-weights-corrupt-safetensors", "fuse --weights {BADST} --ir {IR} --vis {VIS} "
+         "--out {ws}/o", "model.safetensors", ("o",)),
+    # ---- fuse: outputs
+    Case("fuse-out-is-a-file", _FUSE + " --out {FILE}", "--out"),
+    Case("fuse-out-under-a-file", _FUSE + " --out {FILE}/sub", "--out"),
+    Case("fuse-out-png-under-a-file", _FUSE + " --out {FILE}/x.png", "--out"),
+    Case("fuse-out-jpg", _FUSE + " --out {ws}/fused.jpg", "--out", ("fused.jpg",)),
+    Case("fuse-out-png-for-two-pairs", "fuse --weights {W} --data {T} --out {ws}/x.png",
+         "exactly one pair", ("x.png",)),
+    # ---- the top level
+    Case("unknown-command", "nosuchcommand", "nosuchcommand"),
+]
+
+
+def _png(path: Path, shape: tuple[int, int], seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    Image.fromarray(rng.integers(0, 256, shape).astype(np.uint8)).save(path)
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory) -> dict[str, str]:
+    """The synthetic files the placeholders name (see the module docstring)."""
+    from hyperleaf.models import SHIP
+
+    ws = tmp_path_factory.mktemp("ws")
+    torch.manual_seed(0)
+    torch.save({"params": SHIP().state_dict()}, ws / "w.pth")
+    _png(ws / "IR8.png", (24, 24), 1)
+    _png(ws / "VIS8.png", (24, 24), 2)
+    (ws / "T").mkdir()
+    for k in (1, 2):
+        _png(ws / "T" / f"IR{k}.png", (20, 22), 10 + k)
+        _png(ws / "T" / f"VIS{k}.png", (20, 22), 20 + k)
+    (ws / "file.txt").write_text("a regular file\n")
+    (ws / "bad.pth").write_bytes(b"not a checkpoint")
+    (ws / "nocfg").mkdir()
+    (ws / "unfinished").mkdir()
+    (ws / "unfinished" / "config.yaml").write_text("steps: 4\n")
+    (ws / "badst").mkdir()
+    (ws / "badst" / "config.yaml").write_text("steps: 4\n")
+    (ws / "badst" / "model.safetensors").write_bytes(b"\x00" * 5)
+    return {"ws": str(ws), "W": str(ws / "w.pth"), "IR": str(ws / "IR8.png"),
+            "VIS": str(ws / "VIS8.png"), "T": str(ws / "T"), "FILE": str(ws / "file.txt"),
+            "BAD": str(ws / "bad.pth"), "NOCFG": str(ws / "nocfg"),
+            "UNFINISHED": str(ws / "unfinished"), "BADST": str(ws / "badst" / "model.safetensors")}
+
+
+def _tree(root: Path) -> dict[str, tuple[int, int]]:
+    """Every file and folder under ``root`` with its size and modification time."""
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            p = Path(dirpath) / name
+            st = p.stat()
+            out[str(p.relative_to(root))] = (st.st_size if p.is_file() else -1, st.st_mtime_ns)
+    return out
+
+
+def run_hyperleaf(argv: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    """``python -m hyperleaf *argv`` with this checkout first on the path."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    return subprocess.run([sys.executable, "-m", "hyperleaf", *argv], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
+def assert_clean_error(res: subprocess.CompletedProcess, expect: str) -> None:
+    """Exit status 2, ``expect`` on an ``error:`` line of stderr, no traceback."""
+    everything = res.stdout + res.stderr
+    assert "Traceback" not in everything, everything
+    assert res.returncode == 2, (res.returncode, everything)
+    lines = [ln for ln in res.stderr.splitlines() if "error:" in ln]
+    assert lines, res.stderr
+    assert any(expect in ln for ln in lines), (expect, res.stderr)
+
+
+@pytest.mark.parametrize("case", TABLE, ids=[c.id for c in TABLE])
+def test_cli_error(case: Case, workspace):
+    if case.needs_no_cuda and torch.cuda.is_available():
+        pytest.skip("this torch can use CUDA: the 'CUDA not available' error cannot occur")
+    ws = Path(workspace["ws"])
+    argv = [a.format(**workspace) for a in case.argv.split()]
+    before = _tree(ws)
+    res = run_hyperleaf(argv, cwd=ws)
+    assert_clean_error(res, case.expect)
+    for rel in case.absent:
+        assert not (ws / rel).exists(), rel
+    assert _tree(ws) == before, "the workspace changed"
