@@ -26,6 +26,10 @@ _FLAGS: list[tuple[str, str, type, str]] = [
                                       "(RiemannianSGD)"),
     ("--threads", "threads", int, "CPU threads per process (default 1; 0: torch's default)"),
     ("--out", "out", str, "run folder (default runs/<timestamp>)"),
+    ("--recipe", "recipe", str, "a named set of defaults under --config and the flags: "
+                                "ship-authors (the SHIP authors' loss, schedule and crops)"),
+    ("--init", "init", str, "initial weights: the SHIP authors' checkpoint (.pth) or a "
+                            "hyperleaf run folder; LEAF's added parts start at zero effect"),
 ]
 
 

@@ -41,6 +41,8 @@ class PairDataset(Dataset):
         pairs: :class:`hyperleaf.io.ImagePair` list (e.g. from ``hyperleaf.io.find_pairs_in``).
         crop: side of the square crop; ``None`` keeps whole images.
         train: random crops and horizontal/vertical flips when True, the centre crop otherwise.
+        rot90: in train mode also rotate by a random multiple of 90 degrees (needs a square
+            ``crop``), as the SHIP authors augment.
 
     Raises:
         hyperleaf.io.ImageError: a file is unreadable, has no partner, the two images of a pair
@@ -51,13 +53,17 @@ class PairDataset(Dataset):
     their luminance, as SHIP fuses the Y channel.
     """
 
-    def __init__(self, pairs: Sequence[hio.ImagePair], crop: int | None = 128, train: bool = True):
+    def __init__(self, pairs: Sequence[hio.ImagePair], crop: int | None = 128, train: bool = True,
+                 rot90: bool = False):
         self.pairs = list(pairs)
         if not self.pairs:
             raise ValueError("PairDataset: no image pairs given (empty folder?)")
         if crop is not None and (isinstance(crop, bool) or not isinstance(crop, int) or crop < 8):
             raise ValueError(f"crop must be an int >= 8 or None, got {crop!r}")
-        self.crop, self.train = crop, bool(train)
+        if rot90 and crop is None:
+            raise ValueError("rot90: rotations need a square crop (crop=None keeps whole "
+                             "images of any shape)")
+        self.crop, self.train, self.rot90 = crop, bool(train), bool(rot90)
         hio.check_pairs(self.pairs, decode=True)
         if crop is not None:
             for p in self.pairs:
@@ -68,11 +74,11 @@ class PairDataset(Dataset):
 
     @classmethod
     def from_folder(cls, data_dir: str | Path, crop: int | None = 128, train: bool = True,
-                    val_fraction: float = 0.1) -> PairDataset:
+                    val_fraction: float = 0.1, rot90: bool = False) -> PairDataset:
         """Pairs of ``data_dir`` (TNO/MSRS ``ir/`` + ``vi/`` or flat ``IRk``/``VISk``), split
         with :func:`split_pairs`; ``train`` picks the part."""
         tr, va = split_pairs(hio.find_pairs_in(data_dir), val_fraction)
-        return cls(tr if train else va, crop=crop, train=train)
+        return cls(tr if train else va, crop=crop, train=train, rot90=rot90)
 
     def __len__(self) -> int:
         return len(self.pairs)
@@ -98,6 +104,10 @@ class PairDataset(Dataset):
                 ir, vis = ir[:, ::-1], vis[:, ::-1]
             if flips[1] < 0.5:
                 ir, vis = ir[::-1], vis[::-1]
+            if self.rot90:
+                # Drawn after the flips, so runs without rot90 keep their exact samples.
+                k = int(torch.randint(0, 4, (), generator=g))
+                ir, vis = np.rot90(ir, k), np.rot90(vis, k)
         return {"vis": torch.from_numpy(np.ascontiguousarray(vis))[None],
                 "ir": torch.from_numpy(np.ascontiguousarray(ir))[None]}
 

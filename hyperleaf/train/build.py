@@ -47,7 +47,13 @@ def build_objective(cfg: TrainConfig) -> nn.Module:
         head = LeafHead(channels, dim=cfg.ball_dim, c=cfg.curvature,
                         learn_c=cfg.learn_curvature, clip_r=cfg.clip_r, mode=cfg.h2fr_mode,
                         core=cfg.h2fr_core, alpha=cfg.h2fr_alpha, beta=cfg.h2fr_beta)
-    loss = FusionLoss(cfg.w_intensity, cfg.w_gradient, cfg.w_ssim)
+    if cfg.loss == "ship-authors":
+        from hyperleaf.losses import ShipAuthorsLoss
+
+        # The authors' L_max and L_grad are FusionLoss's intensity and gradient terms.
+        loss = ShipAuthorsLoss(cfg.w_mask, cfg.w_intensity, cfg.w_gradient)
+    else:
+        loss = FusionLoss(cfg.w_intensity, cfg.w_gradient, cfg.w_ssim)
     return FusionObjective(net, loss, head, h2fr_weight=cfg.h2fr_weight, features=features)
 
 

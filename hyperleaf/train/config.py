@@ -7,13 +7,13 @@ on the synthetic infrared-visible set for a couple of minutes on a 2-core CPU.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-__all__ = ["TrainConfig", "load_yaml", "ConfigError", "RESUME_OVERRIDABLE"]
+__all__ = ["TrainConfig", "load_yaml", "ConfigError", "RESUME_OVERRIDABLE", "RECIPES"]
 
 
 class ConfigError(ValueError):
@@ -32,8 +32,12 @@ class TrainConfig:
     steps: int = 100
     batch_size: int = 4
     lr: float = 2e-3
-    warmup: int = 10                   # linear warm-up steps, then cosine decay to lr_min
-    lr_min: float = 2e-4
+    warmup: int = 10                   # linear warm-up steps, then lr_schedule
+    lr_min: float = 2e-4               # cosine schedule's floor
+    lr_schedule: str = "cosine"        # "cosine" (to lr_min) or "multistep" (below)
+    # multistep: the rate is multiplied by lr_gamma at each of these steps
+    lr_milestones: list[int] = field(default_factory=lambda: [15000, 25000])
+    lr_gamma: float = 0.75
     seed: int = 0
     save_every: int = 50
     log_every: int = 5
@@ -47,6 +51,8 @@ class TrainConfig:
     device: str | None = None          # None: cuda when available, else cpu
     threads: int = 1                   # CPU threads for torch; 0 keeps torch's default
     out: str | None = None             # None: runs/<timestamp>
+    recipe: str | None = None          # a named set of defaults (RECIPES), e.g. "ship-authors"
+    init: str | None = None            # initial weights: the SHIP authors' .pth or a run folder
     # data
     data: str | None = None            # None: the embedded synthetic set
     crop: int = 32                     # training crop side
@@ -55,7 +61,10 @@ class TrainConfig:
     val_size: int = 8                  # synthetic validation samples
     val_fraction: float = 0.1          # real data: held-out fraction of pairs
     data_seed: int = 0                 # synthetic set seed
+    rot90: bool = False                # real data: random 90-degree rotations of training crops
     # fusion losses
+    loss: str = "hyperleaf"            # "hyperleaf" (FusionLoss) or "ship-authors"
+    w_mask: float = 3.0                # ship-authors only: weight of L_mask
     w_intensity: float = 1.0
     w_gradient: float = 1.0
     w_ssim: float = 0.5
@@ -97,6 +106,18 @@ class TrainConfig:
             elif t == "str | None":
                 need(v is None or isinstance(v, str), f.name, "must be a string or null")
         need(self.task in ("fuse", "segment"), "task", "must be 'fuse' or 'segment'")
+        need(self.recipe is None or self.recipe in RECIPES, "recipe",
+             f"must be one of {', '.join(sorted(RECIPES))} or null")
+        need(self.loss in ("hyperleaf", "ship-authors"), "loss",
+             "must be 'hyperleaf' or 'ship-authors'")
+        need(self.lr_schedule in ("cosine", "multistep"), "lr_schedule",
+             "must be 'cosine' or 'multistep'")
+        need(isinstance(self.lr_milestones, list)
+             and all(isinstance(m, int) and not isinstance(m, bool) and m >= 1
+                     for m in self.lr_milestones)
+             and self.lr_milestones == sorted(set(self.lr_milestones)), "lr_milestones",
+             "must be a strictly increasing list of steps >= 1")
+        need(0 < self.lr_gamma <= 1, "lr_gamma", "must be in (0, 1]")
         need(self.optimizer in ("radam", "rsgd"), "optimizer", "must be 'radam' or 'rsgd'")
         need(self.h2fr_mode in ("paper", "geodesic"), "h2fr_mode", "must be 'paper' or 'geodesic'")
         need(self.h2fr_core in ("origin", "learned"), "h2fr_core", "must be 'origin' or 'learned'")
@@ -117,7 +138,7 @@ class TrainConfig:
         need(self.lr > 0, "lr", "must be > 0")
         need(0 <= self.lr_min <= self.lr, "lr_min", "must be in [0, lr]")
         for key in ("w_intensity", "w_gradient", "w_ssim", "h2fr_weight", "weight_decay",
-                    "grad_clip", "momentum", "h2fr_alpha", "h2fr_beta"):
+                    "grad_clip", "momentum", "h2fr_alpha", "h2fr_beta", "w_mask"):
             need(getattr(self, key) >= 0, key, "must be >= 0")
         need(self.curvature > 0, "curvature", "must be > 0")
         need(self.clip_r > 0, "clip_r", "must be > 0")
@@ -129,20 +150,41 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], source: str = "config") -> TrainConfig:
-        """Build from a mapping; keys may use ``-`` or ``_``. Unknown keys raise."""
+        """Build from a mapping; keys may use ``-`` or ``_``. Unknown keys raise.
+
+        A ``recipe`` key puts that recipe's values (:data:`RECIPES`) under the mapping's own.
+        """
         known = {f.name for f in fields(cls)}
-        clean = {}
+        clean: dict[str, Any] = {}
         for k, v in d.items():
             key = str(k).replace("-", "_")
             if key not in known:
                 raise ConfigError(f"{source}: unknown key {k!r} "
                                   f"(known: {', '.join(sorted(known))})")
             clean[key] = v
+        name = clean.get("recipe")
+        if name is not None:
+            if name not in RECIPES:
+                raise ConfigError(f"{source}: recipe: unknown recipe {name!r} (known: "
+                                  f"{', '.join(sorted(RECIPES))})")
+            clean = {**RECIPES[name], **clean}
         return cls(**clean).validate()
 
     def replace(self, **changes: Any) -> TrainConfig:
         return dataclasses.replace(self, **changes).validate()
 
+
+#: Named sets of defaults, applied under the keys given (``--recipe NAME``, ``recipe:``).
+#: ``ship-authors``: what the SHIP authors trained their infrared-visible network with (see
+#: ``docs/training.md``, "The SHIP authors' recipe", for the choices their file leaves open).
+RECIPES: dict[str, dict[str, Any]] = {
+    "ship-authors": {
+        "loss": "ship-authors", "w_mask": 3.0, "w_intensity": 10.0, "w_gradient": 10.0,
+        "w_ssim": 0.0, "lr": 1e-4, "lr_min": 0.0, "warmup": 0, "lr_schedule": "multistep",
+        "lr_milestones": [15000, 25000], "lr_gamma": 0.75, "crop": 128, "rot90": True,
+        "n_feat": 16, "grad_clip": 0.0,
+    },
+}
 
 #: Keys a ``--resume`` may change (anything else must match the run's ``config.yaml``).
 RESUME_OVERRIDABLE = frozenset({"steps", "save_every", "log_every", "eval_every", "device",

@@ -124,10 +124,13 @@ class RunResult:
 
 def _lr_lambda(cfg: TrainConfig):
     warm, total, floor = cfg.warmup, cfg.steps, cfg.lr_min / cfg.lr
+    milestones, gamma = list(cfg.lr_milestones), cfg.lr_gamma
 
     def f(i: int) -> float:  # i = number of scheduler steps taken so far
         if i < warm:
             return (i + 1) / (warm + 1)
+        if cfg.lr_schedule == "multistep":  # torch's MultiStepLR: x gamma once i >= milestone
+            return gamma ** sum(1 for m in milestones if i >= m)
         t = min(1.0, (i - warm) / max(1, total - warm))
         return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * t))
 
@@ -203,14 +206,21 @@ class Trainer:
         else:
             # Both parts are fully checked here: bad files stop the run before step 1.
             self.train_set = PairDataset.from_folder(cfg.data, crop=cfg.crop, train=True,
-                                                     val_fraction=cfg.val_fraction)
+                                                     val_fraction=cfg.val_fraction,
+                                                     rot90=cfg.rot90)
             self.val_set = PairDataset.from_folder(cfg.data, crop=cfg.val_crop, train=False,
                                                    val_fraction=cfg.val_fraction)
 
     def _build_model(self) -> None:
         from hyperleaf.train.build import build_objective
 
-        self.objective = build_objective(self.cfg).to(self.device)
+        self.objective = build_objective(self.cfg)
+        if self.cfg.init is not None:
+            # Also on --resume: a run killed before its first checkpoint restarts from here.
+            from hyperleaf.train.init import init_objective
+
+            init_objective(self.objective, self.cfg.init)
+        self.objective = self.objective.to(self.device)
 
     def _build_optimizer(self) -> None:
         import geoopt
