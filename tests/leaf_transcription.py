@@ -187,8 +187,8 @@ def log_map(x: Tensor, c: float) -> Tensor:
     return torch.atanh(sc * m) / sc * x / m
 
 
-def dist_map(u: Tensor, v: Tensor, c: float) -> Tensor:
-    # §3 distance map (Q1: acosh((1 + 2c|u'-v'|^2)/den))
+def dist_map(u: Tensor, v: Tensor, c: float, den_eps: float = 0.0) -> Tensor:
+    # §3 distance map (Q1: acosh((1 + 2c|u'-v'|^2)/den)); the 3-D file adds 1e-6 to den (Q9)
     r6 = 1 / math.sqrt(c) - 1e-6
 
     def rescale(t):
@@ -199,7 +199,7 @@ def dist_map(u: Tensor, v: Tensor, c: float) -> Tensor:
     nu = torch.linalg.vector_norm(u, dim=1, keepdim=True).clamp(max=r6)
     nv = torch.linalg.vector_norm(v, dim=1, keepdim=True).clamp(max=r6)
     num = 1 + 2 * c * ((u - v) ** 2).sum(1, keepdim=True)
-    den = (1 - c * nu**2) * (1 - c * nv**2)
+    den = (1 - c * nu**2) * (1 - c * nv**2) + den_eps
     return torch.acosh(torch.clamp(num / den, min=1 + 1e-6)) / math.sqrt(c)
 
 
@@ -215,6 +215,37 @@ def hdgfb(W: Weights, E: Tensor, X1: Tensor, X2: Tensor, pre: str, c: float) -> 
     U = W.ln(T.permute(0, 2, 3, 1), pre + ".tangent_norm").permute(0, 3, 1, 2)
     h = F.gelu(W.conv(torch.cat([U, E], 1), pre + ".ff.0", bias=True))
     return W.conv(h, pre + ".ff.2", bias=True)
+
+
+def hdgfb3d(W: Weights, E: Tensor, X1: Tensor, X2: Tensor, c: float) -> Tensor:
+    """§6 HyperbolicAttentionFusion3D on (B, C, D, H, W), through (N, C) rows as the authors'
+    code flattens them; the lazy LN([C, D, H, W]) is weight/bias ``tangent_norm.*``."""
+    B, C, D, H, Wd = E.shape
+
+    def rows(t):
+        return t.permute(0, 2, 3, 4, 1).reshape(-1, t.shape[1])
+
+    def vol(r, ch):
+        return r.reshape(B, D, H, Wd, ch).permute(0, 4, 1, 2, 3)
+
+    def conv(x, key):
+        return F.conv3d(x, W[key + ".weight"], W[key + ".bias"])
+
+    F1, F2 = conv(X1, "to_hyperbolic2.0"), conv(X2, "to_hyperbolic3.0")
+    Q = vol(exp_map(rows(conv(E, "to_hyperbolic1.0")), c), C)
+    P1, P2 = vol(exp_map(rows(F1), c), C), vol(exp_map(rows(F2), c), C)
+    d1, d2 = dist_map(Q, P1, c, 1e-6), dist_map(Q, P2, c, 1e-6)
+    S = d1 + d2 + 1e-8
+    g = torch.softmax(conv(torch.cat([-d1 / S, -d2 / S], 1), "distance_mlp.0"), dim=1)
+    T = (rows(g[:, 0:1]) * log_map(rows(F1), c) + rows(g[:, 1:2]) * log_map(rows(F2), c))
+    T = vol(T, C)
+    flat = T.reshape(B, -1)
+    mean = flat.mean(1, keepdim=True)
+    var = ((flat - mean) ** 2).mean(1, keepdim=True)
+    U = ((flat - mean) / torch.sqrt(var + 1e-5)).reshape(T.shape) * W["tangent_norm.weight"] \
+        + W["tangent_norm.bias"]
+    h = F.gelu(conv(torch.cat([U, E], 1), "ff.0"))
+    return conv(h, "ff.2")
 
 
 def compress(W: Weights, x: Tensor, pre: str) -> Tensor:

@@ -49,6 +49,7 @@ def randomize(net: nn.Module, seed: int = 0) -> nn.Module:
 
 def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
     """max |a - b| / max |b| (0 when both are 0)."""
+    a, b = a.detach(), b.detach()
     scale = b.abs().max()
     diff = (a - b).abs().max()
     return float(diff / scale) if scale > 0 else float(diff)

@@ -8,7 +8,7 @@
 """
 
 from hyperleaf.models.leafseg import LeafHead, LEAFSegNet
-from hyperleaf.models.leafunet import LEAFUNet
+from hyperleaf.models.leafunet import LEAFUNet, LEAFUNet3D
 from hyperleaf.models.ship import SHIP, ShipFeatures, tiled_forward
 
-__all__ = ["SHIP", "ShipFeatures", "tiled_forward", "LEAFSegNet", "LeafHead", "LEAFUNet"]
+__all__ = ["SHIP", "ShipFeatures", "tiled_forward", "LEAFSegNet", "LeafHead", "LEAFUNet", "LEAFUNet3D"]

@@ -51,7 +51,8 @@ def authors_distance_map(u: Tensor, v: Tensor, c: float, *, corrected: bool = Fa
     Both points are first rescaled to norm ``<= r = 1/sqrt(c) - 1e-6``; then
     ``num = 1 + 2c|u - v|^2``, ``den = (1 - c|u|^2)(1 - c|v|^2) + den_eps`` (``den_eps`` = 1e-6 in
     their 3-D block, Q9) and ``d = acosh(max(num/den, 1 + 1e-6))/sqrt(c)`` (Q1: ``d(u, u) > 0``).
-    ``corrected=True`` computes the true Poincaré distance ``acosh(1 + 2c|u-v|^2/den)/sqrt(c)``.
+    ``corrected=True`` computes the true Poincaré distance ``acosh(1 + 2c|u-v|^2/den)/sqrt(c)``
+    (as ``2 asinh(sqrt(c)|u-v|/sqrt(den))/sqrt(c)``, no clamp: ``d(u, u) = 0``).
 
     Example::
 
@@ -64,10 +65,14 @@ def authors_distance_map(u: Tensor, v: Tensor, c: float, *, corrected: bool = Fa
     us, vs = (paper._scale_to_ball(t, r, eps, 1) for t in (u, v))
     nu = torch.norm(us, dim=1, keepdim=True).clamp(max=r)
     nv = torch.norm(vs, dim=1, keepdim=True).clamp(max=r)
-    sq = torch.sum((us - vs) ** 2, dim=1, keepdim=True)
     den = (1 - c * nu**2) * (1 - c * nv**2) + den_eps
-    arg = 1 + 2 * c * sq / den if corrected else (1 + 2 * c * sq) / den
-    return (1 / math.sqrt(c)) * torch.acosh(arg.clamp(min=1 + eps))
+    if corrected:
+        # acosh(1 + 2y^2) = 2 asinh(y), y = sqrt(c)|u - v|/sqrt(den): exact 0 at u = v, and a
+        # finite gradient there (vector_norm's is 0 at the zero vector; acosh's would be inf).
+        y = math.sqrt(c) * torch.linalg.vector_norm(us - vs, dim=1, keepdim=True) / den.sqrt()
+        return (2 / math.sqrt(c)) * torch.asinh(y)
+    sq = torch.sum((us - vs) ** 2, dim=1, keepdim=True)
+    return (1 / math.sqrt(c)) * torch.acosh(((1 + 2 * c * sq) / den).clamp(min=1 + eps))
 
 
 def authors_log_map(x: Tensor, c: float, *, corrected: bool = False) -> Tensor:

@@ -17,6 +17,7 @@ from hyperleaf.models.leafunet.blocks import (
     ShallowAttentionFusion,
 )
 from hyperleaf.models.leafunet.net import LEAFUNet
+from hyperleaf.models.leafunet.net3d import LEAFUNet3D
 
-__all__ = ["LEAFUNet", "ShallowAttentionFusion", "DeepAttentionFusion", "FeatureCompressor",
+__all__ = ["LEAFUNet", "LEAFUNet3D", "ShallowAttentionFusion", "DeepAttentionFusion", "FeatureCompressor",
            "LeafHDGFB2D"]
