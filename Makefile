@@ -28,6 +28,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_geometry.py
 	$(PY) benchmarks/bench_hdgfb.py
 	$(PY) benchmarks/bench_ship.py
+	$(PY) benchmarks/bench_cli.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check hyperleaf tests benchmarks

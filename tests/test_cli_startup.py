@@ -104,3 +104,22 @@ def test_check_choices_agree_with_hyperleaf_check():
     assert sorted(cli_check.DTYPE_NAMES) == sorted(check.DTYPES)
     assert tuple(cli_check.CURVATURES) == tuple(check.CURVATURES)
     assert tuple(cli_check.REGIMES) == tuple(check.REGIMES)
+
+
+def test_readme_workflow_commands_parse():
+    """Every ``hyperleaf`` command of the README's Workflow section is a valid command line
+    (parsed, not run: the end-to-end run is tests/test_cli_fuse.py)."""
+    from hyperleaf.cli import build_parser
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text.split("## Workflow", 1)[1].split("\n## ", 1)[0]
+    block = re.search(r"```sh\n(.*?)```", section, flags=re.S).group(1)
+    commands = [ln.split("#", 1)[0].split()[1:] for ln in block.splitlines()
+                if ln.strip().startswith(".venv/bin/hyperleaf")]
+    assert [c[0] for c in commands] == ["train", "fuse", "evaluate", "plot"]
+    parser = build_parser()
+    for argv in commands:
+        args = parser.parse_args(argv)
+        assert args.command == argv[0]
+    for link in ("docs/ship.md", "docs/training.md"):
+        assert f"]({link}" in section and (ROOT / link).is_file()
