@@ -137,3 +137,21 @@ def test_evaluate_keeps_the_ten_by_default_and_accepts_any_case():
     f, a, b = (rng.integers(0, 256, (48, 48)).astype(np.uint8) for _ in range(3))
     assert list(M.evaluate(f, a, b)) == list(M.METRICS)
     assert list(M.evaluate(f, a, b, ["ssim", "en"])) == ["EN", "SSIM"]
+
+
+def test_equals_the_plain_transcription_to_1e10():
+    # benchmarks/metrics_transcription.py: each metric on its own with 2-D convolve2d windows
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import metrics_transcription as plain
+
+    rng = np.random.default_rng(21)
+    f, a, b = (rng.integers(0, 256, (60, 70)).astype(np.uint8) for _ in range(3))
+    a[10:40, 5:50] = 255  # flat, saturated regions: where VIF is ill-conditioned
+    b[:20, :] = 17
+    ours = M.evaluate(f, a, b)
+    ref = plain.evaluate(*(x.astype(np.float64) for x in (f, a, b)))
+    for name in M.METRICS:
+        assert ours[name] == pytest.approx(ref[name], rel=1e-10, abs=0), name

@@ -140,6 +140,20 @@ class FusionInputs:
         return self.cached(("levels", key),
                            lambda: np.rint(self.image(key)).astype(np.int64))
 
+    def centred(self, key: str) -> np.ndarray:
+        """Image ``key`` minus its most frequent grey level (exact on integer images).
+
+        For metrics built only from local variances and covariances (VIF): they are exactly
+        invariant to such a shift, and flat regions become exact zeros, so the
+        ``E[x^2] - E[x]^2`` cancellation no longer leaves rounding noise where the true
+        variance is 0 or tiny (VIF's gain ``cov / var`` amplifies that noise)."""
+
+        def make():
+            mode = int(np.bincount(self.levels(key).ravel()).argmax())
+            return self.image(key) - float(mode)
+
+        return self.cached(("centred", key), make)
+
     def gradient(self, key: str) -> tuple[np.ndarray, np.ndarray]:
         """Sobel strength ``g`` and orientation ``atan(gy / gx)`` (``pi/2`` where ``gx = 0``)."""
 

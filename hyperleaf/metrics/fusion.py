@@ -146,7 +146,7 @@ def _vif_pyramid(x: FusionInputs, key: str) -> list[np.ndarray]:
     """The image at each VIF scale: filtered by that scale's window and decimated by 2."""
 
     def make():
-        levels, img = [], x.image(key)
+        levels, img = [], x.centred(key)  # shift-invariant: see FusionInputs.centred
         for s, (_, w) in enumerate(_vif_windows()):
             if s > 0:
                 img = _valid(img, w)[::2, ::2]
