@@ -33,6 +33,18 @@ instead of being infinite or NaN), the Möbius denominator to ``>= 1e-15``, and 
 :math:`\|x\| \le (1-\epsilon)/s` with :math:`\epsilon` = 4e-3 in float32, 1e-5 in float64.
 
 float16/bfloat16 inputs are computed in float32 and returned in their own dtype.
+
+Extreme magnitudes: a float32 squared norm overflows beyond :math:`\|x\| \approx 1.8\cdot10^{19}`
+(and :math:`1/\|x\|`-sized factors go subnormal near float32's largest values), which would send a
+diverging feature to the origin (:math:`x\tanh(\infty)/\infty = 0`). Each function checks one
+reduced (``1/D``-sized) quantity it computes anyway and, only when that leaves the float32-safe
+range (or is inf/NaN), recomputes the call in float64 with the float32 call's constants (its
+curvature, projection margin and artanh clamp as float32 holds them) and casts back: a diverging
+feature lands where the exact formula puts it (:func:`expmap0`: the boundary, :func:`project`:
+:math:`(1-\epsilon)/\sqrt{c}`, :func:`clip_features`: ``r``). :func:`mobius_add` and :func:`dist`
+switch, per vector pair, to the direct form of their denominator (see there) when a point lies
+well outside the ball (:math:`c\|x\|^2 > 2`), where the in-ball form cancels. float64 inputs
+are exact up to float64's own overflow of squared norms (:math:`\|x\| \approx 10^{154}`).
 """
 
 from __future__ import annotations
@@ -80,6 +92,18 @@ ARTANH_CLAMP = 1.0 - 1e-7
 MIN_DENOM = 1e-15
 
 
+#: float32 computations switch to float64 when sqrt(c)|x| (|x|/r for clip_features) exceeds
+#: this: factors ~1/that then stay normal float32 numbers (above 2^-126), squared norms finite.
+WIDE_ABOVE = 2.0**100
+#: Möbius addition and the distance use their in-ball forms while c|x|^2, c|y|^2 <= this
+#: (there the in-ball form's error is within a few ulps of the direct form's, see
+#: :func:`_moebius_denominator`).
+BALL_FORM_MAX = 2.0
+#: ... and switch float32 to float64 when c|x|^2 or c|y|^2 exceeds this: the direct form's
+#: products (c|x|^2)(c|y|^2) stay below 2^120, far from float32's overflow.
+WIDE_BALL_ABOVE = 2.0**60
+
+
 def project_eps(dtype: torch.dtype) -> float:
     """Relative margin kept from the boundary by :func:`project` (geoopt's ``BALL_EPS``)."""
     return 4e-3 if _compute_dtype(dtype) == torch.float32 else 1e-5
@@ -125,6 +149,26 @@ def _check_dim(dim: object, ndim: int, name: str = "dim") -> int:
     if not -ndim <= dim < max(ndim, 1):
         raise ValueError(f"{name}={dim} is out of range for a tensor with {ndim} dimensions")
     return int(dim)
+
+
+def _artanh_clamp(dtype: torch.dtype) -> float:
+    """``ARTANH_CLAMP`` as a ``dtype`` computation holds it (float32: 1 - 2^-23)."""
+    return float(torch.tensor(ARTANH_CLAMP, dtype=_compute_dtype(dtype)))
+
+
+def _peak(*reduced: Tensor) -> float:
+    """The largest element of the (reduced, 1/D-sized) tensors, ``inf`` if any is NaN, ``0`` if
+    all are empty. One host sync, cheap next to the reductions that produced the tensors."""
+    peaks = [t.detach().amax() for t in reduced if t.numel()]
+    if not peaks:
+        return 0.0
+    peak = float(torch.stack(peaks).amax() if len(peaks) > 1 else peaks[0])
+    return math.inf if math.isnan(peak) else peak
+
+
+def _narrow(t: Tensor) -> bool:
+    """Whether ``t`` is computed in a dtype narrower than float64 (float32 here)."""
+    return t.dtype != torch.float64
 
 
 def _check_positive_scalar(value: object, name: str) -> None:
@@ -237,6 +281,9 @@ def expmap0(x: Tensor, c: Curvature, dim: int = 1) -> Tensor:
     sc = curvature(c, x).sqrt()
     dim = _check_dim(dim, x.dim())
     z = sc * _norm(x, dim).clamp_min(MIN_NORM)
+    if _narrow(x) and _peak(z) > WIDE_ABOVE:
+        x, sc = x.double(), sc.double()
+        z = sc * _norm(x, dim).clamp_min(MIN_NORM)
     return (x * (torch.tanh(z.clamp_max(TANH_CLAMP)) / z)).to(out)
 
 
@@ -254,8 +301,12 @@ def logmap0(y: Tensor, c: Curvature, dim: int = 1) -> Tensor:
     y, out = _as_input(y, "y")
     sc = curvature(c, y).sqrt()
     dim = _check_dim(dim, y.dim())
+    clamp = _artanh_clamp(y.dtype)
     z = sc * _norm(y, dim).clamp_min(MIN_NORM)
-    return (y * (torch.atanh(z.clamp_max(ARTANH_CLAMP)) / z)).to(out)
+    if _narrow(y) and _peak(z) > WIDE_ABOVE:
+        y, sc = y.double(), sc.double()
+        z = sc * _norm(y, dim).clamp_min(MIN_NORM)
+    return (y * (torch.atanh(z.clamp_max(clamp)) / z)).to(out)
 
 
 def dist0(x: Tensor, c: Curvature, dim: int = 1, keepdim: bool = False) -> Tensor:
@@ -271,6 +322,8 @@ def dist0(x: Tensor, c: Curvature, dim: int = 1, keepdim: bool = False) -> Tenso
     sc = curvature(c, x).sqrt()
     dim = _check_dim(dim, x.dim())
     n = _norm(x, dim, keepdim)
+    # No float64 switch needed: an overflowed norm (inf) meets the artanh clamp, where the
+    # exact norm saturates too (for any normal float32 curvature).
     return (2.0 * torch.atanh((sc * n).clamp_max(ARTANH_CLAMP)) / sc).to(out)
 
 
@@ -282,6 +335,8 @@ def dist(x: Tensor, y: Tensor, c: Curvature, dim: int = 1, keepdim: bool = False
     of the gyrovector space whose denominator equals geoopt's
     :math:`1 - 2c\langle x,y\rangle + c^2\|x\|^2\|y\|^2` but is a sum of non-negative terms inside
     the ball, so nearly coincident points keep their relative accuracy. ``x`` and ``y`` broadcast.
+    Where a point lies far outside the ball (:math:`c\|x\|^2 > 2`) the denominator is taken in
+    its direct form instead, in float64 (see :func:`_moebius_denominator`).
 
     Example::
 
@@ -291,14 +346,47 @@ def dist(x: Tensor, y: Tensor, c: Curvature, dim: int = 1, keepdim: bool = False
     x, y, out = _as_pair(x, y)
     k = curvature(c, x)
     dim = _check_dim(dim, max(x.dim(), y.dim()))
-    sc = k.sqrt()
+    clamp = _artanh_clamp(x.dtype)
     x2 = _sqnorm(x, dim)
     y2 = _sqnorm(y, dim)
-    n = _norm(x - y, dim)
-    denom = ((1 - k * x2) * (1 - k * y2) + k * n.square()).clamp_min(MIN_DENOM)
-    t = (sc * n / denom.sqrt()).clamp_max(ARTANH_CLAMP)
+    kx2, ky2 = k * x2, k * y2
+    peak = _peak(kx2, ky2)
+    if peak > BALL_FORM_MAX:
+        # A point well outside the ball: the direct denominator where the in-ball one cancels,
+        # in float64 beyond float32's safe range.
+        if _narrow(x) and peak > WIDE_BALL_ABOVE:
+            x, y, k = x.double(), y.double(), k.double()
+            x2, y2 = _sqnorm(x, dim), _sqnorm(y, dim)
+        n = _norm(x - y, dim)
+        kxy = -k * torch.linalg.vecdot(x, y, dim=dim).unsqueeze(dim)  # k<-x, y>
+        denom = _moebius_denominator(kxy, k, x2, y2, n.square(), _near_ball(k, x2, y2))
+    else:
+        n = _norm(x - y, dim)
+        denom = (1 - kx2) * (1 - ky2) + k * n.square()
+    sc = k.sqrt()
+    t = (sc * n / denom.clamp_min(MIN_DENOM).sqrt()).clamp_max(clamp)
     d = 2.0 * torch.atanh(t) / sc
     return (d if keepdim else d.squeeze(dim)).to(out)
+
+
+def _near_ball(k: Tensor, x2: Tensor, y2: Tensor) -> Tensor:
+    """Where both points of a pair have ``k|.|^2 <= BALL_FORM_MAX`` (the in-ball forms hold)."""
+    return (k * x2 <= BALL_FORM_MAX) & (k * y2 <= BALL_FORM_MAX)
+
+
+def _moebius_denominator(kxy: Tensor, k: Tensor, x2: Tensor, y2: Tensor, s2: Tensor,
+                         near: Tensor) -> Tensor:
+    r"""The Möbius-addition denominator :math:`1 + 2k\langle x,y\rangle + k^2\|x\|^2\|y\|^2`
+    for points anywhere (``kxy`` = :math:`k\langle x,y\rangle`, ``s2`` = :math:`\|x+y\|^2`).
+
+    Where ``near``, the in-ball form :math:`(1-k\|x\|^2)(1-k\|y\|^2) + k\|x+y\|^2` (non-negative
+    terms inside the ball); elsewhere the direct form, whose terms cancel only near its genuine
+    zeros (:math:`k\|x\|\|y\| = 1`, opposite directions), while the in-ball form's two
+    :math:`k\|x\|^2`-sized terms cancel whenever one point is far out and the other is not
+    (``mobius_add(x, 0)`` with :math:`k\|x\|^2 = 10^8` lost every float32 digit).
+    """
+    direct = 1 + 2 * kxy + (k * x2) * (k * y2)
+    return torch.where(near, (1 - k * x2) * (1 - k * y2) + k * s2, direct)
 
 
 def mobius_add(x: Tensor, y: Tensor, c: Curvature, dim: int = 1) -> Tensor:
@@ -313,6 +401,9 @@ def mobius_add(x: Tensor, y: Tensor, c: Curvature, dim: int = 1) -> Tensor:
     The second form (same value, expanded in the appendix of ``docs/paper-vs-geometry.md``) is
     what is computed: inside the ball every term of its denominator is non-negative and nearly
     opposite points do not cancel, so it keeps float64 digits where the first loses them.
+    Outside the ball it is the other way round (``mobius_add(x, 0)`` cancels to garbage once
+    :math:`c\|x\|^2 \gg 1/\epsilon`): pairs with a point far out (:math:`c\|x\|^2 > 2`) use the
+    first form, in float64.
 
     Example::
 
@@ -324,13 +415,35 @@ def mobius_add(x: Tensor, y: Tensor, c: Curvature, dim: int = 1) -> Tensor:
     x, y, out = _as_pair(x, y)
     k = curvature(c, x)
     dim = _check_dim(dim, max(x.dim(), y.dim()))
-    a = 1 - k * _sqnorm(x, dim)
-    b = 1 - k * _sqnorm(y, dim)
+    x2, y2 = _sqnorm(x, dim), _sqnorm(y, dim)
+    kx2, ky2 = k * x2, k * y2
+    peak = _peak(kx2, ky2)
+    if peak > BALL_FORM_MAX:
+        if _narrow(x) and peak > WIDE_BALL_ABOVE:
+            x, y, k = x.double(), y.double(), k.double()
+            x2, y2 = _sqnorm(x, dim), _sqnorm(y, dim)
+        return _mobius_add_anywhere(x, y, k, x2, y2, dim).to(out)
+    a = 1 - kx2
     s = x + y
     ks2 = k * _sqnorm(s, dim)
-    denom = (a * b + ks2).clamp_min(MIN_DENOM)
+    denom = (a * (1 - ky2) + ks2).clamp_min(MIN_DENOM)
     # per-vector factors first, then one fused multiply-add over the full tensor
     return torch.addcmul(x * (ks2 / denom), s, a / denom).to(out)
+
+
+def _mobius_add_anywhere(x: Tensor, y: Tensor, k: Tensor, x2: Tensor, y2: Tensor,
+                         dim: int) -> Tensor:
+    """:func:`mobius_add` for points anywhere (some far outside the ball):
+    ``(A x + (1 - k|x|^2) y) / D`` with ``A = 1 + 2k<x, y> + k|y|^2`` and ``D`` of
+    :func:`_moebius_denominator`; where both points are near the ball, ``A`` takes the in-ball
+    form ``(1 - k|x|^2) + k|x+y|^2`` of :func:`mobius_add`'s fast path, as ``D`` does."""
+    s2 = _sqnorm(x + y, dim)
+    kxy = k * torch.linalg.vecdot(x, y, dim=dim).unsqueeze(dim)
+    near = _near_ball(k, x2, y2)
+    a = 1 - k * x2
+    denom = _moebius_denominator(kxy, k, x2, y2, s2, near).clamp_min(MIN_DENOM)
+    coef_x = torch.where(near, a + k * s2, 1 + 2 * kxy + k * y2)
+    return torch.addcmul(x * (coef_x / denom), y, a / denom)
 
 
 def project(x: Tensor, c: Curvature, dim: int = 1) -> Tensor:
@@ -346,6 +459,9 @@ def project(x: Tensor, c: Curvature, dim: int = 1) -> Tensor:
     maxnorm = (1 - project_eps(x.dtype)) / curvature(c, x).sqrt()
     dim = _check_dim(dim, x.dim())
     n = _norm(x, dim).clamp_min(MIN_NORM)
+    if _narrow(x) and _peak(n / maxnorm) > WIDE_ABOVE:
+        x, maxnorm = x.double(), maxnorm.double()  # the float32 margin, in float64
+        n = _norm(x, dim).clamp_min(MIN_NORM)
     return torch.where(n > maxnorm, x * (maxnorm / n), x).to(out)
 
 
@@ -370,6 +486,9 @@ def clip_features(x: Tensor, r: float | Tensor, dim: int = 1) -> Tensor:
         _check_positive_scalar(r, "r")
     dim = _check_dim(dim, x.dim())
     n = _norm(x, dim).clamp_min(MIN_NORM)
+    if _narrow(x) and _peak(n / r) > WIDE_ABOVE:
+        x = x.double()
+        n = _norm(x, dim).clamp_min(MIN_NORM)
     return (x * (r / n).clamp_max(1.0)).to(out)
 
 

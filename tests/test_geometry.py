@@ -376,3 +376,203 @@ def test_float64_curvature_not_rounded_through_float32():
 def test_bad_input_raises_clear_errors(call, exc, words):
     with pytest.raises(exc, match=words):
         call()
+
+
+# --------------------------------------------------------------------------------------------
+# extreme magnitudes (issue 9 §6): float32 answers as the exact formula, up to float32's max
+# --------------------------------------------------------------------------------------------
+
+F32 = torch.float32
+EPS32 = float(torch.finfo(F32).eps)
+MAX32 = float(torch.finfo(F32).max)
+#: the artanh clamp as float32 holds it (1 - 2^-23): the float32 calls' saturation
+CLAMP32 = float(torch.tensor(G.ARTANH_CLAMP, dtype=F32))
+#: below ~2^-63 float32 squared norms are subnormal: norms, and so distances, are then only
+#: absolutely accurate, to ~sqrt(D) 2^-75; the distance tests allow this absolute error
+TINY_DIST_ATOL = 1e-20
+
+
+def wild_points(seed: int, n: int, d: int, lo: float = -30.0, hi: float = 38.5) -> np.ndarray:
+    """n float32 vectors of R^d with norms 10^u, u uniform in [lo, hi] (each component stays
+    below float32's max), returned as the exact float64 values of those float32 numbers."""
+    rng = np.random.default_rng(seed)
+    u = rng.standard_normal((n, d))
+    u /= np.linalg.norm(u, axis=1, keepdims=True)
+    return (u * 10 ** rng.uniform(lo, hi, n)[:, None]).astype(np.float32).astype(np.float64)
+
+
+def row_norms(a: np.ndarray) -> np.ndarray:
+    return np.linalg.norm(a, axis=-1)
+
+
+def assert_rows_close(got: torch.Tensor, want: np.ndarray, tol: np.ndarray, atol: float = 0.0):
+    """Row-wise |got - want| <= tol |want| + atol, where ``want`` is representable in float32
+    (rows whose exact value overflows float32 must come out inf, never NaN)."""
+    g = got.double().numpy()
+    assert not np.isnan(g).any(), g
+    if want.ndim == 1:
+        g, want = g[:, None], want[:, None]
+    fits = row_norms(want) < MAX32 / 2
+    assert np.all(np.isinf(g[~fits]).any(axis=-1)), (g[~fits], want[~fits])
+    err = row_norms(g[fits] - want[fits])
+    bound = np.broadcast_to(np.asarray(tol, np.float64), fits.shape)[fits]
+    bound = bound * row_norms(want[fits]) + atol
+    assert np.all(err <= bound), (err, bound, g[fits], want[fits])
+
+
+def atanh_cond(t: np.ndarray) -> np.ndarray:
+    """Relative condition number of artanh at its clamped argument."""
+    t = np.minimum(np.abs(t), CLAMP32)
+    return 1 + np.where(t > 0, t / ((1 - t * t) * np.arctanh(np.maximum(t, 1e-300))), 1.0)
+
+
+def mp_dist_anywhere(x: np.ndarray, y: np.ndarray, c: float) -> np.ndarray:
+    """Distance from the gyro definition, 2/s artanh(s |(-x) + y|) (Möbius sum in 50 digits),
+    with float32's artanh clamp: valid off the ball too, independent of the library's identity."""
+    m = O.mp_mobius_add(-x, y, c)
+    t = math.sqrt(c) * row_norms(m)
+    return 2 / math.sqrt(c) * np.arctanh(np.minimum(t, CLAMP32)), t
+
+
+@given(seed=SEEDS, d=st.integers(1, 48), c=C)
+def test_float32_maps_equal_exact_up_to_float32_max(seed, d, c):
+    # expmap0, project, clip_features: well conditioned everywhere: a few float32 ulps.
+    x = wild_points(seed, 6, d)
+    x32 = torch.from_numpy(x).float()
+    tol = 16 * EPS32
+    assert_rows_close(G.expmap0(x32, c), O.mp_expmap0(x, c), tol)
+    assert_rows_close(G.project(x32, c), O.mp_project(x, c, G.project_eps(F32)), tol)
+    r = 0.7 / math.sqrt(c)
+    assert_rows_close(G.clip_features(x32, r), O.mp_clip_features(x, r), tol)
+    # logmap0, dist0: artanh's conditioning near the boundary, float32's clamp
+    t = math.sqrt(c) * row_norms(x)
+    tol_t = 16 * EPS32 * atanh_cond(t)
+    assert_rows_close(G.logmap0(x32, c), O.mp_logmap0(x, c, CLAMP32), tol_t)
+    assert_rows_close(G.dist0(x32, c), O.mp_dist0(x, c, CLAMP32), tol_t, TINY_DIST_ATOL)
+
+
+def moebius_cond(x: np.ndarray, y: np.ndarray, c: float):
+    """First-order relative error bound factors of Möbius addition x + y in floating point:
+    the sizes of the terms summed over the size of each sum (the exact one)."""
+    nx, ny = row_norms(x), row_norms(y)
+    xy = np.einsum("ij,ij->i", x, y)
+    A = 1 + 2 * c * xy + c * ny**2
+    B = 1 - c * nx**2
+    D = 1 + 2 * c * xy + c**2 * nx**2 * ny**2
+    # near the ball the in-ball forms' terms, elsewhere the direct forms' (as documented)
+    near = (c * nx**2 <= G.BALL_FORM_MAX) & (c * ny**2 <= G.BALL_FORM_MAX)
+    terms_a = np.where(near, 1 + c * nx**2 + c * (nx + ny) ** 2, 1 + 2 * c * nx * ny + c * ny**2)
+    terms_d = np.where(near, (1 + c * nx**2) * (1 + c * ny**2) + c * (nx + ny) ** 2,
+                       1 + 2 * c * nx * ny + c**2 * nx**2 * ny**2)
+    num = A[:, None] * x + B[:, None] * y
+    cond_num = (np.abs(A) * nx + np.abs(B) * ny) / np.maximum(row_norms(num), 1e-300)
+    return cond_num * (terms_a / np.abs(A) + (1 + c * nx**2) / np.abs(B)) + terms_d / np.abs(D)
+
+
+@given(seed=SEEDS, d=st.integers(1, 48), c=C, lo=st.sampled_from([-30.0, -2.0, 0.0]))
+def test_float32_mobius_add_and_dist_equal_exact_anywhere(seed, d, c, lo):
+    # Pairs anywhere: in the ball, far out, beyond float32's squared-norm range, mixed.
+    hi = 38.5 + min(0.0, 0.5 * math.log10(c))  # norms up to float32's max after / sqrt(c)
+    x = wild_points(seed, 6, d, lo, hi) / math.sqrt(c)
+    y = wild_points(seed + 1, 6, d, lo, hi) / math.sqrt(c)
+    x, y = (a.astype(np.float32).astype(np.float64) for a in (x, y))
+    assert np.isfinite(x).all() and np.isfinite(y).all()
+    x32, y32 = torch.from_numpy(x).float(), torch.from_numpy(y).float()
+    kappa = moebius_cond(x, y, c)
+    assert_rows_close(G.mobius_add(x32, y32, c), O.mp_mobius_add(x, y, c),
+                      np.minimum(32 * EPS32 * kappa, 1.0))
+    want, t = mp_dist_anywhere(x, y, c)
+    kd = moebius_cond(-x, y, c) * atanh_cond(t)
+    assert_rows_close(G.dist(x32, y32, c), want, np.minimum(32 * EPS32 * kd, 1.0),
+                      TINY_DIST_ATOL)
+
+
+@pytest.mark.parametrize("scale", [2.0**64, 1e20, 1e30, 2.0**126, MAX32])
+@pytest.mark.parametrize("c", [0.01, 0.5, 10.0])
+def test_diverging_feature_lands_on_the_boundary(scale, c):
+    # issue 9 §6: a diverging float32 feature maps to the boundary, in its own direction; it
+    # used to map to the origin once its squared norm overflowed.
+    rng = np.random.default_rng(0)
+    u = rng.standard_normal((4, 5)).astype(np.float32)
+    u[0] = 1.0
+    x = torch.from_numpy(u / np.abs(u).max(axis=1, keepdims=True)) * scale  # |x_i| <= scale
+    unit = x.double() / torch.linalg.vector_norm(x.double(), dim=1, keepdim=True)
+    sc = math.sqrt(c)
+    eps = G.project_eps(F32)
+
+    def lands(y, radius, what):
+        n = torch.linalg.vector_norm(y.double(), dim=1)
+        assert torch.isfinite(y).all(), what
+        torch.testing.assert_close(n, torch.full_like(n, radius), rtol=4 * EPS32, atol=0,
+                                   msg=lambda m: f"{what}: {m}")
+        torch.testing.assert_close(y.double() / n[:, None], unit, rtol=0, atol=4 * EPS32)
+
+    lands(G.expmap0(x, c), math.tanh(15) / sc, "expmap0")
+    lands(G.project(x, c), (1 - eps) / sc, "project")
+    lands(G.project(G.expmap0(x, c), c), (1 - eps) / sc, "project(expmap0)")
+    lands(G.clip_features(x, 0.5), 0.5, "clip_features")
+    lands(G.expmap0(G.clip_features(x, 1 / sc), c), math.tanh(1) / sc, "expmap0(clip)")
+    lands(G.logmap0(x, c), math.atanh(CLAMP32) / sc, "logmap0")
+    torch.testing.assert_close(G.dist0(x, c).double(),
+                               torch.full((4,), 2 * math.atanh(CLAMP32) / sc, dtype=torch.float64),
+                               rtol=4 * EPS32, atol=0)
+    # from the origin and from a point inside: the saturated distance
+    inside = G.expmap0(torch.randn(4, 5), c)
+    for y in (torch.zeros_like(x), inside):
+        torch.testing.assert_close(G.dist(x, y, c).double(), G.dist0(x, c).double(),
+                                   rtol=4 * EPS32, atol=0)
+    # Möbius addition of the origin is the identity, anywhere
+    torch.testing.assert_close(G.mobius_add(x, torch.zeros_like(x), c), x, rtol=4 * EPS32, atol=0)
+    torch.testing.assert_close(G.mobius_add(torch.zeros_like(x), x, c), x, rtol=4 * EPS32, atol=0)
+
+
+def test_issue_reproducer_expmap0_and_clip_at_1e20():
+    x = torch.full((1, 3), 1e20)
+    want = torch.full((1, 3), math.tanh(15) / math.sqrt(0.5) / math.sqrt(3))
+    torch.testing.assert_close(G.expmap0(x, c=0.5), want, rtol=2 * EPS32, atol=0)
+    torch.testing.assert_close(G.clip_features(x, r=1),
+                               torch.full((1, 3), 1 / math.sqrt(3)), rtol=2 * EPS32, atol=0)
+    # the same along a strided axis (the vecdot reduction) and in half precision's container
+    xs = x.t().contiguous().t()
+    torch.testing.assert_close(G.expmap0(xs, c=0.5), want, rtol=2 * EPS32, atol=0)
+
+
+@pytest.mark.parametrize("scale", [1e20, MAX32])
+def test_no_nan_values_or_gradients_for_huge_finite_input(scale):
+    g = torch.Generator().manual_seed(3)
+    base = torch.rand(3, 6, generator=g) * 2 - 1
+    other = torch.randn(3, 6, generator=g) * 0.1
+    cases = {
+        "expmap0": lambda x: G.expmap0(x, 0.5),
+        "logmap0": lambda x: G.logmap0(x, 0.5),
+        "dist0": lambda x: G.dist0(x, 0.5),
+        "dist_other": lambda x: G.dist(x, other, 0.5),
+        "dist_self": lambda x: G.dist(x, x, 0.5),
+        "mobius_add": lambda x: G.mobius_add(x, other, 0.5),
+        "mobius_add_self": lambda x: G.mobius_add(x, x, 0.5),
+        "project": lambda x: G.project(x, 0.5),
+        "clip_features": lambda x: G.clip_features(x, 0.5),
+    }
+    for name, fn in cases.items():
+        x = (base * scale).requires_grad_(True)
+        out = fn(x)
+        assert out.dtype == F32 and not torch.isnan(out).any(), (name, out)
+        (grad,) = torch.autograd.grad(out.sum(), x)
+        assert not torch.isnan(grad).any(), (name, grad)
+
+
+def test_wide_switch_keeps_ordinary_inputs_on_the_fast_path(monkeypatch):
+    # The float64 switch is taken only for out-of-range inputs: ordinary float32 calls (in the
+    # ball, or tangent vectors) never convert to float64.
+    widened = []
+    real = torch.Tensor.double
+    monkeypatch.setattr(torch.Tensor, "double", lambda t, *a, **k: widened.append(t.shape)
+                        or real(t, *a, **k))
+    x, y = torch.randn(2, 8, 4, 4) * 0.2, torch.randn(2, 8, 4, 4) * 0.2
+    for out in (G.expmap0(x * 100, 0.5), G.logmap0(x, 0.5), G.dist0(x, 0.5), G.project(x, 0.5),
+                G.clip_features(x, 1.0), G.mobius_add(x, y, 0.5), G.dist(x, y, 0.5),
+                G.mobius_add(x * 10, y, 0.5), G.dist(x * 10, y, 0.5)):  # off the ball: float32
+        assert out.dtype == torch.float32
+    assert widened == []
+    G.expmap0(x * 1e30, 0.5)
+    assert widened
