@@ -165,11 +165,11 @@ class EdgeBlock(nn.Module):
 
 
 class FeatureExtract(nn.Module):
-    """1x1 conv (1 -> n) then two :class:`EdgeBlock`."""
+    """1x1 conv (``in_channels`` -> n; 1 for a grey image) then two :class:`EdgeBlock`."""
 
-    def __init__(self, n: int) -> None:
+    def __init__(self, n: int, in_channels: int = 1) -> None:
         super().__init__()
-        self.conv = _conv(1, n, 1)
+        self.conv = _conv(in_channels, n, 1)
         self.block1 = EdgeBlock(n)
         self.block2 = EdgeBlock(n)
         self.channels_last = True
@@ -434,13 +434,13 @@ class CALayer(nn.Module):
 
 
 class Refine(nn.Module):
-    """``conv3 (n -> n)``, two :class:`CALayer`, ``conv3 (n -> 1)``."""
+    """``conv3 (n -> n)``, two :class:`CALayer`, ``conv3 (n -> out_channels)``."""
 
-    def __init__(self, n: int) -> None:
+    def __init__(self, n: int, out_channels: int = 1) -> None:
         super().__init__()
         self.conv_in = _conv(n, n, 3)
         self.process = nn.Sequential(CALayer(n), CALayer(n))
-        self.conv_last = _conv(n, 1, 3)
+        self.conv_last = _conv(n, out_channels, 3)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.conv_last(self.process(self.conv_in(x)))
@@ -464,7 +464,8 @@ class ShipFeatures:
 
 
 class SHIP(nn.Module):
-    """The SHIP infrared-visible fusion network (the authors' released architecture).
+    """The SHIP fusion network (the authors' released architecture), for infrared-visible
+    fusion (``task="fuse"``) or pan-sharpening (``task="pansharpen"``).
 
     Args:
         n_feat: feature channels ``n`` (16 in the released model; must be divisible by 4).
@@ -475,9 +476,22 @@ class SHIP(nn.Module):
             computes exactly the released network until training moves that projection.
         hdgfb_kwargs: extra keyword arguments for ``HDGFB`` (``c``, ``hidden``, ``mode``...).
         fast: use the fast execution path (see the module docstring); same function.
+        task: ``"fuse"`` (infrared-visible; the released network) or ``"pansharpen"``.
+        ms_bands: pan-sharpening only: number of MS bands ``C`` (required there).
+        ratio: pan-sharpening only: PAN/MS resolution ratio the model is trained for (default
+            4); kept as metadata (the inputs arrive interpolated to the PAN grid).
 
-    Inputs ``vis`` (visible luminance Y) and ``ir``, each ``(B, 1, H, W)`` in [0, 1], any H, W;
-    output the fused luminance ``(B, 1, H, W)``, not clamped.
+    Infrared-visible fusion: inputs ``vis`` (visible luminance Y) and ``ir``, each
+    ``(B, 1, H, W)`` in [0, 1], any H, W; output the fused luminance ``(B, 1, H, W)``, not
+    clamped.
+
+    Pan-sharpening: call ``net(pan, lms)`` with ``pan`` (B, 1, H, W) and ``lms`` (B, C, H, W),
+    the MS interpolated to the PAN grid (e.g. :func:`hyperleaf.pansharpen.interp23`). The two
+    streams are the MS (``C`` bands into the main stream, ``ms``) and the PAN (``pan``, in the
+    infrared stream's place); the interaction stages are SHIP's; the reconstruction outputs
+    ``C`` bands, the residual added to ``lms`` (its last convolution starts at zero, so an
+    untrained model returns ``lms``, the EXP baseline). ``ShipFeatures.vis``/``.ir`` then hold
+    the MS/PAN streams. ``hdgfb=True`` and H2FR work as for fusion.
 
     Example::
 
@@ -486,21 +500,48 @@ class SHIP(nn.Module):
         ...     fused = net(torch.rand(1, 1, 24, 20), torch.rand(1, 1, 24, 20))
         >>> fused.shape
         torch.Size([1, 1, 24, 20])
+        >>> ps = SHIP(task="pansharpen", ms_bands=4, ratio=4).eval()
+        >>> pan, lms = torch.rand(1, 1, 32, 32), torch.rand(1, 4, 32, 32)
+        >>> with torch.no_grad():
+        ...     out = ps(pan, lms)
+        >>> out.shape, bool(torch.equal(out, lms))   # untrained: the residual is zero
+        (torch.Size([1, 4, 32, 32]), True)
     """
 
     def __init__(self, n_feat: int = 16, *, hdgfb: bool = False,
-                 hdgfb_kwargs: dict | None = None, fast: bool = True) -> None:
+                 hdgfb_kwargs: dict | None = None, fast: bool = True, task: str = "fuse",
+                 ms_bands: int | None = None, ratio: int | None = None) -> None:
         super().__init__()
         if not isinstance(n_feat, int) or n_feat < 4 or n_feat % 4:
             raise ValueError(f"n_feat: expected a positive multiple of 4, got {n_feat!r}")
+        if task not in ("fuse", "pansharpen"):
+            raise ValueError(f"task: expected 'fuse' or 'pansharpen', got {task!r}")
+        self.task = task
         n = self.n_feat = n_feat
-        self.vis = FeatureExtract(n)
-        self.inf = FeatureExtract(n)
+        if task == "fuse":
+            if ms_bands is not None or ratio is not None:
+                raise ValueError("ms_bands/ratio: only for task='pansharpen'")
+            self.ms_bands, self.ratio = None, None
+            self.vis = FeatureExtract(n)
+            self.inf = FeatureExtract(n)
+        else:
+            if isinstance(ms_bands, bool) or not isinstance(ms_bands, int) or ms_bands < 1:
+                raise ValueError(f"ms_bands: expected a positive number of MS bands for "
+                                 f"task='pansharpen', got {ms_bands!r}")
+            ratio = 4 if ratio is None else ratio
+            if isinstance(ratio, bool) or not isinstance(ratio, int) or ratio < 1:
+                raise ValueError(f"ratio: expected a positive integer, got {ratio!r}")
+            self.ms_bands, self.ratio = ms_bands, ratio
+            self.ms = FeatureExtract(n, ms_bands)
+            self.pan = FeatureExtract(n, 1)
         self.interaction1 = Interaction(n)
         self.interaction2 = Interaction(n)
         self.interaction3 = Interaction(n)
         self.postprocess = nn.Sequential(InvBlock(3 * n, 3 * n // 2), _conv(3 * n, n, 1))
-        self.reconstruction = Refine(n)
+        self.reconstruction = Refine(n, 1 if task == "fuse" else ms_bands)
+        if task == "pansharpen":
+            nn.init.zeros_(self.reconstruction.conv_last.weight)
+            nn.init.zeros_(self.reconstruction.conv_last.bias)
         self.hdgfb_enabled = bool(hdgfb)
         if hdgfb:
             from hyperleaf import HDGFB  # the nn layer; imported only when asked for
@@ -536,12 +577,19 @@ class SHIP(nn.Module):
 
     def forward(self, vis: Tensor, ir: Tensor, return_features: bool = False
                 ) -> Tensor | tuple[Tensor, ShipFeatures]:
-        """Fuse ``vis`` and ``ir`` (each (B, 1, H, W)) into (B, 1, H, W).
+        """Fuse ``vis`` and ``ir`` (each (B, 1, H, W)) into (B, 1, H, W); with
+        ``task="pansharpen"`` the arguments are ``(pan, lms)`` and the output (B, C, H, W).
 
         With ``return_features=True`` returns ``(fused, ShipFeatures)``.
         """
-        _check_inputs(vis, ir)
-        v, i = self.vis(vis), self.inf(ir)
+        lms = None
+        if self.task == "pansharpen":
+            pan, lms = vis, ir
+            _check_pansharpen_inputs(pan, lms, self.ms_bands)
+            v, i = self.ms(lms), self.pan(pan)
+        else:
+            _check_inputs(vis, ir)
+            v, i = self.vis(vis), self.inf(ir)
         feats = ShipFeatures()
         outs = []
         for k, stage in enumerate((self.interaction1, self.interaction2, self.interaction3)):
@@ -556,7 +604,22 @@ class SHIP(nn.Module):
                 feats.ir.append(i_in)
         out = self.reconstruction(self.postprocess(torch.cat(outs, dim=1)))
         out = out.contiguous()
+        if lms is not None:
+            out = lms + out  # the network predicts the MS residual
         return (out, feats) if return_features else out
+
+
+def _check_pansharpen_inputs(pan: Tensor, lms: Tensor, bands: int) -> None:
+    for name, t, c in (("pan", pan, 1), ("lms", lms, bands)):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"{name}: expected a torch.Tensor, got {type(t).__name__}")
+        if t.ndim != 4 or t.shape[1] != c:
+            raise ValueError(f"{name}: expected shape (B, {c}, H, W), got {tuple(t.shape)}")
+        if not t.is_floating_point():
+            raise ValueError(f"{name}: expected a floating-point tensor, got {t.dtype}")
+    if pan.shape[0] != lms.shape[0] or pan.shape[-2:] != lms.shape[-2:]:
+        raise ValueError(f"pan {tuple(pan.shape)} and lms {tuple(lms.shape)} must share batch "
+                         "size and H, W (interpolate the MS to the PAN grid first)")
 
 
 def _check_inputs(vis: Tensor, ir: Tensor) -> None:
