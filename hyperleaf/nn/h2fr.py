@@ -55,6 +55,12 @@ def to_ball(x: Tensor, c: geometry.Curvature, clip_r: float | Tensor | None = 1.
     Returns:
         ``(B, D)`` points on the ball, in ``x``'s dtype.
 
+    Saturation: a vector longer than ``clip_r`` is mapped to the sphere of radius
+    :math:`\tanh(\sqrt c\, r)/\sqrt c` whatever its length, so the gradient along its norm is
+    zero there (only its direction still receives gradient). A loss that asks for "far" (the
+    unimodal features in H2FR) can be met by pushing features past the clip, after which they
+    no longer move in or out; ``hyperleaf.train.diagnostics`` measures how many do.
+
     Example::
 
         >>> pts = to_ball(torch.randn(4, 32, 8, 8), c=0.5)   # (4, 32)
@@ -102,6 +108,12 @@ class H2FRLoss(nn.Module):
         batch_mean: how per-sample values are averaged over the batch (``(B,) -> ()``; default
             ``x.mean(0)``). Pass an all-reducing mean to make the loss of a data-parallel run equal
             the loss on the union batch.
+
+    Saturation: inputs made by :func:`to_ball` at the clipping radius have zero gradient along
+    their norm, so once a modality's features are pushed to the clip the Top-1 terms can
+    still be lowered only by moving the fused features and the core, and the level ranking
+    only by the fused levels' distances; a ranking "met" that way says nothing per sample
+    (see ``docs/training.md``, "Geometry diagnostics").
 
     Shapes:
         ``loss(fused_levels, *modality_levels)``: ``L >= 2`` tensors ``(B, D_l)`` (a trailing

@@ -31,8 +31,13 @@ def val_batches(val_set, chunk: int = 8):
 
 @torch.no_grad()
 def evaluate(cfg: TrainConfig, objective, val_set, device: torch.device,
-             samples_dir: Path | None = None) -> dict[str, float]:
-    """Mean validation metrics over ``val_set`` (model put in eval mode)."""
+             samples_dir: Path | None = None) -> dict[str, object]:
+    """Mean validation metrics over ``val_set`` (model put in eval mode).
+
+    With LEAF also the geometry diagnostics of the validation stage vectors
+    (:func:`hyperleaf.train.diagnostics.geometry_diagnostics`): ``saturated``, ``spread_*``,
+    ``core_dist_*`` floats and ``geometry`` (per stage and modality, a dict).
+    """
     objective.eval()
     if cfg.task == "segment":
         return _evaluate_segment(cfg, objective, val_set, device, samples_dir)
@@ -43,6 +48,7 @@ def evaluate(cfg: TrainConfig, objective, val_set, device: torch.device,
 
     sums: dict[str, float] = {}
     n = 0
+    stage_points = []
 
     def add(key: str, value: Tensor | float, count: int) -> None:
         sums[key] = sums.get(key, 0.0) + float(value) * count
@@ -64,12 +70,22 @@ def evaluate(cfg: TrainConfig, objective, val_set, device: torch.device,
             ok = ordering(levels, head.core(), head.curvature)
             for k, v in ok.items():
                 sums[f"order_{k}"] = sums.get(f"order_{k}", 0.0) + float(v.float().sum())
+            stage_points.append(torch.stack([torch.stack(lv, 1) for lv in levels]).cpu())
         if samples_dir is not None:
             samples_dir.mkdir(parents=True, exist_ok=True)
             for name, img in zip(names, f, strict=False):
                 hio.write_png(samples_dir / f"{name}.png", img[0].cpu().numpy())
         n += b
-    return {k: v / n for k, v in sums.items()}
+    out: dict[str, object] = {k: v / n for k, v in sums.items()}
+    if stage_points:
+        from hyperleaf.train.diagnostics import geometry_diagnostics
+
+        head = objective.head
+        geo = geometry_diagnostics(torch.cat(stage_points, 1), head.core().detach().cpu(),
+                                   float(head.curvature), head.clip_r)
+        out["geometry"] = geo.pop("groups")  # per stage and modality, in log.jsonl only
+        out.update(geo)  # the summaries also go to the end-of-run table
+    return out
 
 
 def _evaluate_segment(cfg, objective, val_set, device, samples_dir) -> dict[str, float]:

@@ -40,7 +40,8 @@ def collect_points(objective, val_set, device) -> dict[str, object]:
         for k, v in ordering(levels, head.core(), head.curvature).items():
             oks[k].append(v.cpu())
     return {"points": torch.cat(chunks, 1), "core": head.core().detach().double().cpu(),
-            "c": float(head.curvature), "ok": {k: torch.cat(v) for k, v in oks.items()}}
+            "c": float(head.curvature), "ok": {k: torch.cat(v) for k, v in oks.items()},
+            "clip_r": head.clip_r}
 
 
 def disk_coordinates(points: torch.Tensor, core: torch.Tensor, c: float) -> tuple[np.ndarray,
@@ -65,7 +66,13 @@ def disk_coordinates(points: torch.Tensor, core: torch.Tensor, c: float) -> tupl
 
 def plot_leaf(data: dict[str, object], path: str | Path, title: str = "") -> dict[str, float]:
     """Draw ``collect_points`` output to ``path`` (PNG, written atomically); returns the
-    ordering fractions."""
+    ordering fractions and the geometry summaries (``saturated``, ``spread_*``,
+    ``core_dist_*``; :func:`hyperleaf.train.diagnostics.geometry_diagnostics`).
+
+    Saturated points (at the clipping radius) are ringed in red; the title gives the ordering
+    fractions, the saturated fraction and each stream's spread (mean geodesic distance of the
+    samples to their centroid, averaged over the stages).
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -77,6 +84,13 @@ def plot_leaf(data: dict[str, object], path: str | Path, title: str = "") -> dic
     xy, _ = disk_coordinates(pts, core, c)  # (S, N, L, 2)
     s_count, n, n_levels, _ = xy.shape
     frac = {f"order_{k}": float(v.float().mean()) for k, v in data["ok"].items()}
+    from hyperleaf.train.diagnostics import geometry_diagnostics, saturation_mask
+
+    clip_r = data.get("clip_r")
+    geo = geometry_diagnostics(pts, core, c, clip_r)
+    geo.pop("groups")
+    sat = (saturation_mask(pts, c, clip_r) if clip_r is not None
+           else torch.zeros(pts.shape[:-1], dtype=torch.bool)).numpy()
     fig, ax = plt.subplots(figsize=(6.4, 6.4), dpi=110)
     radius = 1 / c ** 0.5
     ax.add_patch(plt.Circle((0, 0), radius, fill=False, color="0.3", lw=1.0))
@@ -92,6 +106,10 @@ def plot_leaf(data: dict[str, object], path: str | Path, title: str = "") -> dic
                        edgecolors="k" if s == 0 else "none", linewidths=0.5, zorder=3,
                        alpha=0.95 if s == 0 else 0.7,
                        label=f"{names[s]}, stage {lv + 1}")
+    if sat.any():
+        ax.scatter(xy[..., 0][sat], xy[..., 1][sat], s=70, facecolors="none",
+                   edgecolors="red", linewidths=0.8, zorder=5,
+                   label="saturated (at the clip radius)")
     ax.scatter([0], [0], marker="*", s=160, color="crimson", zorder=4, label="fused core")
     ax.set_xlim(-1.05 * radius, 1.05 * radius)
     ax.set_ylim(-1.05 * radius, 1.05 * radius)
@@ -101,7 +119,10 @@ def plot_leaf(data: dict[str, object], path: str | Path, title: str = "") -> dic
     ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0), framealpha=0.8)
     ax.set_title((title + "\n" if title else "")
                  + f"c = {c:.3f}; ordered as H2FR asks: {frac['order_all']:.0%} of {n} samples "
-                 f"(stages {frac['order_level']:.0%}, fused core {frac['order_core']:.0%})",
+                 f"(stages {frac['order_level']:.0%}, fused core {frac['order_core']:.0%})\n"
+                 f"saturated {geo['saturated']:.0%}; spread (mean dist. to centroid) fused "
+                 f"{geo['spread_fused']:.3f}, visible {geo['spread_vis']:.3f}, infrared "
+                 f"{geo['spread_ir']:.3f}",
                  fontsize=8)
     import io
 
@@ -109,7 +130,7 @@ def plot_leaf(data: dict[str, object], path: str | Path, title: str = "") -> dic
     fig.savefig(buf, format="png", bbox_inches="tight")
     plt.close(fig)
     atomic_write_bytes(path, buf.getvalue())
-    return frac
+    return {**frac, **geo}
 
 
 def plot_run_objective(cfg, objective, val_set, device, path: str | Path) -> dict[str, float]:
