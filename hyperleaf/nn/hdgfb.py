@@ -38,6 +38,12 @@ the scalars, and its backward re-runs the small scalar graph with autograd and m
 concatenation, row chunks, GELU recomputed in backward). The result equals the seed (paper) and
 the geometry-module composition (geodesic, ``impl="reference"``) to ~1e-14 in float64;
 ``tests/test_hdgfb.py`` proves it, and ``benchmarks/bench_hdgfb.py`` measures it.
+
+Extreme features (squared norms above ``WIDE_SQNORM_ABOVE`` = 2^60 in float32, checked on the
+``1/C``-sized reductions) switch the scalar graph, the mix and their backward to float64 on CPU
+(the fused and the eager autograd path; accelerators always run the reductions in float64 and
+keep the mix in the features' dtype), so a diverging float32 feature gates and mixes as in the
+float64 block (to 2e-5, tested up to 1e37) instead of saturating or turning NaN.
 """
 
 from __future__ import annotations
@@ -208,15 +214,23 @@ def _reductions(q: Tensor, ps: Sequence[Tensor]) -> tuple[Tensor, Tensor, Tensor
     return qq, pp, qp
 
 
+#: float32 squared norms above this (features beyond 2^30) switch the fused block's scalar graph,
+#: mix and backward to float64: there the scalars' products (e.g. u_q u_m <q, p_m> of the
+#: distance) would otherwise reach float32's subnormals or overflow, and a diverging feature
+#: would not land where the float64 block puts it.
+WIDE_SQNORM_ABOVE = 2.0**60
+
+
 def _go_wide(q: Tensor, qq: Tensor, pp: Tensor, qp: Tensor) -> bool:
-    """Whether to redo the reductions in float64: on CPU when a float32/16 one overflowed (the
-    check is free there); on accelerators always, since checking would cost a host sync per
-    call and the float64 reductions are a small fraction of the block there."""
+    """Whether to redo the reductions in float64: on CPU when a float32/16 squared norm exceeds
+    ``WIDE_SQNORM_ABOVE`` or overflowed (one check on 1/C of the data); on accelerators always,
+    since checking would cost a host sync per call and the float64 reductions are a small
+    fraction of the block there."""
     if q.dtype == torch.float64:
         return False
     if q.device.type != "cpu":
         return True
-    return not bool(torch.isfinite(torch.cat([qq, pp, qp], 1)).all())
+    return geometry._peak(qq, pp) > WIDE_SQNORM_ABOVE
 
 
 def _wide_coeffs(spec, qq, pp, qp, c, r, gw, gb):
@@ -295,10 +309,14 @@ class _GateMixNorm(torch.autograd.Function):
             # the (1/C-sized) reductions and scalar graph in float64 instead of saturating.
             qq, pp, qp = _reductions(q.double(), [p.double() for p in ps])
         ks, gates = _wide_coeffs(spec, qq, pp, qp, c, r, gw, gb)
-        ks, gates = ks.to(q.dtype), gates.to(q.dtype)
-        t = ps[0] * ks[0, 0].unsqueeze(1)
+        # The mix (and backward) in float64 too after a CPU switch (extreme features: float32
+        # coefficients ~1/|p| would go subnormal); in the features' dtype otherwise.
+        md = ks.dtype if q.device.type == "cpu" else q.dtype
+        ks, gates = ks.to(md), gates.to(q.dtype)
+        t = ps[0].to(md) * ks[0, 0].unsqueeze(1)
         for m in range(1, len(ps)):
-            t.addcmul_(ps[m], ks[0, m].unsqueeze(1))
+            t.addcmul_(ps[m].to(md), ks[0, m].unsqueeze(1))
+        t = t.to(q.dtype)
         # One fused kernel each way for the normalisation and its affine map (var_mean along
         # rows is ~5x slower); backward needs t and the statistics only.
         out, mean, rstd = torch.native_layer_norm(t, [C], nw, nb, LN_EPS)
@@ -316,12 +334,14 @@ class _GateMixNorm(torch.autograd.Function):
         dt, g_nw, g_nb = torch.ops.aten.native_layer_norm_backward(
             g_out, t, [C], mean, rstd, nw, nb, [True, needs[4], needs[5]])
 
+        md = ks.dtype  # the mix's dtype: float64 after a CPU switch
         # The scalar graph, re-run with autograd.
         with torch.enable_grad():
             lq, lpp, lqp, lgw, lgb, lc, lr = (v.detach().requires_grad_()
                                               for v in (qq, pp, qp, gw, gb, c, r))
             lks, _ = _wide_coeffs(spec, lq, lpp, lqp, lc, lr, lgw, lgb)
-            gk = torch.stack([_vecdot(dt, p).view(P) for p in ps]).unsqueeze(0).to(lks.dtype)
+            gk = torch.stack([_vecdot(dt.to(md), p.to(md)).view(P)
+                              for p in ps]).unsqueeze(0).to(lks.dtype)
             wanted = [lq, lpp, lqp]
             if needs[2]:
                 wanted.append(lgw)
@@ -332,7 +352,7 @@ class _GateMixNorm(torch.autograd.Function):
             if needs[7] and spec.mode == "geodesic":
                 wanted.append(lr)
             grads = list(torch.autograd.grad(lks, wanted, gk, allow_unused=True))
-        g_qq, g_pp, g_qp = (torch.zeros_like(v, dtype=q.dtype) if g is None else g.to(q.dtype)
+        g_qq, g_pp, g_qp = (torch.zeros_like(v, dtype=md) if g is None else g.to(md)
                             for v, g in zip((qq, pp, qp), grads[:3]))
         extra = iter(grads[3:])
         g_gw = next(extra) if needs[2] else None
@@ -348,6 +368,7 @@ class _GateMixNorm(torch.autograd.Function):
             g_q = q * col(2 * g_qq, 0)
             for m, p in enumerate(ps):
                 g_q.addcmul_(p, col(g_qp, m))
+            g_q = g_q.to(q.dtype)
         g_ps = []
         g_pp2 = 2 * g_pp
         for m, p in enumerate(ps):
@@ -356,7 +377,7 @@ class _GateMixNorm(torch.autograd.Function):
                 continue
             g = dt * col(ks, m)
             g.addcmul_(p, col(g_pp2, m)).addcmul_(q, col(g_qp, m))
-            g_ps.append(g)
+            g_ps.append(g.to(q.dtype))
         return (None, g_q, g_gw, g_gb, g_nw, g_nb, g_c, g_r, *g_ps)
 
 
@@ -683,17 +704,28 @@ class HDGFB(nn.Module):
         # Plain autograd on the same math (torch.compile, autocast, half precisions). The
         # hyperbolic scalars and the LayerNorm are computed in float32 at least.
         wd = torch.promote_types(q.dtype, torch.float32)
-        q = q.to(wd)
-        ps = [p.to(wd) for p in ps]
-        qq = (q * q).sum(1, keepdim=True)
-        pp = torch.cat([(p * p).sum(1, keepdim=True) for p in ps], dim=1)
-        qp = torch.cat([(q * p).sum(1, keepdim=True) for p in ps], dim=1)
+
+        def reductions(wd):
+            qw, pw = q.to(wd), [p.to(wd) for p in ps]
+            return (qw, pw, (qw * qw).sum(1, keepdim=True),
+                    torch.cat([(p * p).sum(1, keepdim=True) for p in pw], dim=1),
+                    torch.cat([(qw * p).sum(1, keepdim=True) for p in pw], dim=1))
+
+        q_, ps_, qq, pp, qp = reductions(wd)
+        gates_dtype = wd
+        # Extreme features: float64, as the fused path (eager only: the check is a
+        # data-dependent branch; compiled graphs keep _coeffs' saturation instead).
+        if (wd != torch.float64 and not torch.compiler.is_compiling()
+                and geometry._peak(qq, pp) > WIDE_SQNORM_ABOVE):
+            wd = torch.float64
+            q_, ps_, qq, pp, qp = reductions(wd)
+        q, ps = q_, ps_
         c = self._curvature(q)
         ks, gates = _coeffs(_Spec(self.mode, self.c), qq, pp, qp, c, self._radius(c),
                             self.gate_weight.to(wd), self.gate_bias.to(wd))
         t = sum(ks[:, m:m + 1] * p for m, p in enumerate(ps))
         normed = self._layer_norm(t)
-        return self._ff(torch.cat([normed.to(fused.dtype), fused], dim=1)), gates
+        return self._ff(torch.cat([normed.to(fused.dtype), fused], dim=1)), gates.to(gates_dtype)
 
     def _layer_norm(self, t: Tensor) -> Tensor:
         var, mean = torch.var_mean(t, dim=1, keepdim=True, correction=0)
