@@ -37,7 +37,11 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "evaluate", help="fusion metrics (EN, SD, SF, AG, MI, SCD, VIF, Qabf, SSIM, PSNR, ...)",
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--fused", required=True, help="folder of fused images (<name>.png)")
+    p.add_argument("--task", choices=("fuse", "pansharpen"), default="fuse",
+                   help="fuse: infrared-visible metrics of --fused; pansharpen: reduced- and "
+                        "full-resolution tables of the baselines (and --weights) on --data "
+                        "(default: %(default)s)")
+    p.add_argument("--fused", help="folder of fused images (<name>.png); required for fuse")
     p.add_argument("--ir", help="infrared image folder")
     p.add_argument("--vis", help="visible image folder")
     p.add_argument("--data", help="dataset folder: ir/ + vi/, or IRk/VISk files")
@@ -55,6 +59,12 @@ def register(subparsers) -> None:
     p.add_argument("--workers", type=int, default=1,
                    help="pairs computed in parallel processes (default: %(default)s)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--weights", help="--task pansharpen: a pan-sharpening run folder to add")
+    p.add_argument("--methods", help="--task pansharpen: comma-separated baselines (default all)")
+    p.add_argument("--sensor", help="--task pansharpen: sensor of the MTF gains")
+    p.add_argument("--patch", type=int, default=64,
+                   help="--task pansharpen: PAN-grid tile of the reduced-resolution table "
+                        "(default: %(default)s)")
     p.set_defaults(func=run)
 
 
@@ -88,6 +98,14 @@ def _selection(text: str | None) -> tuple[str, ...]:
 
 
 def run(args) -> int:
+    if args.task == "pansharpen":
+        from hyperleaf.cli.pansharpen import evaluate_run
+
+        return evaluate_run(args)
+    if not args.fused:
+        print("hyperleaf evaluate: error: --fused: required (folder of fused images)",
+              file=sys.stderr)
+        return 2
     from tqdm import tqdm
 
     from hyperleaf.atomic import atomic_write_text

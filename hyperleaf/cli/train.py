@@ -9,7 +9,7 @@ import sys
 # flag -> (TrainConfig key, type, help). Flags default to None so that only the ones given
 # override --config (and the defaults).
 _FLAGS: list[tuple[str, str, type, str]] = [
-    ("--task", "task", str, "fuse (SHIP + LEAF, default) or segment (LEAFSegNet)"),
+    ("--task", "task", str, "fuse (SHIP + LEAF, default), segment (LEAFSegNet) or pansharpen (SHIP on PAN + MS)"),
     ("--steps", "steps", int, "optimizer steps (default 100)"),
     ("--batch-size", "batch_size", int, "batch size per process (default 4)"),
     ("--lr", "lr", float, "peak learning rate (default 2e-3; warm-up then cosine)"),
@@ -46,6 +46,11 @@ def register(subparsers) -> None:
         p.add_argument(flag, dest=key, type=typ, default=None, help=hlp)
     p.add_argument("--no-leaf", dest="leaf", action="store_const", const=False, default=None,
                    help="train plain SHIP (no HDGFB, no H2FR): the ablation")
+    p.add_argument("--sensor", default=None,
+                   help="--task pansharpen: sensor of the MTF gains for Wald's degradation of "
+                        "full-resolution data (WV3, QB, landsat7...; default generic)")
+    p.add_argument("--n-feat", dest="n_feat", type=int, default=None,
+                   help="--task pansharpen: SHIP feature channels (default 8)")
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its last checkpoint")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -65,6 +70,10 @@ def config_from_args(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.task == "pansharpen":
+        from hyperleaf.cli.pansharpen import train_run
+
+        return train_run(args)
     from hyperleaf.train import ConfigError, TrainingError, train
     from hyperleaf.train.summary import print_summary
 

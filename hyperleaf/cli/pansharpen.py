@@ -1,0 +1,172 @@
+"""``hyperleaf pansharpen``: pan-sharpen PAN + MS data with a trained SHIP run or a baseline.
+
+Also holds the pan-sharpening branches of ``hyperleaf train --task pansharpen`` and
+``hyperleaf evaluate --task pansharpen`` (wired here until the task registry carries them).
+
+Examples::
+
+    hyperleaf train --task pansharpen --data wv3.h5 --steps 200 --out runs/ps
+    hyperleaf pansharpen --weights runs/ps --data test.h5 --out fused/
+    hyperleaf pansharpen --method MTF-GLP --data landsat7/ --sensor landsat7 --out glp/
+    hyperleaf evaluate --task pansharpen --data test.h5 --weights runs/ps
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+FORMATS = ("npy", "mat", "tif")
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "pansharpen", help="pan-sharpen PAN + MS data (a trained SHIP run or a baseline)",
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--weights", help="run folder of 'hyperleaf train --task pansharpen'")
+    src.add_argument("--method", help="a classical baseline instead: EXP, Brovey, IHS, PCA, "
+                                      "GS, GSA, MTF-GLP, MTF-GLP-HPM")
+    p.add_argument("--data", required=True,
+                   help="PanCollection .h5, .mat, a folder of PAN + MS pairs (GeoTIFF/.mat)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--format", choices=FORMATS, default=None,
+                   help="npy (default), mat, or tif (GeoTIFF; georeferenced like the PAN "
+                        "when the input is a GeoTIFF pair)")
+    p.add_argument("--sensor", default=None, help="sensor for the MTF (WV3, QB, GF2, "
+                                                  "landsat7...; default: generic gains)")
+    p.add_argument("--scale", type=float, default=None,
+                   help="divide digital numbers by this (default: from the file)")
+    p.set_defaults(func=run)
+
+
+def _error(cmd: str, exc: BaseException) -> int:
+    print(f"hyperleaf {cmd}: error: {exc}", file=sys.stderr)
+    return 2
+
+
+def _write(path: Path, img, fmt: str, geo) -> None:
+    """One (C, H, W) float32 image, atomically."""
+    import numpy as np
+
+    from hyperleaf.atomic import atomic_write, atomic_write_path
+
+    arr = np.ascontiguousarray(img, dtype=np.float32)
+    if fmt == "npy":
+        atomic_write(path, lambda fh: np.save(fh, arr))
+    elif fmt == "mat":
+        import scipy.io as sio
+
+        atomic_write(path, lambda fh: sio.savemat(fh, {"I_F": np.moveaxis(arr, 0, -1)}))
+    else:
+        import tifffile
+
+        extratags = [(code, dt, count, value, True) for code, (dt, count, value) in
+                     (geo or {}).items()]
+        with atomic_write_path(path) as tmp:
+            tifffile.imwrite(tmp, arr, photometric="minisblack", planarconfig="separate",
+                             extratags=extratags)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        import torch
+
+        from hyperleaf.data import PanCollection
+        from hyperleaf.pansharpen import METHODS, fuse
+        from hyperleaf.train.pansharpen import load_pansharpen, sharpen
+
+        if args.method is not None and args.method not in METHODS:
+            raise ValueError(f"--method: unknown {args.method!r}; expected one of "
+                             f"{', '.join(METHODS)}")
+        ds = PanCollection(args.data, scale=args.scale, dtype=torch.float64)
+        fmt = args.format or "npy"
+        if fmt == "tif":
+            import tifffile  # noqa: F401 - fail before writing anything
+        net = None
+        if args.weights is not None:
+            net, cfg = load_pansharpen(args.weights)
+            if cfg["ms_bands"] != ds.bands or cfg["ratio"] != ds.ratio:
+                raise ValueError(f"--weights: the model takes {cfg['ms_bands']} bands at ratio "
+                                 f"{cfg['ratio']}, --data has {ds.bands} at ratio {ds.ratio}")
+        from hyperleaf.atomic import check_writable_location
+
+        out = check_writable_location(args.out, folder=True)
+        out.mkdir(parents=True, exist_ok=True)
+        t0 = time.perf_counter()
+        for i in range(len(ds)):
+            s = ds[i]
+            f = sharpen(net, s["pan"], s["lms"]) if net is not None else \
+                fuse(args.method, s["pan"], s["lms"], s["ms"], ds.ratio, args.sensor)
+            _write(out / f"{i:04d}.{fmt}", (f * ds.scale).numpy(), fmt, ds.geo)
+    except (ValueError, FileNotFoundError, ImportError, OSError) as exc:
+        return _error("pansharpen", exc)
+    print(f"wrote {len(ds)} images ({fmt}, digital numbers, scale {ds.scale:g}) to {out} in "
+          f"{time.perf_counter() - t0:.1f} s")
+    return 0
+
+
+def train_run(args: argparse.Namespace) -> int:
+    """``hyperleaf train --task pansharpen`` (the flags the fusion trainer shares)."""
+    from hyperleaf.train.pansharpen import train_pansharpen
+
+    out = args.out or f"runs/pansharpen-{time.strftime('%Y%m%d-%H%M%S')}"
+    if not args.data:
+        return _error("train", ValueError("--data: --task pansharpen needs a PanCollection "
+                                          "file or a folder of PAN + MS pairs"))
+    try:
+        res = train_pansharpen(
+            args.data, out, steps=args.steps or 200, batch_size=args.batch_size or 8,
+            lr=args.lr or 1e-3, seed=args.seed or 0,
+            leaf=True if args.leaf is None else args.leaf, n_feat=args.n_feat or 8,
+            sensor=args.sensor, patch=args.crop or 64, threads=args.threads)
+    except (ValueError, FileNotFoundError, ImportError, RuntimeError) as exc:
+        return _error("train", exc)
+    print(f"trained in {res['seconds']:.1f} s, final L1 {res['final_l1']:.5f}; run folder "
+          f"{res['out']}")
+    return 0
+
+
+def evaluate_run(args: argparse.Namespace) -> int:
+    """``hyperleaf evaluate --task pansharpen``: reduced- and full-resolution tables."""
+    try:
+        import torch
+
+        from hyperleaf.data import PanCollection
+        from hyperleaf.pansharpen import METHODS
+        from hyperleaf.train.pansharpen import (
+            evaluate_methods,
+            load_pansharpen,
+            markdown_tables,
+            patches,
+        )
+
+        if not args.data:
+            raise ValueError("--data: --task pansharpen needs a PanCollection file or folder")
+        ds = PanCollection(args.data, dtype=torch.float64)
+        names = list(METHODS) if not args.methods else [m.strip() for m in
+                                                          args.methods.split(",")]
+        bad = [m for m in names if m not in METHODS]
+        if bad:
+            raise ValueError(f"--methods: unknown {bad}; expected names from {list(METHODS)}")
+        methods: dict = {m: m for m in names}
+        if args.weights:
+            methods["SHIP (" + Path(args.weights).name + ")"] = load_pansharpen(args.weights)[0]
+        rr = patches(ds, args.sensor, args.patch)
+        full = [{k: v.double() for k, v in ds[i].items()} for i in range(len(ds))]
+        text = ["Reduced resolution (Wald; SAM in degrees):", "",
+                markdown_tables(evaluate_methods(methods, rr, ds.ratio, args.sensor)),
+                "Full resolution:", "",
+                markdown_tables(evaluate_methods(methods, full, ds.ratio, args.sensor,
+                                                 full=True))]
+    except (ValueError, FileNotFoundError, ImportError) as exc:
+        return _error("evaluate", exc)
+    report = "\n".join(text)
+    print(report)
+    if args.markdown:
+        from hyperleaf.atomic import atomic_write_text
+
+        atomic_write_text(args.markdown, report)
+    return 0

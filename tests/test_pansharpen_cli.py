@@ -1,0 +1,67 @@
+"""hyperleaf train/pansharpen/evaluate --task pansharpen, end to end on a tiny HDF5 file."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from hyperleaf.cli import main
+
+h5py = pytest.importorskip("h5py", reason="h5py (the 'pan' extra) writes the test file")
+
+
+@pytest.fixture(scope="module")
+def tiny_h5(tmp_path_factory):
+    rng = np.random.default_rng(0)
+    d = tmp_path_factory.mktemp("ps")
+    gt = rng.uniform(200, 1800, (3, 4, 32, 32))
+    ms = gt[:, :, 2::4, 2::4]
+    lms = np.repeat(np.repeat(ms, 4, -1), 4, -2)
+    pan = gt.mean(1, keepdims=True)
+    with h5py.File(d / "tiny.h5", "w") as f:
+        for k, v in {"gt": gt, "lms": lms, "ms": ms, "pan": pan}.items():
+            f[k] = v
+    return d / "tiny.h5"
+
+
+def test_train_sharpen_evaluate(tiny_h5, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "--task", "pansharpen", "--data", str(tiny_h5), "--steps", "2",
+                 "--batch-size", "2", "--n-feat", "4", "--no-leaf", "--out", str(run)]) == 0
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["ms_bands"] == 4 and cfg["ratio"] == 4 and cfg["scale"] == 2047
+    assert len((run / "log.jsonl").read_text().splitlines()) == 2
+    out = tmp_path / "fused"
+    assert main(["pansharpen", "--weights", str(run), "--data", str(tiny_h5), "--out",
+                 str(out)]) == 0
+    imgs = sorted(out.glob("*.npy"))
+    assert len(imgs) == 3 and np.load(imgs[0]).shape == (4, 32, 32)
+    assert main(["pansharpen", "--method", "GSA", "--data", str(tiny_h5), "--out",
+                 str(tmp_path / "gsa"), "--format", "mat", "--sensor", "QB"]) == 0
+    assert len(list((tmp_path / "gsa").glob("*.mat"))) == 3
+    capsys.readouterr()
+    md = tmp_path / "t.md"
+    assert main(["evaluate", "--task", "pansharpen", "--data", str(tiny_h5), "--methods",
+                 "EXP,MTF-GLP", "--weights", str(run), "--markdown", str(md)]) == 0
+    text = capsys.readouterr().out
+    assert "| MTF-GLP |" in text and "SAM ↓" in text and "HQNR ↑" in text and "SHIP (run)" in text
+    assert "| MTF-GLP |" in md.read_text()
+
+
+@pytest.mark.parametrize("argv,msg", [
+    (["pansharpen", "--method", "SFIM", "--data", "{h5}", "--out", "{tmp}/o"], "--method"),
+    (["pansharpen", "--weights", "{tmp}/none", "--data", "{h5}", "--out", "{tmp}/o"],
+     "--weights"),
+    (["pansharpen", "--method", "EXP", "--data", "{tmp}/missing.h5", "--out", "{tmp}/o"],
+     "does not exist"),
+    (["train", "--task", "pansharpen", "--steps", "1"], "--data"),
+    (["evaluate"], "--fused"),
+])
+def test_errors_are_one_line_exit_2(argv, msg, tiny_h5, tmp_path, capsys):
+    argv = [a.format(h5=tiny_h5, tmp=tmp_path) for a in argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "error:" in err[0] and msg in err[0]
+    assert not (tmp_path / "o").exists()
