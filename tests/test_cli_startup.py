@@ -66,7 +66,7 @@ def _subparsers() -> dict[str, argparse.ArgumentParser]:
 
 def test_every_help_shows_its_defaults():
     subs = _subparsers()
-    assert sorted(subs) == sorted(["check", "train", "plot", "fuse", "evaluate"])
+    assert sorted(subs) == sorted(["check", "train", "plot", "fuse", "evaluate", "pansharpen"])
     for name, sub in subs.items():
         formatter = sub._get_formatter()
         for action in sub._actions:
