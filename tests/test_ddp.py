@@ -89,7 +89,7 @@ def test_h2fr_on_two_ranks_equals_union_batch(mode, tmp_path):
     ref = {n: p.grad for n, p in head.named_parameters() if p.grad is not None}
     assert set(ref) >= {"ball.isp_c", "compress.0.weight"}
     for r in range(world):
-        got = torch.load(tmp_path / f"rank{r}.pt")
+        got = torch.load(tmp_path / f"rank{r}.pt", weights_only=True)
         torch.testing.assert_close(got["loss"], loss.detach(), rtol=1e-12, atol=1e-14)
         assert set(got["grads"]) == set(ref)
         for n, g in ref.items():
@@ -138,5 +138,5 @@ def test_ddp_training_equals_single_process_on_union_batch(tmp_path):
     # Only rank 0 wrote checkpoints, in the DDP run's folder.
     ck = sorted(p.name for p in (tmp_path / "ddp" / "checkpoints").iterdir())
     assert ck == ["step_00000002.pt", "step_00000003.pt"]
-    st = torch.load(tmp_path / "ddp" / "checkpoints" / ck[-1], weights_only=False)
+    st = torch.load(tmp_path / "ddp" / "checkpoints" / ck[-1], weights_only=True)
     assert st["world_size"] == 2 and len(st["rng"]) == 2

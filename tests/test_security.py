@@ -211,3 +211,118 @@ def test_writable_location_names_the_file_in_the_way(tmp_path):
         check_writable_location(blocker, folder=True)
     assert check_writable_location(tmp_path / "new" / "x.txt") == tmp_path / "new" / "x.txt"
     assert not (tmp_path / "new").exists()
+
+
+# --------------------------------------------------------------------------- resume
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    """A tiny finished run (checkpoints at steps 2 and 4), written under umask 022."""
+    from hyperleaf.train import train
+    from tests.test_train import tiny
+
+    out = tmp_path_factory.mktemp("run") / "run"
+    saved = os.umask(0o022)
+    try:
+        train(tiny(out, steps=4, save_every=2, log_every=1), progress=False)
+    finally:
+        os.umask(saved)
+    return out
+
+
+def _copy_run(src: Path, dst: Path) -> Path:
+    import shutil
+
+    shutil.copytree(src, dst)
+    return dst
+
+
+def _snapshot(run: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(run)): p.read_bytes() for p in sorted(run.rglob("*"))
+            if p.is_file()}
+
+
+def test_run_outputs_follow_the_umask(finished_run):
+    files = [p for p in finished_run.rglob("*") if p.is_file()]
+    names = {p.name for p in files}
+    assert {"model.safetensors", "config.yaml", "log.jsonl", "leaf.png",
+            "step_00000004.pt"} <= names
+    for p in files:
+        assert stat.S_IMODE(p.stat().st_mode) == 0o644, p
+
+
+@pytest.mark.parametrize("which", ["newest", "every"])
+def test_resume_never_runs_a_planted_checkpoint(finished_run, tmp_path, which):
+    run = _copy_run(finished_run, tmp_path / "run")
+    marker = tmp_path / "MARKER"
+    ckpts = sorted((run / "checkpoints").glob("step_*.pt"))
+    assert [p.name for p in ckpts] == ["step_00000002.pt", "step_00000004.pt"]
+    for p in ckpts if which == "every" else ckpts[-1:]:
+        write_malicious(p, marker, wrap="model")
+    before = _snapshot(run)
+    p = hyperleaf_cli("train", "--resume", "--out", str(run), "--steps", "6", "--no-progress",
+                      cwd=tmp_path)
+    # The newest file is refused and the resume stops there: no silent fall back past it.
+    assert_clean_refusal(p, marker, "step_00000004.pt", "refused")
+    assert "step_00000002.pt" not in p.stderr.split("error:", 1)[1]
+    assert _snapshot(run) == before, "a refused resume rewrote the run folder"
+
+
+def test_resume_reports_a_skipped_damaged_checkpoint(finished_run, tmp_path, capsys):
+    from hyperleaf.train import Trainer
+    from tests.test_train import tiny
+
+    run = _copy_run(finished_run, tmp_path / "run")
+    newest = run / "checkpoints" / "step_00000004.pt"
+    newest.write_bytes(newest.read_bytes()[:1000])  # cut short, as by a full disk
+    t = Trainer(tiny(run, steps=6, save_every=2, log_every=1), resume=True, progress=False,
+                explicit=frozenset({"steps"}))
+    t.run()
+    err = capsys.readouterr().err
+    assert "--resume: skipped step_00000004.pt: cannot be read as a hyperleaf train " \
+           "checkpoint" in err, err
+    assert "--resume: resuming from step_00000002.pt (step 2)" in err, err
+    assert t.resumed_from.step == 2 and [q.name for q, _ in t.resumed_from.skipped] == \
+        ["step_00000004.pt"]
+    import json
+
+    steps = [json.loads(line)["step"] for line in (run / "log.jsonl").read_text().splitlines()
+             if json.loads(line)["kind"] == "train"]
+    assert steps == [1, 2, 3, 4, 5, 6]  # the log of steps 3-4 was redone, not duplicated
+
+
+@pytest.mark.parametrize("damage", ["truncated", "foreign"])
+def test_resume_with_no_loadable_checkpoint_stops_and_rewrites_nothing(finished_run, tmp_path,
+                                                                       damage):
+    run = _copy_run(finished_run, tmp_path / "run")
+    for ck in (run / "checkpoints").glob("step_*.pt"):
+        if damage == "truncated":
+            ck.write_bytes(ck.read_bytes()[:500])
+        else:  # a loadable pickle of plain data, but not a hyperleaf checkpoint
+            torch.save({"state_dict": {"w": torch.ones(2)}}, ck)
+    before = _snapshot(run)
+    p = hyperleaf_cli("train", "--resume", "--out", str(run), "--no-progress", cwd=tmp_path)
+    assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr
+    assert "no checkpoint can be loaded" in p.stderr, p.stderr
+    assert "step_00000002.pt" in p.stderr and "step_00000004.pt" in p.stderr
+    if damage == "foreign":
+        assert "format is None" in p.stderr
+    assert _snapshot(run) == before
+
+
+def test_checkpoint_validation_names_the_problem(tmp_path):
+    from hyperleaf.train import CheckpointError
+    from hyperleaf.train.checkpoint import load_checkpoint
+
+    cases = {
+        "list.pt": ([1, 2], "holds a list, expected a dict"),
+        "old.pt": ({"format": "hyperleaf-train-checkpoint/1"}, "format is 'hyperleaf-train"),
+        "keys.pt": ({"format": "hyperleaf-train-checkpoint/2", "step": 3},
+                    "missing config, counters"),
+    }
+    for name, (obj, needle) in cases.items():
+        torch.save(obj, tmp_path / name)
+        with pytest.raises(CheckpointError, match=needle) as info:
+            load_checkpoint(tmp_path / name)
+        assert str(info.value).startswith(f"{tmp_path / name}: not a hyperleaf train checkpoint")

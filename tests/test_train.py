@@ -298,6 +298,30 @@ def test_nonfinite_loss_skips_step_and_stops_after_several(tmp_path):
         assert all(bool(torch.isfinite(x).all()) for _, x in iter_tensors(st["model"]))
         assert st["counters"]["skipped_nonfinite"] == 2
 
+
+def test_nonfinite_stop_names_the_last_checkpoint_or_says_there_is_none(tmp_path):
+    # Steps 2 and 3 fail: stop at step 3, before the first save (step 4): no checkpoint.
+    t = _NaNAt(tiny(tmp_path / "a", steps=8, max_nonfinite=2), bad_steps={2, 3})
+    with pytest.raises(NonFiniteLossError, match="No checkpoint was saved") as info:
+        t.run()
+    assert "checkpoints" not in str(info.value) and not (tmp_path / "a" / "checkpoints").exists()
+    # Steps 5 and 6 fail: the checkpoint of step 4 is the last good one.
+    t = _NaNAt(tiny(tmp_path / "b", steps=8, max_nonfinite=2), bad_steps={5, 6})
+    with pytest.raises(NonFiniteLossError, match="The last good checkpoint is .*step_00000004.pt"):
+        t.run()
+
+
+@pytest.mark.parametrize("value", ["inf", "nan", "-inf", "0"])
+def test_lr_must_be_finite_and_positive(tmp_path, value):
+    with pytest.raises(ConfigError, match="lr: must be finite and > 0") as info:
+        tiny(tmp_path / "r", lr=float(value))
+    assert info.value.key == "lr"
+    with pytest.raises(ConfigError, match="curvature: must be finite and > 0"):
+        tiny(tmp_path / "r", curvature=float(value))
+    if value != "0":
+        with pytest.raises(ConfigError, match="grad_clip: must be finite and >= 0"):
+            tiny(tmp_path / "r", grad_clip=float(value))
+
     t = _NaNAt(tiny(tmp_path / "b", steps=8, max_nonfinite=3), bad_steps={2, 3, 4, 5})
     with pytest.raises(NonFiniteLossError, match="non-finite for 3 consecutive steps"):
         t.run()

@@ -22,10 +22,20 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from hyperleaf.atomic import LocationError, check_writable_location
     from hyperleaf.train import load_run
     from hyperleaf.train.leafplot import plot_run_objective
     from hyperleaf.train.trainer import Trainer
 
+    out = Path(args.out) if args.out else Path(args.run_dir) / "leaf.png"
+    try:
+        # Before the (slow) model rebuild: a file where a folder of --out should be.
+        check_writable_location(out)
+        if out.is_dir():
+            raise LocationError(f"{out} is a folder; give the image's file name")
+    except LocationError as exc:
+        print(f"hyperleaf plot: error: --out: {exc}", file=sys.stderr)
+        return 2
     try:
         objective, cfg = load_run(args.run_dir)
         if cfg.task != "fuse" or not cfg.leaf:
@@ -33,10 +43,13 @@ def run(args: argparse.Namespace) -> int:
                              f"(task={cfg.task}, leaf={cfg.leaf})")
         t = Trainer(cfg)
         t._build_data()
-        out = Path(args.out) if args.out else Path(args.run_dir) / "leaf.png"
         frac = plot_run_objective(cfg, objective, t.val_set, "cpu", out)
     except (ValueError, FileNotFoundError) as exc:
         print(f"hyperleaf plot: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # permissions, full disk: the OS's words and the file
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"hyperleaf plot: error: {exc.strerror or exc}{where}", file=sys.stderr)
         return 2
     print(f"wrote {out}")
     print("ordered as H2FR asks: " + ", ".join(f"{k} {v:.1%}" for k, v in frac.items()))

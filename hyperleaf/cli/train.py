@@ -69,11 +69,22 @@ def config_from_args(args: argparse.Namespace):
     return cfg, frozenset(given)
 
 
+def _flag_message(exc, args: argparse.Namespace) -> str:
+    """The message of a ConfigError, naming the flag when the bad value came from one."""
+    flags = {key: flag for flag, key, _, _ in _FLAGS}
+    key = getattr(exc, "key", None)
+    msg = str(exc)
+    if key in flags and getattr(args, key, None) is not None and msg.startswith(f"{key}:"):
+        return flags[key] + msg[len(key):]
+    return msg
+
+
 def run(args: argparse.Namespace) -> int:
     if args.task == "pansharpen":
         from hyperleaf.cli.pansharpen import train_run
 
         return train_run(args)
+    from hyperleaf.atomic import LocationError
     from hyperleaf.train import ConfigError, TrainingError, train
     from hyperleaf.train.summary import print_summary
 
@@ -81,8 +92,19 @@ def run(args: argparse.Namespace) -> int:
         cfg, explicit = config_from_args(args)
         result = train(cfg, resume=args.resume, progress=not args.no_progress,
                        explicit=explicit)
-    except (ConfigError, TrainingError, ValueError, FileNotFoundError) as exc:
+    except ConfigError as exc:
+        print(f"hyperleaf train: error: {_flag_message(exc, args)}", file=sys.stderr)
+        return 2
+    except LocationError as exc:  # the run folder cannot be created where --out points
+        print(f"hyperleaf train: error: --out: {exc}", file=sys.stderr)
+        return 2
+    except (TrainingError, ValueError, FileNotFoundError) as exc:
+        # ValueError includes CheckpointError (damaged or refused checkpoints) and LocationError.
         print(f"hyperleaf train: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # permissions, full disk: the OS's words and the file
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"hyperleaf train: error: {exc.strerror or exc}{where}", file=sys.stderr)
         return 2
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, rank 0 reports
         print_summary(result)

@@ -7,6 +7,7 @@ on the synthetic infrared-visible set for a couple of minutes on a 2-core CPU.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,15 @@ __all__ = ["TrainConfig", "load_yaml", "ConfigError", "RESUME_OVERRIDABLE", "REC
 
 
 class ConfigError(ValueError):
-    """A configuration value or file is invalid; the message names the key or the file."""
+    """A configuration value or file is invalid; the message names the key or the file.
+
+    ``key`` is the offending :class:`TrainConfig` key when one value is at fault (else None),
+    so a front end can name its own spelling of it (the command line names the flag).
+    """
+
+    def __init__(self, message: str, key: str | None = None):
+        super().__init__(message)
+        self.key = key
 
 
 @dataclass
@@ -90,7 +99,10 @@ class TrainConfig:
         """Check types and ranges; raises :class:`ConfigError` naming the key."""
         def need(cond: bool, key: str, what: str) -> None:
             if not cond:
-                raise ConfigError(f"{key}: {what}, got {getattr(self, key)!r}")
+                raise ConfigError(f"{key}: {what}, got {getattr(self, key)!r}", key=key)
+
+        def finite(key: str) -> bool:
+            return math.isfinite(getattr(self, key))
 
         for f in fields(self):
             v = getattr(self, f.name)
@@ -135,14 +147,18 @@ class TrainConfig:
         need(self.crop >= 16, "crop", "must be >= 16")
         need(self.val_crop >= 16, "val_crop", "must be >= 16")
         need(self.warmup >= 0, "warmup", "must be >= 0")
-        need(self.lr > 0, "lr", "must be > 0")
-        need(0 <= self.lr_min <= self.lr, "lr_min", "must be in [0, lr]")
+        # NaN fails every comparison and inf passes "> 0": each float is checked finite too
+        # (an infinite learning rate turns every weight into NaN at the first step).
+        for key in ("lr", "curvature", "clip_r"):
+            need(finite(key) and getattr(self, key) > 0, key, "must be finite and > 0")
+        need(finite("lr_min") and 0 <= self.lr_min <= self.lr, "lr_min", "must be in [0, lr]")
         for key in ("w_intensity", "w_gradient", "w_ssim", "h2fr_weight", "weight_decay",
                     "grad_clip", "momentum", "h2fr_alpha", "h2fr_beta", "w_mask"):
-            need(getattr(self, key) >= 0, key, "must be >= 0")
-        need(self.curvature > 0, "curvature", "must be > 0")
-        need(self.clip_r > 0, "clip_r", "must be > 0")
+            need(finite(key) and getattr(self, key) >= 0, key, "must be finite and >= 0")
         need(0 < self.val_fraction < 1, "val_fraction", "must be in (0, 1)")
+        for f in fields(self):
+            if f.type in ("float", float):
+                need(finite(f.name), f.name, "must be finite")
         return self
 
     def to_dict(self) -> dict[str, Any]:

@@ -22,10 +22,21 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from hyperleaf.atomic import atomic_write_jsonl, atomic_write_path, atomic_write_text
+from hyperleaf.atomic import (
+    atomic_write_jsonl,
+    atomic_write_path,
+    atomic_write_text,
+    check_writable_location,
+)
 from hyperleaf.train import distributed as hd
 from hyperleaf.train.checkpoint import (
-    latest_checkpoint,
+    FORMAT,
+    CheckpointError,
+    FoundCheckpoint,
+    NonFiniteStateError,
+    check_finite_state,
+    find_resumable,
+    list_checkpoints,
     prune_checkpoints,
     rng_state,
     save_checkpoint,
@@ -170,8 +181,14 @@ class Trainer:
             stamp = time.strftime("%Y%m%d-%H%M%S")
             cfg.out = str(Path("runs") / stamp)
         self.out = Path(cfg.out)
+        # A file where the run folder (or one above it) should be: say so before anything else.
+        check_writable_location(self.out, folder=True)
         cfg_file = self.out / "config.yaml"
         if self.resume and not cfg_file.exists():
+            if list_checkpoints(self.out / "checkpoints"):
+                # config.yaml is written before the first checkpoint: this is not our run.
+                raise ConfigError(f"--resume: {self.out} holds checkpoints but no config.yaml; "
+                                  "it is not a hyperleaf train run that can be continued")
             # Killed before it wrote anything (or a new folder): start the run as configured.
             print(f"hyperleaf train: --resume: no run in {self.out} yet; starting it",
                   file=sys.stderr)
@@ -244,7 +261,7 @@ class Trainer:
             torch.distributed.all_gather_object(rngs, rng_state())
         epoch, k = self.stream.position(step + 1)
         return {
-            "format": "hyperleaf-train-checkpoint/1",
+            "format": FORMAT,
             "step": step,
             "model": self.objective.state_dict(),
             "optimizer": self.optimizer.state_dict(),
@@ -260,6 +277,7 @@ class Trainer:
         }
 
     def load_state(self, st: dict[str, Any]) -> int:
+        """Restore a validated checkpoint state; returns its step."""
         if st.get("world_size", 1) != hd.world_size():
             raise TrainingError(f"checkpoint was written by {st.get('world_size')} process(es); "
                                 f"resume it with the same number (now {hd.world_size()})")
@@ -277,8 +295,22 @@ class Trainer:
         self.window = list(st.get("log_window", []))
         return int(st["step"])
 
+    def _last_good_checkpoint(self) -> str:
+        found = list_checkpoints(self.out / "checkpoints")
+        if not found:
+            return "No checkpoint was saved."
+        return f"The last good checkpoint is {found[-1][1]}."
+
     def _checkpoint(self, step: int) -> None:
         st = self.state(step)  # collective in DDP: every rank takes part
+        try:
+            # Every rank checks (the states agree), so all stop together instead of some
+            # waiting at the barrier below.
+            check_finite_state(st)
+        except NonFiniteStateError as exc:
+            raise TrainingError(
+                f"step {step}: {exc}; the run stops without saving them. Lower --lr (now "
+                f"{self.cfg.lr}) or raise grad_clip. {self._last_good_checkpoint()}") from None
         if self.is_main:
             save_checkpoint(self.out / "checkpoints", step, st)
             prune_checkpoints(self.out / "checkpoints", keep=2)
@@ -347,21 +379,31 @@ class Trainer:
         self.window: list[dict[str, float]] = []
         self.log_records: list[dict[str, Any]] = []
         start = 0
+        self.resumed_from: FoundCheckpoint | None = None
+        if self.resume:
+            # Read before anything is written: a refused resume leaves the folder as it was.
+            self.resumed_from = found = find_resumable(self.out / "checkpoints")
+            if found is not None:
+                try:
+                    start = self.load_state(found.state)
+                except (RuntimeError, KeyError, ValueError, TypeError) as exc:
+                    raise CheckpointError(found.path, "does not fit the run's model and "
+                                          f"optimizer ({str(exc).splitlines()[0]})") from None
+            if self.is_main:
+                for line in (found.report() if found is not None else
+                             [f"no checkpoint in {self.out / 'checkpoints'} yet; "
+                              "starting from step 0"]):
+                    print(f"hyperleaf train: --resume: {line}", file=sys.stderr)
         if self.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
-            (self.out / "checkpoints").mkdir(exist_ok=True)
-        hd.barrier()
-        if self.resume:
-            found = latest_checkpoint(self.out / "checkpoints")
-            if found is not None:
-                start = self.load_state(found[0])
-            if self.is_main:
+            if start > 0:
                 # Keep the log of the steps the checkpoint covers; later lines will be redone.
                 kept = [r for r in _read_log(self.out / "log.jsonl") if r.get("step", 0) <= start]
                 atomic_write_jsonl(self.out / "log.jsonl", kept)
                 self.log_records = kept
-        elif self.is_main:
-            atomic_write_jsonl(self.out / "log.jsonl", [])
+            else:
+                atomic_write_jsonl(self.out / "log.jsonl", [])
+        hd.barrier()
         if self.is_main:
             atomic_write_text(self.out / "config.yaml",
                               "# hyperleaf train configuration (rebuilds the model)\n"
@@ -443,8 +485,7 @@ class Trainer:
                 raise NonFiniteLossError(
                     f"the loss or its gradient was non-finite for {self.consecutive} consecutive "
                     f"steps (last: step {step}); the run stops. Lower --lr (now {cfg.lr}), "
-                    f"raise grad_clip, or check the data. The last good checkpoint is in "
-                    f"{self.out / 'checkpoints'}")
+                    f"raise grad_clip, or check the data. {self._last_good_checkpoint()}")
             return None
         self.consecutive = 0
         if cfg.grad_clip > 0:
