@@ -26,7 +26,7 @@ import os
 import re
 import tempfile
 import warnings
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -181,7 +181,8 @@ def atomic_write_jsonl(path: str | Path, records: Iterable[dict]) -> Path:
 _GLOBAL = re.compile(r"GLOBAL ([\w.]+)")
 
 
-def safe_torch_load(path: str | Path, *, what: str = "a PyTorch file of tensors") -> Any:
+def safe_torch_load(path: str | Path, *, what: str = "a PyTorch file of tensors",
+                    allow: Sequence[Any] = ()) -> Any:
     """``torch.load(path, map_location="cpu", weights_only=True)`` with hyperleaf's errors.
 
     Only tensors and plain Python values (dicts, lists, tuples, numbers, strings, None) are
@@ -191,6 +192,9 @@ def safe_torch_load(path: str | Path, *, what: str = "a PyTorch file of tensors"
     Args:
         path: the file.
         what: what the file should be, for the messages (e.g. ``"a hyperleaf checkpoint"``).
+        allow: further classes/functions the file may name (``torch.serialization.safe_globals``),
+            e.g. the exact NumPy scalar types another program's checkpoint holds; each one
+            widens what a file can make the loader build, so list only data types.
 
     Raises:
         FileNotFoundError: ``path`` is not a file.
@@ -208,7 +212,8 @@ def safe_torch_load(path: str | Path, *, what: str = "a PyTorch file of tensors"
         with warnings.catch_warnings():
             # torch warns about pickle protocols it did not write; the error below says enough.
             warnings.simplefilter("ignore")
-            return torch.load(p, map_location="cpu", weights_only=True)
+            with torch.serialization.safe_globals(list(allow)):
+                return torch.load(p, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         text = str(exc)
         if "Weights only load failed" in text:
