@@ -88,6 +88,14 @@ TABLE: list[Case] = [
     Case("fuse-out-jpg", _FUSE + " --out {ws}/fused.jpg", "--out", ("fused.jpg",)),
     Case("fuse-out-png-for-two-pairs", "fuse --weights {W} --data {T} --out {ws}/x.png",
          "exactly one pair", ("x.png",)),
+    # ---- train and plot
+    Case("train-lr-inf", "train --lr inf --steps 2 --no-progress --out {ws}/o", "--lr: must be finite and > 0", ("o",)),
+    Case("train-lr-nan", "train --lr nan --steps 2 --no-progress --out {ws}/o", "--lr: must be finite and > 0", ("o",)),
+    Case("train-lr-zero", "train --lr 0 --steps 2 --no-progress --out {ws}/o", "--lr", ("o",)),
+    Case("train-out-is-a-file", "train --steps 2 --no-progress --out {FILE}", "--out"),
+    Case("train-out-under-a-file", "train --steps 2 --no-progress --out {FILE}/run", "--out"),
+    Case("train-resume-without-out", "train --resume --no-progress", "--resume", ("runs",)),
+    Case("plot-out-under-a-file", "plot {NOCFG} --out {FILE}/leaf.png", "--out"),
     # ---- the top level
     Case("unknown-command", "nosuchcommand", "nosuchcommand"),
 ]
