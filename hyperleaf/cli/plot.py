@@ -23,9 +23,9 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from hyperleaf.atomic import LocationError, check_writable_location
+    from hyperleaf.tasks import get_task
+    from hyperleaf.tasks.leafplot import plot_run_objective
     from hyperleaf.train import load_run
-    from hyperleaf.train.leafplot import plot_run_objective
-    from hyperleaf.train.trainer import Trainer
 
     out = Path(args.out) if args.out else Path(args.run_dir) / "leaf.png"
     try:
@@ -41,9 +41,8 @@ def run(args: argparse.Namespace) -> int:
         if cfg.task != "fuse" or not cfg.leaf:
             raise ValueError(f"{args.run_dir}: the leaf plot needs a LEAF fusion run "
                              f"(task={cfg.task}, leaf={cfg.leaf})")
-        t = Trainer(cfg)
-        t._build_data()
-        frac = plot_run_objective(cfg, objective, t.val_set, "cpu", out)
+        _, val_set = get_task(cfg.task).datasets(cfg)
+        frac = plot_run_objective(cfg, objective, val_set, "cpu", out)
     except (ValueError, FileNotFoundError) as exc:
         print(f"hyperleaf plot: error: {exc}", file=sys.stderr)
         return 2

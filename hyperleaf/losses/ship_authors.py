@@ -138,7 +138,7 @@ def ship_authors_loss(fused: Tensor, vis: Tensor, ir: Tensor, mask: Tensor | Non
         >>> float(parts["max"])
         0.0
     """
-    from hyperleaf.train.losses import sobel_magnitude
+    from hyperleaf.filters import sobel_magnitude
 
     for name, t in (("fused", fused), ("vis", vis), ("ir", ir)):
         _check_images(name, t)

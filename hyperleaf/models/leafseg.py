@@ -1,4 +1,6 @@
-"""LEAFSegNet: the LEAF reference framework for multimodal segmentation, and :class:`LeafHead`.
+"""LEAFSegNet: the LEAF reference framework for multimodal segmentation.
+
+:class:`LeafHead` lives in :mod:`hyperleaf.nn.heads` (re-exported here for old imports).
 
 LEAFSegNet (two modalities ``a``, ``b``):
 
@@ -28,79 +30,10 @@ import torch.nn.functional as F
 from torch import Tensor
 
 import hyperleaf
+from hyperleaf.models.registry import register_model
+from hyperleaf.nn.heads import LeafHead
 
 __all__ = ["LeafHead", "LEAFSegNet", "BuiltinEncoder"]
-
-
-class LeafHead(nn.Module):
-    """Per-level compressors to the ball and the H2FR loss that ranks their outputs.
-
-    Each level's maps (fused and unimodal alike, through the same layer, so their distances are
-    comparable) are average-pooled to ``(B, C_l)``, linearly compressed to ``(B, D)`` and mapped
-    to the ball with :func:`hyperleaf.nn.to_ball` (clip to ``clip_r``, ``expmap0``). The ball
-    is a geoopt ``PoincareBall`` whose curvature is learnable when ``learn_c``; H2FR uses the
-    same ball, and with ``core="learned"`` its fused core is a ``geoopt.ManifoldParameter`` on it.
-
-    Args:
-        channels: channels of each level (L >= 2).
-        dim: ball dimension D.
-        c: initial curvature magnitude.
-        learn_c: train the curvature.
-        clip_r: clipping radius before ``expmap0``.
-        mode, core, alpha, beta: :class:`hyperleaf.H2FRLoss` options.
-    """
-
-    def __init__(self, channels: Sequence[int], dim: int = 16, c: float = 0.5,
-                 learn_c: bool = True, clip_r: float = 2.0, mode: str = "geodesic",
-                 core: str = "learned", alpha: float = 1.0, beta: float = 1.0):
-        super().__init__()
-        channels = [int(ch) for ch in channels]
-        if len(channels) < 2:
-            raise ValueError(f"channels: H2FR needs at least 2 levels, got {channels}")
-        if dim < 1:
-            raise ValueError(f"dim must be >= 1, got {dim}")
-        self.dim, self.clip_r = int(dim), float(clip_r)
-        self.ball = hyperleaf.ball(float(c), learnable=learn_c)
-        self.compress = nn.ModuleList(nn.Linear(ch, dim) for ch in channels)
-        from hyperleaf.nn import H2FRLoss
-
-        if mode == "paper" and core != "origin":
-            raise ValueError("mode='paper' (the seed's H2FR) has its core at the origin: "
-                             "pass core='origin' or use mode='geodesic'")
-        # H2FR shares this ball (geometry.ball returns a ball unchanged): one curvature.
-        self.h2fr = H2FRLoss(alpha=alpha, beta=beta, c=self.ball, mode=mode, core=core,
-                             core_dim=dim if core == "learned" else None)
-
-    @property
-    def curvature(self) -> Tensor:
-        """The current curvature magnitude (a 0-d tensor in the autograd graph)."""
-        return self.ball.c
-
-    def core(self) -> Tensor:
-        """The fused core ``(D,)``: H2FR's learned ManifoldParameter, or the origin."""
-        core = getattr(self.h2fr, "core", None)
-        if isinstance(core, Tensor):
-            return core
-        w = self.compress[0].weight
-        return torch.zeros(self.dim, dtype=w.dtype, device=w.device)
-
-    def embed(self, levels: Sequence[Sequence[Tensor]]) -> tuple[list[Tensor], ...]:
-        """``levels[l] = (fused_map, map_1, ..., map_M)`` -> ``(fused_pts, pts_1, ..., pts_M)``,
-        each a list over levels of ``(B, D)`` ball points."""
-        from hyperleaf.nn import to_ball
-
-        if len(levels) != len(self.compress):
-            raise ValueError(f"expected {len(self.compress)} levels, got {len(levels)}")
-        out: list[list[Tensor]] = [[] for _ in range(len(levels[0]))]
-        for comp, maps in zip(self.compress, levels, strict=False):
-            for s, m in enumerate(maps):
-                v = comp(m.flatten(2).mean(-1))
-                out[s].append(to_ball(v, self.ball, clip_r=self.clip_r))
-        return tuple(out)
-
-    def loss(self, points: Sequence[Sequence[Tensor]]) -> Tensor:
-        """H2FR on :meth:`embed` output."""
-        return self.h2fr(points[0], *points[1:])
 
 
 def _conv(dims: int):
@@ -175,6 +108,7 @@ def _make_encoder(spec: str, in_channels: int, widths: Sequence[int], dims: int)
     raise ValueError(f"encoder must be 'builtin', 'timm:<model>' or 'smp:<encoder>', got {spec!r}")
 
 
+@register_model("leafseg")
 class LEAFSegNet(nn.Module):
     """The LEAF segmentation framework (see the module docstring).
 
@@ -189,7 +123,9 @@ class LEAFSegNet(nn.Module):
 
     ``forward(a, b)`` returns logits ``(B, num_classes, *spatial)``;
     ``forward(a, b, return_points=True)`` returns ``(logits, points)`` with ``points`` the
-    :meth:`LeafHead.embed` output for :meth:`h2fr_loss`.
+    :meth:`LeafHead.embed` output for :meth:`h2fr_loss`. ``forward_levels(a, b)`` returns
+    ``(logits, levels)`` with ``levels[l] = (fused_l, a_l, b_l)`` feature maps
+    (:class:`hyperleaf.models.registry.LevelFeatures`; ``level_channels`` their channels).
 
     Example::
 
@@ -233,7 +169,21 @@ class LEAFSegNet(nn.Module):
         v = self.inject[i](hyperleaf.logmap0(g, self.head.ball, dim=-1))
         return x + v.view(*v.shape, *([1] * self.spatial_dims))
 
+    @property
+    def level_channels(self) -> list[int]:
+        """Channels of each level's fused and unimodal maps, shallow to deep."""
+        return list(self.enc_a.channels)
+
     def forward(self, a: Tensor, b: Tensor, return_points: bool = False):
+        logits, points, _ = self._run(a, b)
+        return (logits, points) if return_points else logits
+
+    def forward_levels(self, a: Tensor, b: Tensor) -> tuple[Tensor, list[tuple[Tensor, ...]]]:
+        """``(logits, levels)``: ``levels[l] = (fused_l, a_l, b_l)``, ``(B, C_l, *spatial_l)``."""
+        logits, _, levels = self._run(a, b)
+        return logits, levels
+
+    def _run(self, a: Tensor, b: Tensor):
         if a.dim() != 2 + self.spatial_dims or b.shape[0] != a.shape[0] \
                 or b.shape[2:] != a.shape[2:]:
             raise ValueError(f"a {tuple(a.shape)} and b {tuple(b.shape)} must be (B, C, "
@@ -241,7 +191,8 @@ class LEAFSegNet(nn.Module):
         fa, fb = self.enc_a(a), self.enc_b(b)
         fused = [hd(fu(torch.cat([x, y], 1)), x, y)
                  for fu, hd, x, y in zip(self.fuse, self.hdgfb, fa, fb, strict=False)]
-        points = self.head.embed([(f, x, y) for f, x, y in zip(fused, fa, fb, strict=False)])
+        levels = list(zip(fused, fa, fb, strict=True))
+        points = self.head.embed(levels)
         g = points[0]
         x = self._inject(fused[-1], len(fused) - 1, g[-1])
         for i in range(len(fused) - 2, -1, -1):
@@ -251,7 +202,7 @@ class LEAFSegNet(nn.Module):
         if logits.shape[2:] != a.shape[2:]:  # library encoders may start below full resolution
             mode = "bilinear" if self.spatial_dims == 2 else "trilinear"
             logits = F.interpolate(logits, size=a.shape[2:], mode=mode, align_corners=False)
-        return (logits, points) if return_points else logits
+        return logits, points, levels
 
     def h2fr_loss(self, points) -> Tensor:
         """H2FR over the levels of ``forward(..., return_points=True)``'s points."""

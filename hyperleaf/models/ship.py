@@ -36,6 +36,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from hyperleaf.models.registry import register_model
+
 __all__ = ["SHIP", "ShipFeatures", "tiled_forward"]
 
 _THETA = 0.8  # central-difference weight of the CDC convolutions
@@ -463,6 +465,7 @@ class ShipFeatures:
     ir: list[Tensor] = field(default_factory=list)
 
 
+@register_model("ship")
 class SHIP(nn.Module):
     """The SHIP fusion network (the authors' released architecture), for infrared-visible
     fusion (``task="fuse"``) or pan-sharpening (``task="pansharpen"``).
@@ -574,6 +577,20 @@ class SHIP(nn.Module):
     def new_parameter_names(self) -> list[str]:
         """State-dict keys that the released checkpoint does not have (the HDGFB parts)."""
         return [k for k in self.state_dict() if k.startswith(("hdgfb.", "hdgfb_proj."))]
+
+    @property
+    def level_channels(self) -> list[int]:
+        """Channels of the three interaction stages' maps (:meth:`forward_levels`)."""
+        return [self.n_feat] * 3
+
+    def forward_levels(self, vis: Tensor, ir: Tensor) -> tuple[Tensor, list[tuple[Tensor, ...]]]:
+        """``(fused, levels)`` with ``levels[k] = (fused_k, vis_k, ir_k)``, the maps of
+        interaction stage k+1 (see :class:`ShipFeatures`), each ``(B, n_feat, H, W)``.
+
+        The :class:`hyperleaf.models.registry.LevelFeatures` interface LEAF's head reads.
+        """
+        out, f = self.forward(vis, ir, return_features=True)
+        return out, list(zip(f.fused, f.vis, f.ir, strict=True))
 
     def forward(self, vis: Tensor, ir: Tensor, return_features: bool = False
                 ) -> Tensor | tuple[Tensor, ShipFeatures]:

@@ -10,10 +10,15 @@
 
 Both have ``mode="paper"`` (the seed's code, exactly) and ``mode="geodesic"`` (the geometry the
 paper describes, through :mod:`hyperleaf.geometry`). See ``docs/h2fr.md`` and ``docs/hdgfb.md``.
+
+:class:`LeafHead` (:mod:`hyperleaf.nn.heads`) maps a network's per-level feature maps to H2FR's
+ball points.
 """
 
 from hyperleaf.nn.h2fr import H2FRLoss, to_ball
 from hyperleaf.nn.hdgfb import HDGFB, HDGFBExtension
 from hyperleaf.nn.hdgfb3d import HDGFB3DReference
+from hyperleaf.nn.heads import LeafHead, ordering
 
-__all__ = ["H2FRLoss", "to_ball", "HDGFB", "HDGFBExtension", "HDGFB3DReference"]
+__all__ = ["H2FRLoss", "to_ball", "HDGFB", "HDGFBExtension", "HDGFB3DReference", "LeafHead",
+           "ordering"]

@@ -7,54 +7,30 @@ from pathlib import Path
 import torch.nn as nn
 
 from hyperleaf.train.config import TrainConfig, load_yaml
-from hyperleaf.train.losses import FusionLoss
 
 __all__ = ["build_network", "build_objective", "load_fusion_net", "load_run", "load_run_files"]
 
 
 def build_network(cfg: TrainConfig):
-    """``(net, features, channels)`` for the fusion task.
+    """``(net, features, channels)`` for the fusion task (kept for old callers; the objective
+    now reads ``net.forward_levels`` and ``net.level_channels`` itself).
 
     ``features(net, vis, ir) -> (fused, stages)`` with ``stages[l] = (fused, vis, ir)`` maps,
     and ``channels[l]`` their channel count (both None without LEAF).
     """
-    from hyperleaf.models import SHIP
+    from hyperleaf.tasks.fuse import build_fusion_network
 
+    net = build_fusion_network(cfg)
     if not cfg.leaf:
-        return SHIP(n_feat=cfg.n_feat), None, None
-    net = SHIP(n_feat=cfg.n_feat, hdgfb=True,
-               hdgfb_kwargs={"mode": cfg.hdgfb_mode, "hidden": cfg.hdgfb_hidden})
-    return net, ship_stages, [cfg.n_feat] * 3
-
-
-def ship_stages(net, vis, ir):
-    """``(fused, [(fused_k, vis_k, ir_k) for the 3 interaction stages])`` of a SHIP(hdgfb=True)."""
-    out, f = net(vis, ir, return_features=True)
-    return out, list(zip(f.fused, f.vis, f.ir, strict=True))
+        return net, None, None
+    return net, type(net).forward_levels, list(net.level_channels)
 
 
 def build_objective(cfg: TrainConfig) -> nn.Module:
-    """The module :class:`~hyperleaf.train.trainer.Trainer` optimises, built from ``cfg``."""
-    if cfg.task == "segment":
-        from hyperleaf.train.segment import build_segment_objective
+    """The module :class:`~hyperleaf.train.trainer.Trainer` optimises for ``cfg.task``."""
+    from hyperleaf.tasks import get_task
 
-        return build_segment_objective(cfg)
-    from hyperleaf.train.objective import FusionObjective, LeafHead
-
-    net, features, channels = build_network(cfg)
-    head = None
-    if cfg.leaf:
-        head = LeafHead(channels, dim=cfg.ball_dim, c=cfg.curvature,
-                        learn_c=cfg.learn_curvature, clip_r=cfg.clip_r, mode=cfg.h2fr_mode,
-                        core=cfg.h2fr_core, alpha=cfg.h2fr_alpha, beta=cfg.h2fr_beta)
-    if cfg.loss == "ship-authors":
-        from hyperleaf.losses import ShipAuthorsLoss
-
-        # The authors' L_max and L_grad are FusionLoss's intensity and gradient terms.
-        loss = ShipAuthorsLoss(cfg.w_mask, cfg.w_intensity, cfg.w_gradient)
-    else:
-        loss = FusionLoss(cfg.w_intensity, cfg.w_gradient, cfg.w_ssim)
-    return FusionObjective(net, loss, head, h2fr_weight=cfg.h2fr_weight, features=features)
+    return get_task(cfg.task).build_objective(cfg)
 
 
 def load_run(run_dir: str | Path, device: str = "cpu") -> tuple[nn.Module, TrainConfig]:

@@ -37,7 +37,7 @@ class TrainConfig:
     ``model.safetensors``; see ``docs/training.md`` for each key.
     """
 
-    task: str = "fuse"                 # "fuse" (SHIP + LEAF) or "segment" (LEAFSegNet)
+    task: str = "fuse"                 # a registered task: "fuse" (SHIP + LEAF), "segment", ...
     steps: int = 100
     batch_size: int = 4
     lr: float = 2e-3
@@ -117,7 +117,9 @@ class TrainConfig:
                 need(isinstance(v, bool), f.name, "must be true or false")
             elif t == "str | None":
                 need(v is None or isinstance(v, str), f.name, "must be a string or null")
-        need(self.task in ("fuse", "segment"), "task", "must be 'fuse' or 'segment'")
+        from hyperleaf.tasks import get_task, list_tasks
+
+        need(self.task in list_tasks(), "task", f"must be one of {', '.join(list_tasks())}")
         need(self.recipe is None or self.recipe in RECIPES, "recipe",
              f"must be one of {', '.join(sorted(RECIPES))} or null")
         need(self.loss in ("hyperleaf", "ship-authors"), "loss",
@@ -159,6 +161,10 @@ class TrainConfig:
         for f in fields(self):
             if f.type in ("float", float):
                 need(finite(f.name), f.name, "must be finite")
+        try:
+            get_task(self.task).check_config(self)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from exc
         return self
 
     def to_dict(self) -> dict[str, Any]:

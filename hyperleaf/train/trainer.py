@@ -28,6 +28,7 @@ from hyperleaf.atomic import (
     atomic_write_text,
     check_writable_location,
 )
+from hyperleaf.tasks import get_task
 from hyperleaf.train import distributed as hd
 from hyperleaf.train.checkpoint import (
     FORMAT,
@@ -170,6 +171,7 @@ class Trainer:
                  explicit: frozenset[str] = frozenset()):
         self.cfg, self.resume, self.progress = cfg.validate(), bool(resume), bool(progress)
         self.explicit = explicit
+        self.task = get_task(self.cfg.task)
 
     # ---- setup -------------------------------------------------------------------------
 
@@ -208,30 +210,10 @@ class Trainer:
                               "it or choose another folder")
 
     def _build_data(self) -> None:
-        from hyperleaf.data import PairDataset, SyntheticFusion, SyntheticSegmentation
-
-        cfg = self.cfg
-        if cfg.task == "segment":
-            if cfg.data is not None:
-                raise ConfigError("--data: --task segment trains on the embedded synthetic "
-                                  "segmentation set only")
-            self.train_set = SyntheticSegmentation(cfg.train_size, cfg.crop, "train", cfg.data_seed)
-            self.val_set = SyntheticSegmentation(cfg.val_size, cfg.val_crop, "val", cfg.data_seed)
-        elif cfg.data is None:
-            self.train_set = SyntheticFusion(cfg.train_size, cfg.crop, "train", cfg.data_seed)
-            self.val_set = SyntheticFusion(cfg.val_size, cfg.val_crop, "val", cfg.data_seed)
-        else:
-            # Both parts are fully checked here: bad files stop the run before step 1.
-            self.train_set = PairDataset.from_folder(cfg.data, crop=cfg.crop, train=True,
-                                                     val_fraction=cfg.val_fraction,
-                                                     rot90=cfg.rot90)
-            self.val_set = PairDataset.from_folder(cfg.data, crop=cfg.val_crop, train=False,
-                                                   val_fraction=cfg.val_fraction)
+        self.train_set, self.val_set = self.task.datasets(self.cfg)
 
     def _build_model(self) -> None:
-        from hyperleaf.train.build import build_objective
-
-        self.objective = build_objective(self.cfg)
+        self.objective = self.task.build_objective(self.cfg)
         if self.cfg.init is not None:
             # Also on --resume: a run killed before its first checkpoint restarts from here.
             from hyperleaf.train.init import init_objective
@@ -329,11 +311,8 @@ class Trainer:
     # ---- evaluation --------------------------------------------------------------------
 
     def evaluate(self, step: int, write_samples: bool = False) -> dict[str, float]:
-        from hyperleaf.train.evaluate import evaluate
-
-        model = self.objective
-        metrics = evaluate(self.cfg, model, self.val_set, self.device,
-                           samples_dir=(self.out / "samples") if write_samples else None)
+        metrics = self.task.evaluate(self.cfg, self.objective, self.val_set, self.device,
+                                     samples_dir=(self.out / "samples") if write_samples else None)
         self._log({"step": step, "kind": "val", **metrics})
         return metrics
 
@@ -362,6 +341,7 @@ class Trainer:
         self.is_main = hd.rank() == 0
         self._prepare_out()
         cfg = self.cfg
+        self.task = get_task(cfg.task)  # a resumed run's saved task
         if cfg.deterministic:
             if self.device.type == "cuda":
                 os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
@@ -499,11 +479,7 @@ class Trainer:
 
     def loss(self, model: nn.Module, batch: dict[str, torch.Tensor]):
         """``(total, parts)`` for one batch (overridable in tests to inject failures)."""
-        if self.cfg.task == "segment":
-            total, parts, _ = model(batch["vis"], batch["ir"], batch["mask"])
-        else:
-            total, parts, _ = model(batch["vis"], batch["ir"])
-        return total, parts
+        return self.task.loss(model, batch)
 
     def _finish(self) -> None:
         from safetensors.torch import save_model
@@ -512,12 +488,9 @@ class Trainer:
         with atomic_write_path(self.out / "model.safetensors") as tmp:
             save_model(self.objective, str(tmp), metadata={"format": "hyperleaf-train/1",
                                                            "task": self.cfg.task})
-        if self.cfg.task == "fuse" and self.cfg.leaf:
-            from hyperleaf.train.leafplot import plot_run_objective
-
-            frac = plot_run_objective(self.cfg, self.objective, self.val_set, self.device,
-                                      self.out / "leaf.png")
-            self._log({"step": self.cfg.steps, "kind": "leaf", **frac})
+        records = self.task.artifacts(self.cfg, self.objective, self.val_set, self.device, self.out)
+        for kind, scores in records.items():
+            self._log({"step": self.cfg.steps, "kind": kind, **scores})
 
     def _result(self, t0: float, val_last: dict[str, float]) -> RunResult:
         train_recs = [r for r in self.log_records if r.get("kind") == "train"]

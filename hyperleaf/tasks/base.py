@@ -1,0 +1,140 @@
+"""The :class:`Task` interface and the task registry.
+
+A task is everything the training engine must not know about one kind of problem: which data it
+trains and validates on, which module it optimises (network + loss), how one batch becomes a
+loss, how it is validated, and which extra artifacts a finished run writes. The engine looks a
+task up by ``cfg.task`` with :func:`get_task` and calls only the methods below; it never branches
+on the task's name.
+
+Adding a task is one module::
+
+    # hyperleaf/tasks/mytask.py
+    from hyperleaf.tasks.base import Task, register_task
+
+    @register_task("mytask")
+    class MyTask(Task):
+        inputs = ("a", "b", "target")      # batch keys fed to the objective, in order
+        def datasets(self, cfg): ...
+        def build_objective(self, cfg): ...
+        def evaluate(self, cfg, objective, val_set, device, samples_dir=None): ...
+
+plus one line in ``_BUILTIN`` below (name -> module), so ``get_task("mytask")`` imports it on
+first use. See ``docs/architecture.md``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+import torch
+import torch.nn as nn
+from torch import Tensor
+
+__all__ = ["Task", "register_task", "get_task", "list_tasks"]
+
+#: Built-in tasks: name -> module whose import registers it (add a line for a new task).
+_BUILTIN: dict[str, str] = {
+    "fuse": "hyperleaf.tasks.fuse",
+    "segment": "hyperleaf.tasks.segment",
+}
+
+_REGISTRY: dict[str, Task] = {}
+
+
+class Task:
+    """One kind of problem the engine can train (subclass it and :func:`register_task` it).
+
+    Every method receives the run's configuration ``cfg`` (a
+    :class:`hyperleaf.train.TrainConfig`: attribute access only, so a task never imports the
+    engine). Objectives follow one convention: ``objective(*batch[k] for k in inputs)`` returns
+    ``(total, parts, output)`` -- the scalar loss to minimise, a dict of detached scalar parts
+    for the log, and the network's output.
+    """
+
+    #: The registered name (set by :func:`register_task`).
+    name: str = ""
+    #: Batch keys passed to the objective, in order (the datasets' items hold them).
+    inputs: tuple[str, ...] = ()
+
+    def check_config(self, cfg: Any) -> None:
+        """Reject settings this task cannot run with: ``ValueError`` whose message starts with
+        the configuration key (the engine re-raises it as its configuration error)."""
+
+    def datasets(self, cfg: Any) -> tuple[Any, Any]:
+        """``(train_set, val_set)``: map-style datasets whose items are dicts of tensors holding
+        :attr:`inputs`; a train set with a ``get(i, generator)`` method draws its random
+        augmentation from ``generator``."""
+        raise NotImplementedError
+
+    def build_objective(self, cfg: Any) -> nn.Module:
+        """The module the optimizer trains (network and loss; what DDP wraps and
+        ``model.safetensors`` holds)."""
+        raise NotImplementedError
+
+    def loss(self, model: nn.Module, batch: Mapping[str, Tensor]
+             ) -> tuple[Tensor, dict[str, Tensor]]:
+        """``(total, parts)`` of one batch through ``model`` (the objective, maybe DDP-wrapped)."""
+        total, parts, _ = model(*(batch[k] for k in self.inputs))
+        return total, parts
+
+    def evaluate(self, cfg: Any, objective: nn.Module, val_set: Any, device: torch.device,
+                 samples_dir: Path | None = None) -> dict[str, float]:
+        """Mean validation scores (``objective`` put in eval mode); with ``samples_dir``, also
+        write each validation sample's output there."""
+        raise NotImplementedError
+
+    def artifacts(self, cfg: Any, objective: nn.Module, val_set: Any, device: torch.device,
+                  out: Path) -> dict[str, dict[str, float]]:
+        """Write a finished run's extra files into its folder ``out``; returns the log records
+        to add, as ``{kind: scores}`` (empty: nothing to log)."""
+        return {}
+
+    def __repr__(self) -> str:
+        return f"<task {self.name!r}: {type(self).__module__}.{type(self).__qualname__}>"
+
+
+T = TypeVar("T", bound=type)
+
+
+def register_task(name: str) -> Callable[[T], T]:
+    """Class decorator: register an instance of the :class:`Task` subclass as ``name``."""
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"name: expected a non-empty string, got {name!r}")
+
+    def deco(cls: T) -> T:
+        if not (isinstance(cls, type) and issubclass(cls, Task)):
+            raise TypeError(f"register_task({name!r}): expected a Task subclass, got {cls!r}")
+        old = _REGISTRY.get(name)
+        if old is not None and type(old).__qualname__ != cls.__qualname__:
+            raise ValueError(f"task {name!r} is already registered ({old!r})")
+        task = cls()
+        task.name = name
+        _REGISTRY[name] = task
+        return cls
+
+    return deco
+
+
+def get_task(name: str) -> Task:
+    """The task registered as ``name``; ``ValueError`` lists the known names.
+
+    Example:
+
+        >>> get_task("fuse").inputs
+        ('vis', 'ir')
+    """
+    if name not in _REGISTRY and name in _BUILTIN:
+        importlib.import_module(_BUILTIN[name])
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise ValueError(f"task: unknown name {name!r} (known: {', '.join(list_tasks())})"
+                         ) from None
+
+
+def list_tasks() -> list[str]:
+    """Sorted names of the registered and built-in tasks."""
+    return sorted(set(_REGISTRY) | set(_BUILTIN))

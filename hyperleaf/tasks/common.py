@@ -1,0 +1,37 @@
+"""Helpers shared by tasks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+
+__all__ = ["val_batches"]
+
+
+def val_batches(val_set, chunk: int = 8) -> Iterator[tuple[list[str], dict[str, torch.Tensor]]]:
+    """Yield ``(names, batch)`` over the validation set, stacking samples of equal size.
+
+    Names come from the dataset's ``pairs`` (real data) or are ``val_000``, ``val_001``, ...
+
+    Example:
+
+        >>> items = [{"x": torch.zeros(1, 4, 4)}] * 3 + [{"x": torch.zeros(1, 6, 6)}]
+        >>> [(names, tuple(b["x"].shape)) for names, b in val_batches(items, chunk=2)]
+        ... # doctest: +NORMALIZE_WHITESPACE
+        [(['val_000', 'val_001'], (2, 1, 4, 4)), (['val_002'], (1, 1, 4, 4)),
+         (['val_003'], (1, 1, 6, 6))]
+    """
+    names, items = [], []
+    first = next(iter(val_set[0])) if len(val_set) else None
+    for i in range(len(val_set)):
+        it = val_set[i]
+        name = getattr(val_set, "pairs", None)
+        name = name[i].name if name is not None else f"val_{i:03d}"
+        if items and (it[first].shape != items[0][first].shape or len(items) == chunk):
+            yield names, {k: torch.stack([x[k] for x in items]) for k in items[0]}
+            names, items = [], []
+        names.append(name)
+        items.append(it)
+    if items:
+        yield names, {k: torch.stack([x[k] for x in items]) for k in items[0]}

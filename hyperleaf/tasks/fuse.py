@@ -1,0 +1,195 @@
+"""``task="fuse"``: SHIP (optionally extended by LEAF) trained with the unsupervised fusion losses
+(+ H2FR) on infrared-visible pairs (the embedded synthetic set, or a folder of real pairs).
+
+With LEAF, :class:`hyperleaf.nn.heads.LeafHead` turns SHIP's per-stage feature maps
+(:meth:`hyperleaf.models.SHIP.forward_levels`) into H2FR's inputs (pool, compress to ``(B, D)``,
+map to a ball of learnable curvature); H2FR's fused core is a ``geoopt.ManifoldParameter`` on
+that ball. Both are trained by the Riemannian optimizer. A finished LEAF run also draws the leaf
+plot (``leaf.png``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+from torch import Tensor
+
+from hyperleaf.distributed import gather_levels
+from hyperleaf.losses.fusion import FusionLoss
+from hyperleaf.models.registry import create_model
+from hyperleaf.nn.heads import LeafHead, Levels, ordering
+from hyperleaf.tasks.base import Task, register_task
+from hyperleaf.tasks.common import val_batches
+from hyperleaf.tasks.diagnostics import geometry_diagnostics
+
+__all__ = ["FuseTask", "FusionObjective", "build_fusion_network", "build_fusion_objective",
+           "evaluate_fusion"]
+
+
+class FusionObjective(nn.Module):
+    """A fusion network (optionally extended by LEAF) and its training loss.
+
+    ``net(vis, ir)`` must return the fused image; with ``head`` given, the network must expose
+    its per-level maps (:class:`hyperleaf.models.registry.LevelFeatures`:
+    ``net.forward_levels(vis, ir) -> (fused, levels)`` with ``levels[l] = (fused_map, vis_map,
+    ir_map)``), or ``features(net, vis, ir)`` must return the same.
+
+    ``forward(vis, ir)`` returns ``(total, parts, fused)``; ``parts`` holds detached scalars
+    (``fusion``, ``intensity``, ``gradient``, ``ssim``, ``h2fr``). In a process group, H2FR is
+    computed on the union batch of all ranks (:func:`~hyperleaf.distributed.gather_batch`)
+    while training.
+    """
+
+    def __init__(self, net: nn.Module, fusion_loss: FusionLoss, head: LeafHead | None = None,
+                 h2fr_weight: float = 0.1, features=None):
+        super().__init__()
+        self.net, self.fusion_loss, self.head = net, fusion_loss, head
+        self.h2fr_weight = float(h2fr_weight)
+        if head is not None and features is None and not hasattr(net, "forward_levels"):
+            raise TypeError(f"net: a LEAF head needs a network with forward_levels(vis, ir) "
+                            f"(got {type(net).__name__}) or a features(net, vis, ir) function")
+        self._features = features
+
+    def run(self, vis: Tensor, ir: Tensor) -> tuple[Tensor, Levels | None]:
+        """Fused image and (with LEAF) the ball points of every stage."""
+        if self.head is None:
+            return self.net(vis, ir), None
+        if self._features is not None:
+            fused, stages = self._features(self.net, vis, ir)
+        else:
+            fused, stages = self.net.forward_levels(vis, ir)
+        return fused, self.head.embed(stages)
+
+    def forward(self, vis: Tensor, ir: Tensor) -> tuple[Tensor, dict[str, Tensor], Tensor]:
+        fused, levels = self.run(vis, ir)
+        total, parts = self.fusion_loss(fused, vis, ir)
+        parts["fusion"] = total.detach()
+        if levels is not None:
+            if self.training:
+                levels = gather_levels(levels)
+            h = self.head.loss(levels)
+            parts["h2fr"] = h.detach()
+            total = total + self.h2fr_weight * h
+        return total, parts, fused
+
+
+def build_fusion_network(cfg: Any) -> nn.Module:
+    """SHIP as configured (``n_feat``; with ``leaf``, an HDGFB at each interaction stage)."""
+    if not cfg.leaf:
+        return create_model("ship", n_feat=cfg.n_feat)
+    return create_model("ship", n_feat=cfg.n_feat, hdgfb=True,
+                        hdgfb_kwargs={"mode": cfg.hdgfb_mode, "hidden": cfg.hdgfb_hidden})
+
+
+def build_fusion_objective(cfg: Any) -> FusionObjective:
+    """:class:`FusionObjective` of the configured network, loss (``loss``: ``"hyperleaf"``,
+    :class:`FusionLoss`; ``"ship-authors"``, :class:`hyperleaf.losses.ShipAuthorsLoss`) and
+    (with ``leaf``) head."""
+    net = build_fusion_network(cfg)
+    head = None
+    if cfg.leaf:
+        head = LeafHead(net.level_channels, dim=cfg.ball_dim, c=cfg.curvature,
+                        learn_c=cfg.learn_curvature, clip_r=cfg.clip_r, mode=cfg.h2fr_mode,
+                        core=cfg.h2fr_core, alpha=cfg.h2fr_alpha, beta=cfg.h2fr_beta)
+    if cfg.loss == "ship-authors":
+        from hyperleaf.losses import ShipAuthorsLoss
+
+        # The authors' L_max and L_grad are FusionLoss's intensity and gradient terms.
+        loss = ShipAuthorsLoss(cfg.w_mask, cfg.w_intensity, cfg.w_gradient)
+    else:
+        loss = FusionLoss(cfg.w_intensity, cfg.w_gradient, cfg.w_ssim)
+    return FusionObjective(net, loss, head, h2fr_weight=cfg.h2fr_weight)
+
+
+@torch.no_grad()
+def evaluate_fusion(objective: FusionObjective, val_set, device: torch.device,
+                    samples_dir: Path | None = None) -> dict[str, object]:
+    """Mean validation fusion losses, SSIM of the fused image to each source and (with LEAF)
+    H2FR and its ordering fractions; writes the fused images to ``samples_dir`` if given.
+
+    With LEAF also the geometry diagnostics of the validation stage vectors
+    (:func:`hyperleaf.tasks.diagnostics.geometry_diagnostics`): ``saturated``, ``spread_*``,
+    ``core_dist_*`` floats and ``geometry`` (per stage and modality, a dict).
+    """
+    from torchmetrics.functional.image import structural_similarity_index_measure as ssim
+
+    from hyperleaf import io as hio
+
+    objective.eval()
+    sums: dict[str, float] = {}
+    n = 0
+    stage_points = []
+
+    def add(key: str, value: Tensor | float, count: int) -> None:
+        sums[key] = sums.get(key, 0.0) + float(value) * count
+
+    for names, batch in val_batches(val_set):
+        vis, ir = batch["vis"].to(device), batch["ir"].to(device)
+        b = vis.shape[0]
+        fused, levels = objective.run(vis, ir)
+        total, parts = objective.fusion_loss(fused, vis, ir)
+        add("loss", total, b)
+        for k, v in parts.items():
+            add(k, v, b)
+        f = fused.clamp(0, 1)
+        add("ssim_ir", ssim(f, ir, data_range=1.0), b)
+        add("ssim_vis", ssim(f, vis, data_range=1.0), b)
+        if levels is not None:
+            head = objective.head
+            add("h2fr", head.loss(levels), b)
+            ok = ordering(levels, head.core(), head.curvature)
+            for k, v in ok.items():
+                sums[f"order_{k}"] = sums.get(f"order_{k}", 0.0) + float(v.float().sum())
+            stage_points.append(torch.stack([torch.stack(lv, 1) for lv in levels]).cpu())
+        if samples_dir is not None:
+            samples_dir.mkdir(parents=True, exist_ok=True)
+            for name, img in zip(names, f, strict=False):
+                hio.write_png(samples_dir / f"{name}.png", img[0].cpu().numpy())
+        n += b
+    out: dict[str, object] = {k: v / n for k, v in sums.items()}
+    if stage_points:
+        head = objective.head
+        geo = geometry_diagnostics(torch.cat(stage_points, 1), head.core().detach().cpu(),
+                                   float(head.curvature), head.clip_r)
+        out["geometry"] = geo.pop("groups")  # per stage and modality, in log.jsonl only
+        out.update(geo)  # the summaries also go to the end-of-run table
+    return out
+
+
+@register_task("fuse")
+class FuseTask(Task):
+    """Infrared-visible fusion (see the module docstring). Batches hold ``vis`` and ``ir``."""
+
+    inputs = ("vis", "ir")
+
+    def datasets(self, cfg: Any) -> tuple[Any, Any]:
+        from hyperleaf.data import PairDataset, SyntheticFusion
+
+        if cfg.data is None:
+            return (SyntheticFusion(cfg.train_size, cfg.crop, "train", cfg.data_seed),
+                    SyntheticFusion(cfg.val_size, cfg.val_crop, "val", cfg.data_seed))
+        # Both parts are fully checked here: bad files stop the run before step 1.
+        return (PairDataset.from_folder(cfg.data, crop=cfg.crop, train=True,
+                                        val_fraction=cfg.val_fraction, rot90=cfg.rot90),
+                PairDataset.from_folder(cfg.data, crop=cfg.val_crop, train=False,
+                                        val_fraction=cfg.val_fraction))
+
+    def build_objective(self, cfg: Any) -> FusionObjective:
+        return build_fusion_objective(cfg)
+
+    def evaluate(self, cfg: Any, objective: nn.Module, val_set: Any, device: torch.device,
+                 samples_dir: Path | None = None) -> dict[str, object]:
+        return evaluate_fusion(objective, val_set, device, samples_dir)
+
+    def artifacts(self, cfg: Any, objective: nn.Module, val_set: Any, device: torch.device,
+                  out: Path) -> dict[str, dict[str, float]]:
+        """With LEAF: the leaf plot ``out/leaf.png``; logs its ordering fractions as ``leaf``."""
+        if not cfg.leaf:
+            return {}
+        from hyperleaf.tasks.leafplot import plot_run_objective
+
+        return {"leaf": plot_run_objective(cfg, objective, val_set, device,
+                                           Path(out) / "leaf.png")}
