@@ -8,7 +8,7 @@ TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.hyperleaf-installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test venv bench lint clean venv-seg test-seg
+.PHONY: demo test venv bench lint doctest clean venv-seg test-seg
 
 venv: $(STAMP)
 
@@ -21,7 +21,9 @@ $(STAMP): pyproject.toml setup.cfg
 demo: $(STAMP)
 	$(VENV)/bin/hyperleaf train
 
-test: $(STAMP)
+# `make test` = the linter and the import-direction contract (lint), the docstring examples
+# (doctest), then the test suite.
+test: lint doctest
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)
@@ -32,6 +34,12 @@ bench: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check hyperleaf tests benchmarks
+	$(VENV)/bin/lint-imports --config .importlinter
+
+# Every docstring example of the package (`>>>` lines) is run; those needing an optional extra
+# or /work data say `# doctest: +SKIP` with the reason beside them.
+doctest: $(STAMP)
+	$(PY) -m pytest --doctest-modules hyperleaf -q -p no:cacheprovider -o addopts="" -o testpaths=""
 
 # The segmentation extra (issue 12): segmentation-models-pytorch needs torchvision, and the only
 # torchvision that imports on these machines is 0.29.1 beside torch 2.14.1 (a CUDA build, ~5.5 GB,

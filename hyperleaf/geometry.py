@@ -74,6 +74,10 @@ __all__ = [
     "project",
     "clip_features",
     "project_eps",
+    "compute_dtype",
+    "sqnorm",
+    "sqrt0",
+    "reduced_peak",
     "MIN_NORM",
     "TANH_CLAMP",
     "ARTANH_CLAMP",
@@ -106,7 +110,7 @@ WIDE_BALL_ABOVE = 2.0**60
 
 def project_eps(dtype: torch.dtype) -> float:
     """Relative margin kept from the boundary by :func:`project` (geoopt's ``BALL_EPS``)."""
-    return 4e-3 if _compute_dtype(dtype) == torch.float32 else 1e-5
+    return 4e-3 if compute_dtype(dtype) == torch.float32 else 1e-5
 
 
 # --------------------------------------------------------------------------------------------
@@ -114,8 +118,13 @@ def project_eps(dtype: torch.dtype) -> float:
 # --------------------------------------------------------------------------------------------
 
 
-def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
-    # Half precisions lose the ball's boundary (1 - c|x|^2 cancels): compute in float32.
+def compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype the geometry computes in for inputs of ``dtype``: float32 for the half
+    precisions (they lose the ball's boundary: ``1 - c|x|^2`` cancels), else ``dtype``.
+
+    >>> compute_dtype(torch.bfloat16), compute_dtype(torch.float64)
+    (torch.float32, torch.float64)
+    """
     return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
 
 
@@ -126,7 +135,7 @@ def _as_input(x: object, name: str) -> tuple[Tensor, torch.dtype]:
         raise TypeError(f"{name} must have a floating dtype (float16/bfloat16/float32/float64), "
                         f"got {x.dtype}")
     out = x.dtype
-    cd = _compute_dtype(out)
+    cd = compute_dtype(out)
     return (x if cd == out else x.to(cd)), out
 
 
@@ -139,7 +148,7 @@ def _as_pair(x: object, y: object, xname: str = "x", yname: str = "y"):
         raise ValueError(f"{xname} {tuple(x.shape)} and {yname} {tuple(y.shape)} "
                          "do not broadcast") from None
     out = torch.promote_types(xdt, ydt)
-    cd = _compute_dtype(out)
+    cd = compute_dtype(out)
     return x.to(cd), y.to(cd), out
 
 
@@ -153,12 +162,20 @@ def _check_dim(dim: object, ndim: int, name: str = "dim") -> int:
 
 def _artanh_clamp(dtype: torch.dtype) -> float:
     """``ARTANH_CLAMP`` as a ``dtype`` computation holds it (float32: 1 - 2^-23)."""
-    return float(torch.tensor(ARTANH_CLAMP, dtype=_compute_dtype(dtype)))
+    return float(torch.tensor(ARTANH_CLAMP, dtype=compute_dtype(dtype)))
 
 
-def _peak(*reduced: Tensor) -> float:
+def reduced_peak(*reduced: Tensor) -> float:
     """The largest element of the (reduced, 1/D-sized) tensors, ``inf`` if any is NaN, ``0`` if
-    all are empty. One host sync, cheap next to the reductions that produced the tensors."""
+    all are empty. One host sync, cheap next to the reductions that produced the tensors.
+
+    Used to decide once per call whether a float32 computation must widen to float64.
+
+        >>> reduced_peak(torch.tensor([1.0, 3.0]), torch.tensor([2.0]))
+        3.0
+        >>> reduced_peak(torch.tensor([float("nan")]))
+        inf
+    """
     peaks = [t.detach().amax() for t in reduced if t.numel()]
     if not peaks:
         return 0.0
@@ -199,8 +216,12 @@ def curvature(c: Curvature, like: Tensor) -> Tensor:
     return torch.tensor(float(c), dtype=like.dtype, device=like.device)
 
 
-def ball(c: Curvature = 1.0, *, learnable: bool = False) -> geoopt.PoincareBall:
+def ball(c: Curvature = 1.0, *, learn_c: bool = False, learnable: bool | None = None
+         ) -> geoopt.PoincareBall:
     """The ``geoopt.PoincareBall`` of curvature ``-c``: the home of ``ManifoldParameter``s.
+
+    ``learn_c=True``: the curvature is a trained parameter (geoopt's learnable ball; the old
+    keyword ``learnable`` still works, with a ``DeprecationWarning``).
 
     The curvature is stored in float64 so that ``ball(c).c`` equals ``c`` to ~1e-16 (a float ``c``
     given to geoopt directly becomes a float32 softplus, off by up to ~6e-8). Passing a ball
@@ -213,6 +234,9 @@ def ball(c: Curvature = 1.0, *, learnable: bool = False) -> geoopt.PoincareBall:
         >>> float(b.c)
         0.5
     """
+    from hyperleaf.deprecation import renamed_kwarg
+
+    learn_c = renamed_kwarg("ball", "learn_c", learn_c, "learnable", learnable)
     if isinstance(c, geoopt.PoincareBall):
         return c
     if isinstance(c, Tensor):
@@ -221,7 +245,7 @@ def ball(c: Curvature = 1.0, *, learnable: bool = False) -> geoopt.PoincareBall:
     else:
         _check_positive_scalar(c, "c")
         value = torch.tensor(float(c), dtype=torch.float64)
-    return geoopt.PoincareBall(c=value, learnable=learnable)
+    return geoopt.PoincareBall(c=value, learnable=learn_c)
 
 
 # --------------------------------------------------------------------------------------------
@@ -235,16 +259,26 @@ def ball(c: Curvature = 1.0, *, learnable: bool = False) -> geoopt.PoincareBall:
 # rescales: both overflow alike beyond ~1e19 in float32).
 
 
-def _sqnorm(x: Tensor, dim: int) -> Tensor:
-    """``||x||^2`` along ``dim`` (kept as size 1)."""
+def sqnorm(x: Tensor, dim: int) -> Tensor:
+    """``||x||^2`` along ``dim`` (kept as size 1); fast along strided axes (NCHW channels).
+
+    >>> sqnorm(torch.tensor([[3.0, 4.0]]), -1)
+    tensor([[25.]])
+    """
     if x.stride(dim) == 1:
         return torch.linalg.vector_norm(x, dim=dim, keepdim=True).square()
     return torch.linalg.vecdot(x, x, dim=dim).unsqueeze(dim)
 
 
-def _sqrt0(x: Tensor) -> Tensor:
+def sqrt0(x: Tensor) -> Tensor:
     """``sqrt(x)`` with a zero gradient at ``x = 0`` (``vector_norm``'s at the zero vector)
-    instead of an infinite one."""
+    instead of an infinite one.
+
+    >>> x = torch.tensor([0.0, 4.0], requires_grad=True)
+    >>> sqrt0(x).sum().backward()
+    >>> x.grad
+    tensor([0.0000, 0.2500])
+    """
     pos = x > 0
     return torch.where(pos, torch.sqrt(torch.where(pos, x, torch.ones_like(x))), torch.zeros_like(x))
 
@@ -253,7 +287,7 @@ def _norm(x: Tensor, dim: int, keepdim: bool = True) -> Tensor:
     """``||x||`` along ``dim``, with ``vector_norm``'s zero gradient at the zero vector."""
     if x.stride(dim) == 1:
         return torch.linalg.vector_norm(x, dim=dim, keepdim=keepdim)
-    n = _sqrt0(torch.linalg.vecdot(x, x, dim=dim))
+    n = sqrt0(torch.linalg.vecdot(x, x, dim=dim))
     return n.unsqueeze(dim) if keepdim else n
 
 
@@ -272,7 +306,7 @@ def expmap0(x: Tensor, c: Curvature, dim: int = 1) -> Tensor:
 
     Example::
 
-        >>> v = torch.randn(2, 16, 8, 8)
+        >>> v = torch.randn(2, 16, 8, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
         >>> y = expmap0(v, c=0.5)          # (2, 16, 8, 8), |y| < 1/sqrt(0.5) along dim 1
         >>> torch.allclose(logmap0(y, c=0.5), v, atol=1e-4)
         True
@@ -281,7 +315,7 @@ def expmap0(x: Tensor, c: Curvature, dim: int = 1) -> Tensor:
     sc = curvature(c, x).sqrt()
     dim = _check_dim(dim, x.dim())
     z = sc * _norm(x, dim).clamp_min(MIN_NORM)
-    if _narrow(x) and _peak(z) > WIDE_ABOVE:
+    if _narrow(x) and reduced_peak(z) > WIDE_ABOVE:
         x, sc = x.double(), sc.double()
         z = sc * _norm(x, dim).clamp_min(MIN_NORM)
     return (x * (torch.tanh(z.clamp_max(TANH_CLAMP)) / z)).to(out)
@@ -303,7 +337,7 @@ def logmap0(y: Tensor, c: Curvature, dim: int = 1) -> Tensor:
     dim = _check_dim(dim, y.dim())
     clamp = _artanh_clamp(y.dtype)
     z = sc * _norm(y, dim).clamp_min(MIN_NORM)
-    if _narrow(y) and _peak(z) > WIDE_ABOVE:
+    if _narrow(y) and reduced_peak(z) > WIDE_ABOVE:
         y, sc = y.double(), sc.double()
         z = sc * _norm(y, dim).clamp_min(MIN_NORM)
     return (y * (torch.atanh(z.clamp_max(clamp)) / z)).to(out)
@@ -340,23 +374,25 @@ def dist(x: Tensor, y: Tensor, c: Curvature, dim: int = 1, keepdim: bool = False
 
     Example::
 
-        >>> x, y = expmap0(torch.randn(3, 8), 1.0), expmap0(torch.randn(3, 8), 1.0)
+        >>> g = torch.Generator().manual_seed(0)
+        >>> x, y = (expmap0(torch.randn(3, 8, dtype=torch.float64, generator=g), 1.0)
+        ...         for _ in range(2))
         >>> d = dist(x, y, c=1.0)           # (3,), d(x, x) == 0
     """
     x, y, out = _as_pair(x, y)
     k = curvature(c, x)
     dim = _check_dim(dim, max(x.dim(), y.dim()))
     clamp = _artanh_clamp(x.dtype)
-    x2 = _sqnorm(x, dim)
-    y2 = _sqnorm(y, dim)
+    x2 = sqnorm(x, dim)
+    y2 = sqnorm(y, dim)
     kx2, ky2 = k * x2, k * y2
-    peak = _peak(kx2, ky2)
+    peak = reduced_peak(kx2, ky2)
     if peak > BALL_FORM_MAX:
         # A point well outside the ball: the direct denominator where the in-ball one cancels,
         # in float64 beyond float32's safe range.
         if _narrow(x) and peak > WIDE_BALL_ABOVE:
             x, y, k = x.double(), y.double(), k.double()
-            x2, y2 = _sqnorm(x, dim), _sqnorm(y, dim)
+            x2, y2 = sqnorm(x, dim), sqnorm(y, dim)
         n = _norm(x - y, dim)
         kxy = -k * torch.linalg.vecdot(x, y, dim=dim).unsqueeze(dim)  # k<-x, y>
         denom = _moebius_denominator(kxy, k, x2, y2, n.square(), _near_ball(k, x2, y2))
@@ -407,7 +443,9 @@ def mobius_add(x: Tensor, y: Tensor, c: Curvature, dim: int = 1) -> Tensor:
 
     Example::
 
-        >>> x, y = expmap0(torch.randn(3, 8), 1.0), expmap0(torch.randn(3, 8), 1.0)
+        >>> g = torch.Generator().manual_seed(0)
+        >>> x, y = (expmap0(torch.randn(3, 8, dtype=torch.float64, generator=g), 1.0)
+        ...         for _ in range(2))
         >>> z = mobius_add(x, y, c=1.0)                              # (3, 8)
         >>> torch.allclose(mobius_add(-x, z, c=1.0), y, atol=1e-5)   # left cancellation
         True
@@ -415,17 +453,17 @@ def mobius_add(x: Tensor, y: Tensor, c: Curvature, dim: int = 1) -> Tensor:
     x, y, out = _as_pair(x, y)
     k = curvature(c, x)
     dim = _check_dim(dim, max(x.dim(), y.dim()))
-    x2, y2 = _sqnorm(x, dim), _sqnorm(y, dim)
+    x2, y2 = sqnorm(x, dim), sqnorm(y, dim)
     kx2, ky2 = k * x2, k * y2
-    peak = _peak(kx2, ky2)
+    peak = reduced_peak(kx2, ky2)
     if peak > BALL_FORM_MAX:
         if _narrow(x) and peak > WIDE_BALL_ABOVE:
             x, y, k = x.double(), y.double(), k.double()
-            x2, y2 = _sqnorm(x, dim), _sqnorm(y, dim)
+            x2, y2 = sqnorm(x, dim), sqnorm(y, dim)
         return _mobius_add_anywhere(x, y, k, x2, y2, dim).to(out)
     a = 1 - kx2
     s = x + y
-    ks2 = k * _sqnorm(s, dim)
+    ks2 = k * sqnorm(s, dim)
     denom = (a * (1 - ky2) + ks2).clamp_min(MIN_DENOM)
     # per-vector factors first, then one fused multiply-add over the full tensor
     return torch.addcmul(x * (ks2 / denom), s, a / denom).to(out)
@@ -437,7 +475,7 @@ def _mobius_add_anywhere(x: Tensor, y: Tensor, k: Tensor, x2: Tensor, y2: Tensor
     ``(A x + (1 - k|x|^2) y) / D`` with ``A = 1 + 2k<x, y> + k|y|^2`` and ``D`` of
     :func:`_moebius_denominator`; where both points are near the ball, ``A`` takes the in-ball
     form ``(1 - k|x|^2) + k|x+y|^2`` of :func:`mobius_add`'s fast path, as ``D`` does."""
-    s2 = _sqnorm(x + y, dim)
+    s2 = sqnorm(x + y, dim)
     kxy = k * torch.linalg.vecdot(x, y, dim=dim).unsqueeze(dim)
     near = _near_ball(k, x2, y2)
     a = 1 - k * x2
@@ -459,7 +497,7 @@ def project(x: Tensor, c: Curvature, dim: int = 1) -> Tensor:
     maxnorm = (1 - project_eps(x.dtype)) / curvature(c, x).sqrt()
     dim = _check_dim(dim, x.dim())
     n = _norm(x, dim).clamp_min(MIN_NORM)
-    if _narrow(x) and _peak(n / maxnorm) > WIDE_ABOVE:
+    if _narrow(x) and reduced_peak(n / maxnorm) > WIDE_ABOVE:
         x, maxnorm = x.double(), maxnorm.double()  # the float32 margin, in float64
         n = _norm(x, dim).clamp_min(MIN_NORM)
     return torch.where(n > maxnorm, x * (maxnorm / n), x).to(out)
@@ -486,7 +524,7 @@ def clip_features(x: Tensor, r: float | Tensor, dim: int = 1) -> Tensor:
         _check_positive_scalar(r, "r")
     dim = _check_dim(dim, x.dim())
     n = _norm(x, dim).clamp_min(MIN_NORM)
-    if _narrow(x) and _peak(n / r) > WIDE_ABOVE:
+    if _narrow(x) and reduced_peak(n / r) > WIDE_ABOVE:
         x = x.double()
         n = _norm(x, dim).clamp_min(MIN_NORM)
     return (x * (r / n).clamp_max(1.0)).to(out)

@@ -31,6 +31,7 @@ from torch import Tensor
 
 __all__ = [
     "EPS",
+    "as_curvature",
     "euclid_to_hyper",
     "hyper_to_euclid",
     "hyper_distance",
@@ -51,7 +52,13 @@ EPS = 1e-8
 MAP_EPS = 1e-6
 
 
-def _c(c: object) -> float:
+def as_curvature(c: object) -> float:
+    """``c`` as a positive finite Python float (a 0-d tensor is read); ``TypeError`` /
+    ``ValueError`` naming ``c`` otherwise.
+
+    >>> as_curvature(torch.tensor(0.5))
+    0.5
+    """
     if isinstance(c, torch.Tensor) and c.dim() == 0:
         c = float(c)
     if isinstance(c, bool) or not isinstance(c, numbers.Real):
@@ -88,7 +95,7 @@ def _pair(u: object, v: object) -> tuple[Tensor, Tensor]:
 
 def euclid_to_hyper(x: Tensor, c: float = 1.0) -> Tensor:
     """Seed's ``HyperbolicUtils.euclid_to_hyper``: clip to ``1/sqrt(c) - eps``, then expmap0."""
-    x, c = _x(x, "x"), _c(c)
+    x, c = _x(x, "x"), as_curvature(c)
     eps = EPS
     norm_x = torch.norm(x, dim=1, keepdim=True, p=2)
     max_allowed_norm = 1.0 / math.sqrt(c) - eps
@@ -102,7 +109,7 @@ def euclid_to_hyper(x: Tensor, c: float = 1.0) -> Tensor:
 
 def hyper_to_euclid(x: Tensor, c: float = 1.0) -> Tensor:
     """Seed's ``HyperbolicUtils.hyper_to_euclid``: logmap0 with ``|x|`` clamped to ``[eps, 1-eps]``."""
-    x, c = _x(x, "x"), _c(c)
+    x, c = _x(x, "x"), as_curvature(c)
     eps = EPS
     norm_x = torch.norm(x, dim=1, keepdim=True, p=2).clamp(min=eps, max=1 - eps)
     return (1 / math.sqrt(c)) * torch.arctanh(math.sqrt(c) * norm_x) * (x / norm_x)
@@ -111,7 +118,7 @@ def hyper_to_euclid(x: Tensor, c: float = 1.0) -> Tensor:
 def hyper_distance(u: Tensor, v: Tensor, c: float = 1.0) -> Tensor:
     """Seed's ``HyperbolicUtils.hyper_distance`` (batch mean; ``1 +`` inside the fraction)."""
     u, v = _pair(u, v)
-    c = _c(c)
+    c = as_curvature(c)
     eps = EPS
     max_norm = (1.0 / math.sqrt(c)) - eps
     norm_u = torch.norm(u, dim=1, keepdim=True, p=2).clamp(max=max_norm)
@@ -149,7 +156,7 @@ def hyper_distance_scale(u: Tensor, v: Tensor, c: float = 1.0) -> Tensor:
     parenthesis; it is read as the obvious ``scale_u = target_norm_u / norm_u_original``.
     """
     u, v = _pair(u, v)
-    c = _c(c)
+    c = as_curvature(c)
     eps = EPS
     max_norm = (1.0 / math.sqrt(c)) - eps
     u_scaled = _scale_to_ball(u, max_norm, eps, 1)
@@ -160,7 +167,7 @@ def hyper_distance_scale(u: Tensor, v: Tensor, c: float = 1.0) -> Tensor:
 def distance_to_origin(x: Tensor, c: float = 1.0) -> Tensor:
     """Seed's ``HyperbolicUtils.distance_to_origin``: ``artanh(sqrt(c)|x|)/sqrt(c)``, batch mean
     (half the geodesic distance to the origin)."""
-    x, c = _x(x, "x"), _c(c)
+    x, c = _x(x, "x"), as_curvature(c)
     eps = EPS
     norm_x = torch.norm(x, dim=1, keepdim=True, p=2)
     max_norm = (1.0 / math.sqrt(c)) - eps
@@ -174,7 +181,7 @@ def distance_to_origin_norm(x: Tensor, c: float = 1.0) -> Tensor:
     """Seed's ``HyperbolicUtils.distance_to_origin_norm``: the batch-mean Euclidean norm
     (``c`` is unused, as in the seed)."""
     x = _x(x, "x")
-    _c(c)
+    as_curvature(c)
     norm_x = torch.norm(x, dim=1, keepdim=True, p=2)
     return norm_x.mean()
 
@@ -183,7 +190,7 @@ def mobius_add(u: Tensor, v: Tensor, c: float = 1.0) -> Tensor:
     """Seed's ``HyperbolicUtils.mobius_add`` (``2 sqrt(c) <u, v>`` where gyrovectors have
     ``2 c <u, v>``)."""
     u, v = _pair(u, v)
-    c = _c(c)
+    c = as_curvature(c)
     sqrt_c = math.sqrt(c)
     u = u / (1 + 1e-8)
     v = v / (1 + 1e-8)
@@ -243,7 +250,7 @@ class HyperbolicUtils(nn.Module):
 
     def __init__(self, c: float = 1.0):
         super().__init__()
-        self.c = _c(c)
+        self.c = as_curvature(c)
         self.eps = EPS
         self.sqrt_c = math.sqrt(self.c)
 

@@ -10,8 +10,8 @@ import sys
 import numpy as np
 import pytest
 
-from hyperleaf import check
 from hyperleaf.cli import main
+from hyperleaf.verify import check
 
 
 def test_full_grid_has_no_unexpected_failure():

@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from hyperleaf import geometry as G
-from hyperleaf import oracle as O
+from hyperleaf.verify import oracle as O
 
 C = st.floats(0.01, 10.0)
 DIMS = st.integers(1, 512)
@@ -136,7 +136,7 @@ def test_ball_carries_exact_curvature():
 
 
 def test_learnable_ball_gets_gradient():
-    b = G.ball(0.7, learnable=True)
+    b = G.ball(0.7, learn_c=True)
     x = t64(points(1, 5, 8, 0.7, 0.1, 0.9))
     G.dist0(x, b).sum().backward()
     assert b.isp_c.grad is not None and torch.isfinite(b.isp_c.grad).all()
@@ -267,7 +267,7 @@ def test_strided_axis_path_equals_contiguous_path(s, dtype):
 
 
 def test_learnable_curvature_gradient_finite_at_origin():
-    b = G.ball(1.0, learnable=True)
+    b = G.ball(1.0, learn_c=True)
     x = torch.zeros(2, 4, requires_grad=True)
     (G.dist0(x, b).sum() + G.expmap0(x, b).sum() + G.dist(x, x, b).sum()).backward()
     assert torch.isfinite(x.grad).all() and torch.isfinite(b.isp_c.grad).all()

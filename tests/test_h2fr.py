@@ -168,7 +168,7 @@ def test_permuting_modalities_leaves_loss_unchanged(cfg, mode, m):
 
 def test_learned_core_trains_on_the_ball_with_riemannian_adam():
     torch.manual_seed(0)
-    loss = H2FRLoss(mode="geodesic", core="learned", core_dim=8, learnable_c=True)
+    loss = H2FRLoss(mode="geodesic", core="learned", core_dim=8, learn_c=True)
     assert isinstance(loss.core, geoopt.ManifoldParameter)
     assert loss.core.manifold is loss.ball
     fused = [to_ball(torch.randn(16, 8) + 2.0, loss.ball.c.detach()) for _ in range(3)]

@@ -137,7 +137,7 @@ def test_paper_equals_seed_own_code(seed_namespace, shape, c, scales, seed):
        clip=st.sampled_from([None, 0.5, 3.0]))
 def test_geodesic_fused_equals_geometry_reference(shape, c, scales, m, seed, learn, clip):
     torch.manual_seed(seed)
-    block = HDGFB(shape[1], c=c, hidden=8, mode="geodesic", num_modalities=m, learnable_c=learn,
+    block = HDGFB(shape[1], c=c, hidden=8, mode="geodesic", num_modalities=m, learn_c=learn,
                   clip_r=clip).to(F64)
     with torch.no_grad():
         block.gate_weight.normal_()
@@ -232,7 +232,7 @@ def test_gates_sum_to_one_and_equal_for_identical_modalities(mode, m):
 @pytest.mark.parametrize("impl", ["fused", "autograd", "reference"])
 def test_geodesic_finite_gradients_for_identical_features(impl):
     torch.manual_seed(0)
-    block = HDGFB(4, c=0.5, hidden=8, mode="geodesic", learnable_c=True, impl=impl).double()
+    block = HDGFB(4, c=0.5, hidden=8, mode="geodesic", learn_c=True, impl=impl).double()
     with torch.no_grad():  # every projection the same: d(q, p_m) == 0 exactly
         block.proj_weight.copy_(block.query_weight.expand_as(block.proj_weight))
         block.proj_bias.copy_(block.query_bias.expand_as(block.proj_bias))
@@ -574,7 +574,7 @@ def test_bad_input_errors():
     with pytest.raises(ValueError, match="mode must be"):
         HDGFB(4, mode="euclid")
     with pytest.raises(ValueError, match="learnable"):
-        HDGFB(4, mode="paper", learnable_c=True)
+        HDGFB(4, mode="paper", learn_c=True)
     with pytest.raises(ValueError, match="c must be"):
         HDGFB(4, c=-1.0)
     with pytest.raises(TypeError, match="channels"):
@@ -584,4 +584,4 @@ def test_bad_input_errors():
 def test_top_level_exports():
     assert hyperleaf.HDGFB is HDGFB and hyperleaf.nn.HDGFB is HDGFB
     assert hyperleaf.compat.hdgfb_from_reference is hdgfb_from_reference
-    assert isinstance(HDGFB(4, mode="geodesic", learnable_c=True).ball, type(geometry.ball(1.0)))
+    assert isinstance(HDGFB(4, mode="geodesic", learn_c=True).ball, type(geometry.ball(1.0)))

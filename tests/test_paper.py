@@ -12,8 +12,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from hyperleaf import geometry as G
-from hyperleaf import oracle as O
 from hyperleaf import paper as P
+from hyperleaf.verify import oracle as O
 from tests.test_geometry import points
 
 C = st.floats(0.01, 10.0)

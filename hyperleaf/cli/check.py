@@ -1,4 +1,4 @@
-"""``hyperleaf check``: the numerical-consistency suite (see :mod:`hyperleaf.check`)."""
+"""``hyperleaf check``: the numerical-consistency suite (see :mod:`hyperleaf.verify.check`)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import sys
 import time
 
 DEFAULT_DOC = "docs/paper-vs-geometry.md"
-# The choices of hyperleaf.check, repeated here so that building the parser (every `hyperleaf
+# The choices of hyperleaf.verify.check, repeated here so that building the parser (every `hyperleaf
 # ... --help`) does not import torch; tests/test_cli_startup.py checks that they agree.
 DTYPE_NAMES = ("bfloat16", "float32", "float64")
 CURVATURES = (0.1, 0.2, 0.5, 1.0, 2.0)
@@ -41,8 +41,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from hyperleaf import check
     from hyperleaf.atomic import atomic_write_text
+    from hyperleaf.verify import check
 
     for name, values in (("--c", args.curvatures),):
         for v in values or ():

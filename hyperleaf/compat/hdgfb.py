@@ -2,9 +2,11 @@
 
 Example::
 
+    >>> import hyperleaf
+    >>> from hyperleaf import HDGFB
     >>> seed = hyperleaf.paper.HyperbolicAttentionFusion(64, hyper_c=0.2, hidden_dim=512)
     >>> block = HDGFB(64, c=0.2, hidden=512, mode="paper")
-    >>> block.load_state_dict(hdgfb_from_reference(seed.state_dict()))   # same outputs as seed
+    >>> _ = block.load_state_dict(hdgfb_from_reference(seed.state_dict()))  # same outputs as seed
 """
 
 from __future__ import annotations

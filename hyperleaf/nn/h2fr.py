@@ -32,6 +32,7 @@ import torch
 from torch import Tensor, nn
 
 from hyperleaf import geometry
+from hyperleaf.deprecation import renamed_kwarg
 
 __all__ = ["H2FRLoss", "to_ball"]
 
@@ -103,7 +104,7 @@ class H2FRLoss(nn.Module):
             origin; train it with ``geoopt.optim.RiemannianAdam``/``RiemannianSGD``).
         core_dim: ``D`` of the learned core (every level must then have ``D`` features).
         temperature: geodesic mode: scores are ``-distance / temperature``.
-        learnable_c: geodesic mode: learn the curvature (``self.ball`` is a learnable geoopt ball).
+        learn_c: geodesic mode: learn the curvature (``self.ball`` is a learnable geoopt ball).
         num_modalities: if given, the number of modality sequences every call must pass.
         batch_mean: how per-sample values are averaged over the batch (``(B,) -> ()``; default
             ``x.mean(0)``). Pass an all-reducing mean to make the loss of a data-parallel run equal
@@ -129,10 +130,11 @@ class H2FRLoss(nn.Module):
 
     def __init__(self, alpha: float = 1.0, beta: float = 1.0, c: float | geoopt.PoincareBall = 0.5,
                  mode: str = "paper", gamma: float = 1.0, *, core: str = "origin",
-                 core_dim: int | None = None, temperature: float = 1.0, learnable_c: bool = False,
+                 core_dim: int | None = None, temperature: float = 1.0, learn_c: bool = False, learnable_c: bool | None = None,
                  num_modalities: int | None = None,
                  batch_mean: Callable[[Tensor], Tensor] | None = None, device=None, dtype=None):
         super().__init__()
+        learn_c = renamed_kwarg("H2FRLoss", "learn_c", learn_c, "learnable_c", learnable_c)
         if mode not in _MODES:
             raise ValueError(f"mode must be one of {_MODES}, got {mode!r}")
         if core not in _CORES:
@@ -148,14 +150,14 @@ class H2FRLoss(nn.Module):
                                            or num_modalities < 1):
             raise ValueError(f"num_modalities must be an int >= 1 or None, got {num_modalities!r}")
         if mode == "paper":
-            if core != "origin" or temperature != 1.0 or learnable_c:
+            if core != "origin" or temperature != 1.0 or learn_c:
                 raise ValueError("mode='paper' is the seed's loss (Euclidean-norm scores): core, "
-                                 "temperature and learnable_c apply to mode='geodesic' only")
+                                 "temperature and learn_c apply to mode='geodesic' only")
         self.alpha, self.beta, self.gamma = float(alpha), float(beta), float(gamma)
         self.mode, self.temperature = mode, float(temperature)
         self.num_modalities = num_modalities
         self.batch_mean = _default_mean if batch_mean is None else batch_mean
-        self.ball = geometry.ball(c, learnable=learnable_c)
+        self.ball = geometry.ball(c, learn_c=learn_c)
         self.core: geoopt.ManifoldParameter | None = None
         if core == "learned":
             if isinstance(core_dim, bool) or not isinstance(core_dim, numbers.Integral) \

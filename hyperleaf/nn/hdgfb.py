@@ -60,6 +60,7 @@ from torch import Tensor, nn
 
 from hyperleaf import geometry
 from hyperleaf import paper as _paper
+from hyperleaf.deprecation import renamed_kwarg
 
 __all__ = ["HDGFB", "HDGFBExtension"]
 
@@ -101,7 +102,7 @@ def _paper_coeffs(qq: Tensor, pp: Tensor, qp: Tensor, c: float, gw: Tensor,
 
     # euclid_to_hyper for q and every p_m at once: point = a * x, |point| = nh.
     sq = torch.cat([qq, pp], dim=1)
-    n = geometry._sqrt0(sq)
+    n = geometry.sqrt0(sq)
     scale = torch.min(torch.ones_like(n), max_allowed / (n + eps))
     ns = n * scale
     a = scale * (torch.tanh(sc * ns) / (sc * (ns + eps)))
@@ -132,7 +133,7 @@ def _geodesic_coeffs(qq: Tensor, pp: Tensor, qp: Tensor, c: Tensor, r: Tensor, g
     ``||x - y||^2`` expanded from the reductions and clamped at 0.
     """
     sc = c.sqrt()
-    n = geometry._sqrt0(torch.cat([qq, pp], dim=1))
+    n = geometry.sqrt0(torch.cat([qq, pp], dim=1))
     s = (r / n.clamp_min(geometry.MIN_NORM)).clamp_max(1.0)  # clip_features
     z = sc * (s * n).clamp_min(geometry.MIN_NORM)  # expmap0
     a = s * (torch.tanh(z.clamp_max(geometry.TANH_CLAMP)) / z)
@@ -141,7 +142,7 @@ def _geodesic_coeffs(qq: Tensor, pp: Tensor, qp: Tensor, c: Tensor, r: Tensor, g
     aq, am, xq, xm = a[:, :1], a[:, 1:], x2[:, :1], x2[:, 1:]
     n2 = (xq + xm - 2 * (aq * am) * qp).clamp_min(0)
     denom = ((1 - c * xq) * (1 - c * xm) + c * n2).clamp_min(geometry.MIN_DENOM)
-    t = (sc * geometry._sqrt0(n2) / denom.sqrt()).clamp_max(geometry.ARTANH_CLAMP)
+    t = (sc * geometry.sqrt0(n2) / denom.sqrt()).clamp_max(geometry.ARTANH_CLAMP)
     gates = _gate(-(2.0 * torch.atanh(t) / sc), gw, gb)
     zl = sc * nb[:, 1:].clamp_min(geometry.MIN_NORM)  # logmap0
     return gates * (am * torch.atanh(zl.clamp_max(geometry.ARTANH_CLAMP)) / zl), gates
@@ -208,8 +209,8 @@ def _vecdot(x: Tensor, y: Tensor) -> Tensor:
 def _reductions(q: Tensor, ps: Sequence[Tensor]) -> tuple[Tensor, Tensor, Tensor]:
     """Rows q, p_m -> ``||q||^2`` ``(1, 1, P)``, ``||p_m||^2`` and ``<q, p_m>`` ``(1, M, P)``."""
     P = q.shape[0]
-    qq = geometry._sqnorm(q, -1).view(1, 1, P)
-    pp = torch.stack([geometry._sqnorm(p, -1).view(P) for p in ps]).unsqueeze(0)
+    qq = geometry.sqnorm(q, -1).view(1, 1, P)
+    pp = torch.stack([geometry.sqnorm(p, -1).view(P) for p in ps]).unsqueeze(0)
     qp = torch.stack([_vecdot(q, p).view(P) for p in ps]).unsqueeze(0)
     return qq, pp, qp
 
@@ -230,7 +231,7 @@ def _go_wide(q: Tensor, qq: Tensor, pp: Tensor, qp: Tensor) -> bool:
         return False
     if q.device.type != "cpu":
         return True
-    return geometry._peak(qq, pp) > WIDE_SQNORM_ABOVE
+    return geometry.reduced_peak(qq, pp) > WIDE_SQNORM_ABOVE
 
 
 def _wide_coeffs(spec, qq, pp, qp, c, r, gw, gb):
@@ -530,7 +531,7 @@ class HDGFB(nn.Module):
             (true Poincaré distance and geoopt maps; see the module docstring and
             ``docs/hdgfb.md``).
         num_modalities: ``M``, the number of modality features (``M >= 1``; the seed has 2).
-        learnable_c: geodesic mode: learn the curvature (a geoopt learnable ball, ``self.ball``).
+        learn_c: geodesic mode: learn the curvature (a geoopt learnable ball, ``self.ball``).
         clip_r: geodesic mode: feature-clipping radius before ``expmap0`` (tangent norm); default
             :math:`1/\sqrt{c}`, the seed's radius.
         impl: ``"auto"`` (the fused fast path for float32/float64 outside ``torch.compile`` and
@@ -552,9 +553,10 @@ class HDGFB(nn.Module):
     """
 
     def __init__(self, channels: int, c: float | geoopt.PoincareBall = 0.2, hidden: int = 512,
-                 mode: str = "paper", num_modalities: int = 2, *, learnable_c: bool = False,
+                 mode: str = "paper", num_modalities: int = 2, *, learn_c: bool = False, learnable_c: bool | None = None,
                  clip_r: float | None = None, impl: str = "auto", device=None, dtype=None):
         super().__init__()
+        learn_c = renamed_kwarg("HDGFB", "learn_c", learn_c, "learnable_c", learnable_c)
         self.channels = C = _check_int(channels, "channels", 1)
         self.hidden = _check_int(hidden, "hidden", 1)
         self.num_modalities = M = _check_int(num_modalities, "num_modalities", 1)
@@ -564,7 +566,7 @@ class HDGFB(nn.Module):
             raise ValueError(f"impl must be one of {_IMPLS}, got {impl!r}")
         self.mode, self.impl = mode, impl
         if mode == "paper":
-            if learnable_c or isinstance(c, (geoopt.PoincareBall, Tensor)):
+            if learn_c or isinstance(c, (geoopt.PoincareBall, Tensor)):
                 raise ValueError("mode='paper' takes a fixed float c (the seed's); use "
                                  "mode='geodesic' for a learnable curvature")
             if clip_r is not None:
@@ -573,10 +575,10 @@ class HDGFB(nn.Module):
             if impl == "reference" and M != 2:
                 raise ValueError("impl='reference' in paper mode is the seed's 2-modality code; "
                                  f"got num_modalities={M}")
-            self.c = _paper._c(c)
+            self.c = _paper.as_curvature(c)
             self.ball = None
         else:
-            self.ball = geometry.ball(c, learnable=learnable_c)
+            self.ball = geometry.ball(c, learn_c=learn_c)
             self.c = float(self.ball.c.detach())
         if clip_r is not None and not (isinstance(clip_r, numbers.Real) and clip_r > 0
                                        and math.isfinite(clip_r)):
@@ -716,7 +718,7 @@ class HDGFB(nn.Module):
         # Extreme features: float64, as the fused path (eager only: the check is a
         # data-dependent branch; compiled graphs keep _coeffs' saturation instead).
         if (wd != torch.float64 and not torch.compiler.is_compiling()
-                and geometry._peak(qq, pp) > WIDE_SQNORM_ABOVE):
+                and geometry.reduced_peak(qq, pp) > WIDE_SQNORM_ABOVE):
             wd = torch.float64
             q_, ps_, qq, pp, qp = reductions(wd)
         q, ps = q_, ps_

@@ -56,9 +56,9 @@ def authors_distance_map(u: Tensor, v: Tensor, c: float, *, corrected: bool = Fa
 
     Example::
 
-        >>> u = torch.tensor([[0.5, 0.0]])
-        >>> float(authors_distance_map(u, u, 1.0, corrected=True))
-        0.0
+        >>> u, o = torch.tensor([[0.5, 0.0]]), torch.zeros(1, 2)
+        >>> round(float(authors_distance_map(u, o, 1.0, corrected=True)), 4)  # 2 artanh(1/2)
+        1.0986
     """
     eps = paper.MAP_EPS
     r = 1.0 / math.sqrt(c) - eps

@@ -64,7 +64,7 @@ class LeafHead(nn.Module):
         if dim < 1:
             raise ValueError(f"dim must be >= 1, got {dim}")
         self.dim, self.clip_r = int(dim), float(clip_r)
-        self.ball = ball(float(c), learnable=learn_c)
+        self.ball = ball(float(c), learn_c=learn_c)
         self.compress = nn.ModuleList(nn.Linear(ch, dim) for ch in channels)
         if mode == "paper" and core != "origin":
             raise ValueError("mode='paper' (the seed's H2FR) has its core at the origin: "

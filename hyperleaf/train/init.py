@@ -45,7 +45,7 @@ def init_objective(objective: nn.Module, path: str | Path) -> list[str]:
     Example::
 
         >>> obj = build_objective(TrainConfig(n_feat=16))                     # doctest: +SKIP
-        >>> init_objective(obj, "../shared/checkpoints/ship_irvis_official.pth")  # +SKIP
+        >>> init_objective(obj, "../shared/checkpoints/ship_irvis_official.pth")  # doctest: +SKIP
     """
     p = Path(path)
     net = getattr(objective, "net", None)

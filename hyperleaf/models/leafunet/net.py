@@ -92,11 +92,12 @@ class LEAFUNet(nn.Module):
     num_classes, H, W), h2fr ())``; with ``return_points=True`` a third item, the 18 ball points
     ``H1_0..H1_5 + H2_0..H2_5 + Hf_0..Hf_5`` ``(B, feature_dim)`` (the authors' inference forward).
 
-    Example::
+    Example (needs the ``seg`` extra, so ``make doctest`` skips it; ``make test-seg`` runs
+    ``tests/test_leafunet*.py``, which build and run the network)::
 
-        >>> net = LEAFUNet(num_classes=3, encoder="resnet18").eval()
-        >>> logits, h2fr = net(torch.rand(1, 3, 64, 64), torch.rand(1, 3, 64, 64))
-        >>> logits.shape, h2fr.shape
+        >>> net = LEAFUNet(num_classes=3, encoder="resnet18").eval()  # doctest: +SKIP
+        >>> logits, h2fr = net(torch.rand(1, 3, 64, 64), torch.rand(1, 3, 64, 64))  # doctest: +SKIP
+        >>> logits.shape, h2fr.shape  # doctest: +SKIP
         (torch.Size([1, 3, 64, 64]), torch.Size([]))
     """
 

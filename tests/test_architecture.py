@@ -1,0 +1,89 @@
+"""The architecture's promises: old import paths, renamed keywords, the import contract and the
+docs' tables agree with the code."""
+
+from __future__ import annotations
+
+import importlib
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("path, name", [
+    ("hyperleaf", "H2FRLoss"), ("hyperleaf", "HDGFB"), ("hyperleaf.train", "load_run"),
+    ("hyperleaf.metrics", "evaluate"), ("hyperleaf.models", "SHIP"),
+    ("hyperleaf.models", "LeafHead"), ("hyperleaf.models.leafseg", "LeafHead"),
+    ("hyperleaf.train.objective", "FusionObjective"), ("hyperleaf.train.objective", "ordering"),
+    ("hyperleaf.train.segment", "SegmentObjective"), ("hyperleaf.train.leafplot", "plot_leaf"),
+    ("hyperleaf.train.losses", "FusionLoss"), ("hyperleaf.train.losses", "sobel_magnitude"),
+    ("hyperleaf.train.distributed", "gather_levels"), ("hyperleaf.compat", "ship_from_official"),
+    ("hyperleaf.compat", "hdgfb_from_reference"),
+])
+def test_old_public_paths(path, name):
+    assert getattr(importlib.import_module(path), name) is not None
+
+
+def test_moved_objects_are_the_same():
+    from hyperleaf.filters import sobel_magnitude
+    from hyperleaf.losses import FusionLoss
+    from hyperleaf.nn.heads import LeafHead
+    from hyperleaf.tasks.fuse import FusionObjective
+    from hyperleaf.train import losses, objective
+
+    assert objective.LeafHead is LeafHead and objective.FusionObjective is FusionObjective
+    assert losses.FusionLoss is FusionLoss and losses.sobel_magnitude is sobel_magnitude
+    assert importlib.import_module("hyperleaf.models").LeafHead is LeafHead
+
+
+def test_verify_shims_are_the_modules():
+    from hyperleaf import check, oracle
+    from hyperleaf.verify import check as vcheck
+    from hyperleaf.verify import oracle as voracle
+
+    assert check is vcheck and oracle is voracle
+
+
+def test_learn_c_is_the_one_name():
+    from hyperleaf import HDGFB, H2FRLoss, ball
+
+    assert ball(0.5, learn_c=True).isp_c.requires_grad
+    assert H2FRLoss(mode="geodesic", learn_c=True).ball.isp_c.requires_grad
+    assert HDGFB(4, hidden=4, mode="geodesic", learn_c=True).ball.isp_c.requires_grad
+    with pytest.warns(DeprecationWarning, match="learnable= is deprecated, use learn_c="):
+        assert ball(0.5, learnable=True).isp_c.requires_grad
+    with pytest.warns(DeprecationWarning, match="learnable_c= is deprecated"):
+        assert H2FRLoss(mode="geodesic", learnable_c=True).ball.isp_c.requires_grad
+    with pytest.warns(DeprecationWarning, match="learnable_c= is deprecated"):
+        assert HDGFB(4, hidden=4, mode="geodesic", learnable_c=True).ball.isp_c.requires_grad
+    with pytest.warns(DeprecationWarning), pytest.raises(TypeError, match="both learn_c"):
+        ball(0.5, learn_c=True, learnable=False)
+
+
+def test_docs_list_every_task_and_layer():
+    from hyperleaf.models.registry import list_models
+    from hyperleaf.tasks import list_tasks
+
+    doc = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    for name in list_tasks() + list_models():
+        assert f"`{name}`" in doc, f"docs/architecture.md does not mention {name!r}"
+    contract = (ROOT / ".importlinter").read_text(encoding="utf-8")
+    layers = re.search(r"^layers =\n((?:    .*\n)+)", contract, re.M).group(1)
+    for mod in re.findall(r"hyperleaf\.\w+", layers):
+        assert f"`{mod}`" in doc, f"layer {mod} of .importlinter missing from the docs' table"
+
+
+@pytest.mark.skipif(shutil.which("lint-imports") is None
+                    and not Path(sys.executable).with_name("lint-imports").exists(),
+                    reason="import-linter is not installed (pip install -e '.[dev]')")
+def test_import_contract_holds():
+    exe = shutil.which("lint-imports") or str(Path(sys.executable).with_name("lint-imports"))
+    res = subprocess.run([exe, "--config", str(ROOT / ".importlinter")], cwd=ROOT,
+                         capture_output=True, text=True, timeout=300,
+                         env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-2000:]
