@@ -34,7 +34,7 @@ bench: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check hyperleaf tests benchmarks
-	$(VENV)/bin/lint-imports --config .importlinter
+	$(VENV)/bin/lint-imports --no-cache --no-logo --config .importlinter
 
 # Every docstring example of the package (`>>>` lines) is run; those needing an optional extra
 # or /work data say `# doctest: +SKIP` with the reason beside them.

@@ -12,7 +12,7 @@ pixels of the batch (``torch.nn.L1Loss``'s default reduction):
 * :math:`L_{max} = |F - \max(I_{vis}, I_{ir})|_1`;
 * :math:`L_{grad} = |\,|\nabla F| - \max(|\nabla I_{vis}|, |\nabla I_{ir}|)\,|_1` with
   :math:`|\nabla I| = |S_x * I| + |S_y * I|` (Sobel, the sum of absolute responses, not the
-  Euclidean magnitude; replicate padding, as :func:`hyperleaf.train.losses.sobel_magnitude`);
+  Euclidean magnitude; replicate padding, as :func:`hyperleaf.filters.sobel_magnitude`);
 * :math:`L_{mask} = |M I_{vis} - F|_1 + |F - (1 - M) I_{ir}|_1` with ``M`` the binary visible
   mask of :func:`visible_mask`, taken literally as stated. Note what that formula asks: at a
   pixel with ``M = 1`` the two terms are :math:`|I_{vis} - F| + |F - 0|`, minimal (and flat) for
@@ -39,6 +39,8 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 from torch import Tensor
+
+from hyperleaf.filters import sobel_magnitude
 
 __all__ = ["saliency_map", "visible_mask", "ship_authors_loss", "ShipAuthorsLoss"]
 
@@ -138,8 +140,6 @@ def ship_authors_loss(fused: Tensor, vis: Tensor, ir: Tensor, mask: Tensor | Non
         >>> float(parts["max"])
         0.0
     """
-    from hyperleaf.filters import sobel_magnitude
-
     for name, t in (("fused", fused), ("vis", vis), ("ir", ir)):
         _check_images(name, t)
     if not (fused.shape == vis.shape == ir.shape):
