@@ -30,6 +30,7 @@ from hyperleaf.atomic import (
     check_writable_location,
     safe_torch_load,
 )
+from hyperleaf.compat.leaf import load_reference_file
 from hyperleaf.compat.ship import ShipCheckpointError, load_official_state_dict
 
 REPO = Path(__file__).resolve().parents[1]
@@ -122,6 +123,39 @@ def test_numpy_objects_are_refused(tmp_path):
     torch.save({"state": np.random.get_state()}, path)
     with pytest.raises(UnsafeFileError, match="numpy"):
         safe_torch_load(path)
+
+
+def test_leaf_loader_reads_the_authors_numpy_scalar_only(tmp_path):
+    """The LEAF authors' ``.pth.tar`` holds ``best_acc1`` as a ``numpy.float64``: read through
+    safe_torch_load with exactly that allowed; anything else is refused in hyperleaf's words."""
+    good = tmp_path / "Hyfusion_model.pth.tar"
+    torch.save({"epoch": 4, "state_dict": {"w": torch.arange(3.0)},
+                "best_acc1": np.float64(0.375)}, good)
+    with pytest.raises(pickle.UnpicklingError):  # the premise: plain weights_only refuses it
+        torch.load(good, map_location="cpu", weights_only=True)
+    got = load_reference_file(good)
+    assert type(got["best_acc1"]) is np.float64 and got["best_acc1"] == 0.375
+    assert got["epoch"] == 4 and torch.equal(got["state_dict"]["w"], torch.arange(3.0))
+
+    marker = tmp_path / "MARKER"
+    evil = write_malicious(tmp_path / "evil.pth.tar", marker, wrap="best_acc1")
+    arrays = tmp_path / "arrays.pth.tar"
+    torch.save({"state_dict": {}, "rng": np.random.get_state()}, arrays)  # numpy arrays
+    for path, kind in ((evil, UnsafeFileError), (arrays, UnsafeFileError)):
+        with pytest.raises(kind) as info:
+            load_reference_file(path)
+        msg = str(info.value)
+        assert path.name in msg and "LEAF checkpoint" in msg and "refused" in msg, msg
+        assert "\n" not in msg and "\x1b" not in msg and "weights_only" not in msg, msg
+    assert not marker.exists()
+
+    cut = tmp_path / "cut.pth.tar"
+    cut.write_bytes(good.read_bytes()[:100])
+    with pytest.raises(UnreadableFileError) as info:
+        load_reference_file(cut)
+    assert "cut.pth.tar" in str(info.value) and "weights_only" not in str(info.value)
+    with pytest.raises(FileNotFoundError, match="missing.pth.tar"):
+        load_reference_file(tmp_path / "missing.pth.tar")
 
 
 def test_ship_loader_refuses_malicious_weights(tmp_path):

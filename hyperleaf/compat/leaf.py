@@ -8,9 +8,10 @@ alias keys (``encoder1.*`` = ``model1.encoder.*``, ``encoder2.*`` = ``model2.enc
 and ``best_acc1`` is usually a ``numpy.float64``. ``LEAFUNet`` registers the same aliases, so its
 ``state_dict()`` *is* that format.
 
-Files are read with ``torch.load(..., weights_only=True)`` and an allow-list of exactly the numpy
-objects a pickled ``numpy.float64`` needs (its scalar reconstructor, ``numpy.dtype`` and
-``Float64DType``): no code from the file is executed.
+Files are read with :func:`hyperleaf.atomic.safe_torch_load` (``weights_only=True``) and an
+allow-list of exactly the numpy objects a pickled ``numpy.float64`` needs (its scalar
+reconstructor, ``numpy.dtype`` and ``Float64DType``): no code from the file is executed, and a
+refused or damaged file gives hyperleaf's one-line message naming it.
 
 Example::
 
@@ -28,7 +29,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from hyperleaf.atomic import atomic_torch_save
+from hyperleaf.atomic import atomic_torch_save, safe_torch_load
 
 __all__ = ["leaf_from_reference", "save_leaf_reference", "load_reference_file",
            "hdgfb3d_from_reference", "LEAF_ALIASES"]
@@ -57,18 +58,18 @@ def _numpy_allow_list() -> list:
 
 
 def load_reference_file(path: str | Path) -> Any:
-    """``torch.load`` an authors' file on CPU, safely (``weights_only=True`` + the numpy
-    allow-list above). Raises FileNotFoundError, or ValueError naming the file when it is not a
-    loadable weights file."""
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"no such checkpoint file: {p}")
-    try:
-        with torch.serialization.safe_globals(_numpy_allow_list()):
-            return torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as exc:  # unpickling errors have many types
-        raise ValueError(f"{p}: not a LEAF checkpoint that loads safely "
-                         f"({type(exc).__name__}: {str(exc).splitlines()[0][:300]})") from None
+    """Read an authors' file on CPU, safely: :func:`hyperleaf.atomic.safe_torch_load`
+    (``weights_only=True``) allowing only the NumPy objects a pickled ``numpy.float64`` needs.
+
+    Raises:
+        FileNotFoundError: ``path`` is not a file.
+        hyperleaf.atomic.UnsafeFileError: the pickle names other objects (nothing is run).
+        hyperleaf.atomic.UnreadableFileError: damaged, truncated or not a PyTorch file.
+
+    Both errors are ``ValueError`` subclasses with a one-line message naming the file.
+    """
+    return safe_torch_load(path, what="a LEAF checkpoint (the authors' .pth.tar)",
+                           allow=_numpy_allow_list())
 
 
 def _state_dict(obj: Any, where: str) -> dict[str, Tensor]:
