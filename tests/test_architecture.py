@@ -87,3 +87,24 @@ def test_import_contract_holds():
                          capture_output=True, text=True, timeout=300,
                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-2000:]
+
+
+def test_fuse_arrays_lives_in_the_library_with_keyword_modalities():
+    """``fuse_arrays`` moved out of the CLI; its modalities are keyword-only (no order to swap),
+    and the old positional ``cli.fuse.fuse_arrays(net, ir, vis)`` gives the same image."""
+    import numpy as np
+
+    from hyperleaf.cli.fuse import fuse_arrays as old
+    from hyperleaf.models import fuse_arrays
+
+    rng = np.random.default_rng(3)
+    ir, vis = rng.random((5, 6)), rng.random((5, 6))
+
+    def net(v, i):  # order-sensitive stand-in: (vis - ir + 1) / 2
+        return (v - i + 1) / 2
+
+    out = fuse_arrays(net, vis=vis, ir=ir)
+    np.testing.assert_allclose(out, (vis - ir + 1) / 2, atol=1e-6)
+    np.testing.assert_array_equal(old(net, ir, vis), out)
+    with pytest.raises(TypeError):
+        fuse_arrays(net, ir, vis)  # positional modalities are refused

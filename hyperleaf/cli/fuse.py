@@ -21,7 +21,8 @@ import sys
 import time
 from pathlib import Path
 
-#: Overlap chosen when --tile is given without --overlap: min(DEFAULT_OVERLAP, tile // 4).
+#: Overlap chosen when --tile is given without --overlap: min(DEFAULT_OVERLAP, tile // 4)
+#: (the library's value; written out here so ``--help`` needs no torch import).
 DEFAULT_OVERLAP = 32
 
 
@@ -62,30 +63,11 @@ def _pairs(args):
 
 
 def fuse_arrays(net, ir, vis, device="cpu", tile: int = 0, overlap: int | None = None):
-    """Fuse one pair of images read by :mod:`hyperleaf.io` (``ir`` (H, W); ``vis`` (H, W) or
-    (H, W, 3) RGB, floats in [0, 1]). Returns (H, W) or (H, W, 3) in [0, 1], clamped.
-    ``tile`` > 0 fuses in tiles overlapping by ``overlap`` (None: min(32, tile // 4))."""
-    import numpy as np
-    import torch
+    """Old path of :func:`hyperleaf.models.ship.fuse_arrays` (positional ``ir, vis`` kept for
+    old callers; new code passes ``ir=``/``vis=`` to the library function)."""
+    from hyperleaf.models.ship import fuse_arrays as fuse
 
-    from hyperleaf.io import rgb_to_ycrcb, ycrcb_to_rgb
-    from hyperleaf.models import tiled_forward
-
-    if overlap is None:
-        overlap = min(DEFAULT_OVERLAP, tile // 4)
-    colour = vis.ndim == 3
-    ycc = rgb_to_ycrcb(vis.astype(np.float32)) if colour else None
-    y = ycc[..., 0] if colour else vis
-    vt = torch.from_numpy(np.ascontiguousarray(y, dtype=np.float32))[None, None].to(device)
-    it = torch.from_numpy(np.ascontiguousarray(ir, dtype=np.float32))[None, None].to(device)
-    with torch.inference_mode():
-        out = tiled_forward(net, vt, it, tile, overlap) if tile else net(vt, it)
-    fused = out[0, 0].clamp(0, 1).float().cpu().numpy()
-    if not colour:
-        return fused
-    ycc = ycc.copy()
-    ycc[..., 0] = fused
-    return np.clip(ycrcb_to_rgb(ycc), 0.0, 1.0)
+    return fuse(net, ir=ir, vis=vis, device=device, tile=tile, overlap=overlap)
 
 
 def tiling(tile: int, overlap: int | None) -> tuple[int, int]:
@@ -169,6 +151,7 @@ def run(args) -> int:
 
     from hyperleaf.cli.paths import make_output_dir
     from hyperleaf.io import read_gray, read_image, write_png
+    from hyperleaf.models.ship import fuse_arrays as fuse
     from hyperleaf.train.build import load_fusion_net
 
     try:
@@ -196,7 +179,7 @@ def run(args) -> int:
             print(f"hyperleaf fuse: error: {exc}", file=sys.stderr)
             return 2
         t0 = time.perf_counter()
-        fused = fuse_arrays(net, ir, vis, device, tile, overlap)
+        fused = fuse(net, ir=ir, vis=vis, device=device, tile=tile, overlap=overlap)
         dt = time.perf_counter() - t0
         total += dt
         target = write_png(out_file or fused_dir / f"{pair.name}.png", fused)

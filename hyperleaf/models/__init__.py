@@ -14,8 +14,8 @@
 from hyperleaf.models.leafseg import LEAFSegNet
 from hyperleaf.models.leafunet import LEAFUNet, LEAFUNet3D
 from hyperleaf.models.registry import LevelFeatures, create_model, list_models, register_model
-from hyperleaf.models.ship import SHIP, ShipFeatures, tiled_forward
+from hyperleaf.models.ship import SHIP, ShipFeatures, fuse_arrays, tiled_forward
 from hyperleaf.nn.heads import LeafHead
 
-__all__ = ["SHIP", "ShipFeatures", "tiled_forward", "LEAFSegNet", "LeafHead", "LEAFUNet",
+__all__ = ["SHIP", "ShipFeatures", "tiled_forward", "fuse_arrays", "LEAFSegNet", "LeafHead", "LEAFUNet",
            "LEAFUNet3D", "create_model", "register_model", "list_models", "LevelFeatures"]
