@@ -57,6 +57,25 @@ def test_train_sharpen_evaluate(tiny_h5, tmp_path, capsys):
     (["pansharpen", "--method", "EXP", "--data", "{tmp}/missing.h5", "--out", "{tmp}/o"],
      "does not exist"),
     (["train", "--task", "pansharpen", "--steps", "1"], "--data"),
+    # given values are validated, never replaced by defaults (0 used to become 200 / 1e-3)
+    (["train", "--task", "pansharpen", "--data", "{h5}", "--steps", "0", "--out", "{tmp}/o"],
+     "--steps: expected an integer >= 1, got 0"),
+    (["train", "--task", "pansharpen", "--data", "{h5}", "--lr", "0", "--out", "{tmp}/o"],
+     "--lr: expected a finite number > 0"),
+    (["train", "--task", "pansharpen", "--data", "{h5}", "--lr", "inf", "--out", "{tmp}/o"],
+     "--lr: expected a finite number > 0"),
+    (["train", "--task", "pansharpen", "--data", "{h5}", "--crop", "30", "--steps", "1",
+      "--out", "{tmp}/o"], "--crop: 30 must be a multiple of ratio 4"),
+    (["train", "--task", "pansharpen", "--data", "{h5}", "--h2fr-weight", "-1",
+      "--out", "{tmp}/o"], "--h2fr-weight"),
+    # flags the pan-sharpening trainer does not implement are refused, not ignored
+    (["train", "--task", "pansharpen", "--data", "{h5}", "--resume", "--out", "{tmp}/o"],
+     "--resume: not supported with --task pansharpen"),
+    (["train", "--task", "pansharpen", "--data", "{h5}", "--recipe", "ship-authors",
+      "--out", "{tmp}/o"], "--recipe: not supported"),
+    # --out under a file: refused before training (it used to fail after it, with a traceback)
+    (["train", "--task", "pansharpen", "--data", "{h5}", "--steps", "1", "--out",
+      "{h5}/o"], "--out: cannot create"),
     (["evaluate"], "--fused"),
 ])
 def test_errors_are_one_line_exit_2(argv, msg, tiny_h5, tmp_path, capsys):

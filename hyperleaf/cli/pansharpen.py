@@ -108,21 +108,55 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+# Flags of ``hyperleaf train`` that the pan-sharpening trainer does not implement: refused
+# rather than silently ignored (dest -> flag).
+_TRAIN_UNSUPPORTED = {"config": "--config", "save_every": "--save-every",
+                      "log_every": "--log-every", "eval_every": "--eval-every",
+                      "device": "--device", "optimizer": "--optimizer", "recipe": "--recipe",
+                      "init": "--init", "resume": "--resume"}
+
+
+# train_pansharpen's parameter names -> the flags that set them (for error messages)
+_TRAIN_FLAGS = {"steps": "--steps", "batch_size": "--batch-size", "lr": "--lr",
+                "n_feat": "--n-feat", "patch": "--crop", "h2fr_weight": "--h2fr-weight"}
+
+
+def _given(args: argparse.Namespace, key: str, default):
+    """``args.key`` when the flag was given (0 included, so that it is validated), else
+    ``default``."""
+    value = getattr(args, key, None)
+    return default if value is None else value
+
+
 def train_run(args: argparse.Namespace) -> int:
     """``hyperleaf train --task pansharpen`` (the flags the fusion trainer shares)."""
+    from hyperleaf.atomic import LocationError, check_writable_location
     from hyperleaf.train.pansharpen import train_pansharpen
 
     out = args.out or f"runs/pansharpen-{time.strftime('%Y%m%d-%H%M%S')}"
-    if not args.data:
-        return _error("train", ValueError("--data: --task pansharpen needs a PanCollection "
-                                          "file or a folder of PAN + MS pairs"))
     try:
+        if not args.data:
+            raise ValueError("--data: --task pansharpen needs a PanCollection file or a folder "
+                             "of PAN + MS pairs")
+        for key, flag in _TRAIN_UNSUPPORTED.items():
+            if getattr(args, key, None) not in (None, False):
+                raise ValueError(f"{flag}: not supported with --task pansharpen")
+        check_writable_location(out, folder=True)  # before training, not after it
         res = train_pansharpen(
-            args.data, out, steps=args.steps or 200, batch_size=args.batch_size or 8,
-            lr=args.lr or 1e-3, seed=args.seed or 0,
-            leaf=True if args.leaf is None else args.leaf, n_feat=args.n_feat or 8,
-            sensor=args.sensor, patch=args.crop or 64, threads=args.threads)
-    except (ValueError, FileNotFoundError, ImportError, RuntimeError) as exc:
+            args.data, out, steps=_given(args, "steps", 200),
+            batch_size=_given(args, "batch_size", 8), lr=_given(args, "lr", 1e-3),
+            seed=_given(args, "seed", 0), leaf=_given(args, "leaf", True),
+            n_feat=_given(args, "n_feat", 8), sensor=args.sensor,
+            patch=_given(args, "crop", 64), threads=args.threads,
+            h2fr_weight=_given(args, "h2fr_weight", 0.1))
+    except LocationError as exc:
+        return _error("train", ValueError(f"--out: {exc}"))
+    except ValueError as exc:
+        msg = str(exc)
+        key = msg.split(":", 1)[0]
+        return _error("train", ValueError(_TRAIN_FLAGS[key] + msg[len(key):]
+                                          if key in _TRAIN_FLAGS else msg))
+    except (FileNotFoundError, ImportError, RuntimeError, OSError) as exc:
         return _error("train", exc)
     print(f"trained in {res['seconds']:.1f} s, final L1 {res['final_l1']:.5f}; run folder "
           f"{res['out']}")
