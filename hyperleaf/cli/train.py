@@ -9,7 +9,8 @@ import sys
 # flag -> (TrainConfig key, type, help). Flags default to None so that only the ones given
 # override --config (and the defaults).
 _FLAGS: list[tuple[str, str, type, str]] = [
-    ("--task", "task", str, "fuse (SHIP + LEAF, default), segment (LEAFSegNet) or pansharpen (SHIP on PAN + MS)"),
+    ("--task", "task", str, "fuse (SHIP + LEAF, default), segment (LEAFSegNet, LEAFUNet, "
+                            "LEAFUNet3D) or pansharpen (SHIP on PAN + MS)"),
     ("--steps", "steps", int, "optimizer steps (default 100)"),
     ("--batch-size", "batch_size", int, "batch size per process (default 4)"),
     ("--lr", "lr", float, "peak learning rate (default 2e-3; warm-up then cosine)"),
@@ -19,7 +20,9 @@ _FLAGS: list[tuple[str, str, type, str]] = [
     ("--eval-every", "eval_every", int, "validate every K steps, at start and at end (default 50)"),
     ("--device", "device", str, "cpu, cuda or cuda:N (default: cuda when available)"),
     ("--data", "data", str, "folder of real pairs (DIR/ir + DIR/vi, or flat IRk/VISk); "
-                            "default: the embedded synthetic set"),
+                            "--task segment: MSRS (vi/ ir/ Segmentation_labels/), WHU-OPT-SAR "
+                            "(optical256/ sar256/ label256/) or modality folders + label/ "
+                            "(2-D images or NIfTI volumes); default: the embedded synthetic set"),
     ("--crop", "crop", int, "training crop side in pixels (default 32)"),
     ("--h2fr-weight", "h2fr_weight", float, "weight of the H2FR loss (default 0.5)"),
     ("--optimizer", "optimizer", str, "radam (geoopt RiemannianAdam, default) or rsgd "
@@ -27,7 +30,16 @@ _FLAGS: list[tuple[str, str, type, str]] = [
     ("--threads", "threads", int, "CPU threads per process (default 1; 0: torch's default)"),
     ("--out", "out", str, "run folder (default runs/<timestamp>)"),
     ("--recipe", "recipe", str, "a named set of defaults under --config and the flags: "
-                                "ship-authors (the SHIP authors' loss, schedule and crops)"),
+                                "ship-authors (the SHIP authors' loss, schedule and crops), "
+                                "leaf-authors (--task segment: the LEAF authors' network, "
+                                "loss, AdamW and cosine schedule)"),
+    ("--model", "model", str, "--task segment: leafseg (synthetic set), leaf-unet (the LEAF "
+                              "authors' 2-D network) or leaf-unet3d (default: from the data)"),
+    ("--encoder", "encoder", str, "--model leaf-unet: segmentation-models-pytorch encoder "
+                                  "(default resnet50, the authors')"),
+    ("--num-classes", "num_classes", int, "--task segment: classes (default 4; MSRS 9, "
+                                          "WHU-OPT-SAR 8)"),
+    ("--weight-decay", "weight_decay", float, "optimizer weight decay (default 0)"),
     ("--init", "init", str, "initial weights: the SHIP authors' checkpoint (.pth) or a "
                             "hyperleaf run folder; LEAF's added parts start at zero effect"),
 ]
@@ -46,6 +58,9 @@ def register(subparsers) -> None:
         p.add_argument(flag, dest=key, type=typ, default=None, help=hlp)
     p.add_argument("--no-leaf", dest="leaf", action="store_const", const=False, default=None,
                    help="train plain SHIP (no HDGFB, no H2FR): the ablation")
+    p.add_argument("--no-hdgfb", dest="hdgfb", action="store_const", const=False, default=None,
+                   help="--model leaf-unet(3d): replace every HDGFB by the identity (ablation; "
+                        "--h2fr-weight 0 drops H2FR, --no-leaf both)")
     p.add_argument("--sensor", default=None,
                    help="--task pansharpen: sensor of the MTF gains for Wald's degradation of "
                         "full-resolution data (WV3, QB, landsat7...; default generic)")
@@ -62,7 +77,7 @@ def config_from_args(args: argparse.Namespace):
     from hyperleaf.train import TrainConfig
     from hyperleaf.train.config import load_yaml
 
-    keys = [k for _, k, _, _ in _FLAGS] + ["leaf"]
+    keys = [k for _, k, _, _ in _FLAGS] + ["leaf", "hdgfb"]
     given = {k: getattr(args, k) for k in keys if getattr(args, k) is not None}
     base = load_yaml(args.config) if args.config else {}
     cfg = TrainConfig.from_dict({**base, **given}, source=args.config or "command line")
@@ -101,6 +116,9 @@ def run(args: argparse.Namespace) -> int:
     except (TrainingError, ValueError, FileNotFoundError) as exc:
         # ValueError includes CheckpointError (damaged or refused checkpoints) and LocationError.
         print(f"hyperleaf train: error: {exc}", file=sys.stderr)
+        return 2
+    except ImportError as exc:  # an optional extra (e.g. hyperleaf[seg] for leaf-unet) missing
+        print(f"hyperleaf train: error: {str(exc).splitlines()[0]}", file=sys.stderr)
         return 2
     except OSError as exc:  # permissions, full disk: the OS's words and the file
         where = f": {exc.filename}" if exc.filename else ""

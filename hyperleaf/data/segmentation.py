@@ -35,7 +35,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["SegmentationFolder", "SegmentationDataError", "LAYOUTS", "group_modalities"]
+__all__ = ["SegmentationFolder", "SegmentationDataError", "LAYOUTS", "group_modalities",
+           "default_groups", "SegmentationCrops"]
 
 LAYOUTS = {
     "msrs": (("vi", "ir"), "Segmentation_labels"),
@@ -251,3 +252,79 @@ def group_modalities(mods: Sequence[Tensor], groups: Sequence[Sequence[int]],
                 raise ValueError(f"group index {i} out of range for {len(mods)} modalities")
         out.append(torch.cat([mods[i] for i in g], dim=channel_dim))
     return out
+
+
+def default_groups(num_modalities: int) -> list[list[int]]:
+    """The two inputs of a dual-encoder network from ``M`` modalities when none are given: the
+    first half and the second half (``M`` even; ``[[0], [1]]`` for two).
+
+    >>> default_groups(4)
+    [[0, 1], [2, 3]]
+    """
+    if num_modalities < 2 or num_modalities % 2:
+        raise ValueError(f"modality_groups: give the two groups explicitly for {num_modalities} "
+                         "modalities (the default splits an even number in halves)")
+    h = num_modalities // 2
+    return [list(range(h)), list(range(h, num_modalities))]
+
+
+def _pad_to(x: Tensor, size: Sequence[int]) -> Tensor:
+    # zero padding at the end of each trailing dimension up to ``size`` (background)
+    pad = [max(0, s - d) for s, d in zip(size, x.shape[-len(size):])]
+    if not any(pad):
+        return x
+    flat = [v for p in reversed(pad) for v in (0, p)]
+    return torch.nn.functional.pad(x, flat)
+
+
+class SegmentationCrops(torch.utils.data.Dataset):
+    """Crops of a :class:`SegmentationFolder` as the two inputs of a dual-encoder network.
+
+    Items are ``{"vis": x1, "ir": x2, "mask": label}`` (the key names of hyperleaf's
+    two-modality tasks; ``x1``/``x2`` concatenate the modality ``groups``) cropped to ``crop``
+    pixels (or voxels) per side: ``get(index, generator)`` draws a uniform random crop (training),
+    ``__getitem__`` takes the centre crop (validation). Items smaller than ``crop`` are
+    zero-padded (background). Decoded items are kept in memory (the folders are small).
+
+    Args:
+        folder: the data.
+        indices: which of ``folder``'s items (a split).
+        crop: side of the crops.
+        groups: modality indices of ``x1`` and ``x2`` (see :func:`group_modalities`).
+    """
+
+    def __init__(self, folder: SegmentationFolder, indices: Sequence[int], crop: int,
+                 groups: Sequence[Sequence[int]]):
+        if not indices:
+            raise ValueError("indices: the split is empty")
+        self.folder, self.indices, self.crop = folder, list(indices), int(crop)
+        self.groups = [list(g) for g in groups]
+        self.pairs = [Path(folder.names[i]) for i in self.indices]  # names for val samples
+        self._cache: dict[int, tuple[Tensor, Tensor, Tensor]] = {}
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def _item(self, index: int) -> tuple[Tensor, Tensor, Tensor]:
+        if index not in self._cache:
+            mods, label = self.folder[self.indices[index]]
+            x1, x2 = group_modalities(mods, self.groups)
+            size = [self.crop] * label.dim()
+            self._cache[index] = (_pad_to(x1, size), _pad_to(x2, size), _pad_to(label, size))
+        return self._cache[index]
+
+    def _cut(self, index: int, starts: Sequence[int]) -> dict[str, Tensor]:
+        x1, x2, y = self._item(index)
+        sl = tuple(slice(a, a + self.crop) for a in starts)
+        return {"vis": x1[(slice(None), *sl)].contiguous(),
+                "ir": x2[(slice(None), *sl)].contiguous(), "mask": y[sl].contiguous()}
+
+    def get(self, index: int, generator: torch.Generator) -> dict[str, Tensor]:
+        y = self._item(index)[2]
+        starts = [int(torch.randint(0, s - self.crop + 1, (1,), generator=generator))
+                  for s in y.shape]
+        return self._cut(index, starts)
+
+    def __getitem__(self, index: int) -> dict[str, Tensor]:
+        y = self._item(index)[2]
+        return self._cut(index, [(s - self.crop) // 2 for s in y.shape])

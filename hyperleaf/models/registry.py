@@ -35,6 +35,8 @@ __all__ = ["register_model", "create_model", "get_model", "list_models", "LevelF
 _BUILTIN: dict[str, str] = {
     "ship": "hyperleaf.models.ship",
     "leafseg": "hyperleaf.models.leafseg",
+    "leaf-unet": "hyperleaf.models.leafunet",    # needs the seg extra (smp) to build
+    "leaf-unet3d": "hyperleaf.models.leafunet",
 }
 
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {}

@@ -47,11 +47,16 @@ class TrainConfig:
     # multistep: the rate is multiplied by lr_gamma at each of these steps
     lr_milestones: list[int] = field(default_factory=lambda: [15000, 25000])
     lr_gamma: float = 0.75
+    # cosine per epoch: the rate changes once per pass over the training set (the LEAF authors'
+    # CosineAnnealingLR stepped each epoch) instead of every step
+    lr_per_epoch: bool = False
     seed: int = 0
     save_every: int = 50
     log_every: int = 5
     eval_every: int = 50
-    optimizer: str = "radam"           # "radam" (RiemannianAdam) or "rsgd" (RiemannianSGD)
+    # "radam" (RiemannianAdam), "rsgd" (RiemannianSGD) or "adamw" (torch AdamW, decoupled weight
+    # decay; for networks without manifold parameters, e.g. the LEAF authors' leaf-unet)
+    optimizer: str = "radam"
     momentum: float = 0.9              # RiemannianSGD only
     weight_decay: float = 0.0
     grad_clip: float = 1.0             # global gradient-norm clip; 0 disables
@@ -94,6 +99,29 @@ class TrainConfig:
     # segmentation
     num_classes: int = 4
     seg_width: int = 16
+    # segmentation network: None = the task's default (leafseg on the synthetic set, leaf-unet
+    # on 2-D folders, leaf-unet3d on NIfTI volumes); see hyperleaf.models.registry
+    model: str | None = None
+    # channels of each of the two network inputs; 0 = from the data (resolved and saved in the
+    # run's config.yaml when the data are opened)
+    in_channels: int = 0
+    encoder: str = "resnet50"          # leaf-unet: any segmentation-models-pytorch encoder
+    feature_dim: int = 512             # leaf-unet(3d): width of the compressed global vectors
+    mlp_dim: int = 2048                # leaf-unet(3d): deep attention fusion MLP width
+    leaf_mode: str = "paper"           # leaf-unet(3d): "paper" (the authors') or "corrected"
+    hdgfb: bool = True                 # leaf-unet(3d): False replaces every HDGFB by identity
+    widths3d: list[int] = field(default_factory=lambda: [16, 32, 64, 128])  # leaf-unet3d
+    # groups of modality folders forming the network's two inputs (None: first half, second
+    # half), e.g. [[0, 1], [2, 3]] for FLAIR+T1 | T2+T1post
+    modality_groups: list[list[int]] | None = None
+    # segmentation loss: "ce" (CE + h2fr_weight * H2FR) or "leaf-authors"
+    # (w_ce CE + w_focal_dice (w_dice Dice + w_focal Focal) + h2fr_weight H2FR)
+    seg_loss: str = "ce"
+    w_ce: float = 1.0
+    w_focal_dice: float = 0.5
+    w_dice: float = 1.0
+    w_focal: float = 1.2
+    focal_reduction: str = "sum"       # focal loss over classes: "sum" (smp 0.5) or "mean"
 
     def validate(self) -> TrainConfig:
         """Check types and ranges; raises :class:`ConfigError` naming the key."""
@@ -132,7 +160,20 @@ class TrainConfig:
              and self.lr_milestones == sorted(set(self.lr_milestones)), "lr_milestones",
              "must be a strictly increasing list of steps >= 1")
         need(0 < self.lr_gamma <= 1, "lr_gamma", "must be in (0, 1]")
-        need(self.optimizer in ("radam", "rsgd"), "optimizer", "must be 'radam' or 'rsgd'")
+        need(self.optimizer in ("radam", "rsgd", "adamw"), "optimizer",
+             "must be 'radam', 'rsgd' or 'adamw'")
+        need(self.seg_loss in ("ce", "leaf-authors"), "seg_loss", "must be 'ce' or 'leaf-authors'")
+        need(self.focal_reduction in ("sum", "mean"), "focal_reduction", "must be 'sum' or 'mean'")
+        need(self.leaf_mode in ("paper", "corrected"), "leaf_mode",
+             "must be 'paper' or 'corrected'")
+        need(isinstance(self.widths3d, list) and len(self.widths3d) >= 1
+             and all(isinstance(w, int) and not isinstance(w, bool) and w >= 1
+                     for w in self.widths3d), "widths3d", "must be a list of ints >= 1")
+        groups = self.modality_groups
+        need(groups is None or (isinstance(groups, list) and len(groups) == 2 and all(
+            isinstance(g, list) and g and all(isinstance(i, int) and not isinstance(i, bool)
+                                              and i >= 0 for i in g) for g in groups)),
+             "modality_groups", "must be null or two non-empty lists of modality indices")
         need(self.h2fr_mode in ("paper", "geodesic"), "h2fr_mode", "must be 'paper' or 'geodesic'")
         need(self.h2fr_core in ("origin", "learned"), "h2fr_core", "must be 'origin' or 'learned'")
         need(self.h2fr_mode == "geodesic" or self.h2fr_core == "origin", "h2fr_core",
@@ -143,8 +184,9 @@ class TrainConfig:
              "device", "must be cpu, cuda or cuda:N")
         for key in ("steps", "batch_size", "save_every", "log_every", "eval_every", "n_feat",
                     "ball_dim", "train_size", "val_size", "max_nonfinite", "hdgfb_hidden",
-                    "num_classes", "seg_width"):
+                    "num_classes", "seg_width", "feature_dim", "mlp_dim"):
             need(getattr(self, key) >= 1, key, "must be >= 1")
+        need(self.in_channels >= 0, "in_channels", "must be >= 0 (0: from the data)")
         need(self.threads >= 0, "threads", "must be >= 0 (0: torch's default)")
         need(self.crop >= 16, "crop", "must be >= 16")
         need(self.val_crop >= 16, "val_crop", "must be >= 16")
@@ -155,7 +197,8 @@ class TrainConfig:
             need(finite(key) and getattr(self, key) > 0, key, "must be finite and > 0")
         need(finite("lr_min") and 0 <= self.lr_min <= self.lr, "lr_min", "must be in [0, lr]")
         for key in ("w_intensity", "w_gradient", "w_ssim", "h2fr_weight", "weight_decay",
-                    "grad_clip", "momentum", "h2fr_alpha", "h2fr_beta", "w_mask"):
+                    "grad_clip", "momentum", "h2fr_alpha", "h2fr_beta", "w_mask", "w_ce",
+                    "w_focal_dice", "w_dice", "w_focal"):
             need(finite(key) and getattr(self, key) >= 0, key, "must be finite and >= 0")
         need(0 < self.val_fraction < 1, "val_fraction", "must be in (0, 1)")
         for f in fields(self):
@@ -205,6 +248,18 @@ RECIPES: dict[str, dict[str, Any]] = {
         "w_ssim": 0.0, "lr": 1e-4, "lr_min": 0.0, "warmup": 0, "lr_schedule": "multistep",
         "lr_milestones": [15000, 25000], "lr_gamma": 0.75, "crop": 128, "rot90": True,
         "n_feat": 16, "grad_clip": 0.0,
+    },
+    # The LEAF authors' segmentation recipe (shared/specs/leaf_authors_net.md §7; see
+    # docs/segmentation.md): their network, loss CE + 0.5 (Dice + 1.2 Focal) + 0.5 H2FR with the
+    # focal loss summed over classes, AdamW (lr 1e-4, weight decay 0.01), cosine per epoch to
+    # 1e-5, gradient clip 1.0, 256x256 inputs.
+    "leaf-authors": {
+        "task": "segment", "encoder": "resnet50", "curvature": 0.1,
+        "feature_dim": 512, "hdgfb_hidden": 512, "mlp_dim": 2048, "leaf_mode": "paper",
+        "seg_loss": "leaf-authors", "w_ce": 1.0, "w_focal_dice": 0.5, "w_dice": 1.0,
+        "w_focal": 1.2, "h2fr_weight": 0.5, "focal_reduction": "sum", "optimizer": "adamw",
+        "lr": 1e-4, "weight_decay": 0.01, "lr_schedule": "cosine", "lr_min": 1e-5,
+        "lr_per_epoch": True, "warmup": 0, "grad_clip": 1.0, "crop": 256, "val_crop": 256,
     },
 }
 

@@ -134,8 +134,13 @@ class RunResult:
     val_last: dict[str, float] = field(default_factory=dict)
 
 
-def _lr_lambda(cfg: TrainConfig):
+def _lr_lambda(cfg: TrainConfig, per_epoch: int = 1):
+    """Multiplier of ``cfg.lr`` after ``i`` scheduler steps; with ``cfg.lr_per_epoch`` the
+    cosine advances once per epoch of ``per_epoch`` steps (the rate is constant within one)."""
     warm, total, floor = cfg.warmup, cfg.steps, cfg.lr_min / cfg.lr
+    if cfg.lr_per_epoch:
+        per_epoch = max(1, int(per_epoch))
+        epochs = math.ceil(max(1, total - warm) / per_epoch)
     milestones, gamma = list(cfg.lr_milestones), cfg.lr_gamma
 
     def f(i: int) -> float:  # i = number of scheduler steps taken so far
@@ -143,7 +148,10 @@ def _lr_lambda(cfg: TrainConfig):
             return (i + 1) / (warm + 1)
         if cfg.lr_schedule == "multistep":  # torch's MultiStepLR: x gamma once i >= milestone
             return gamma ** sum(1 for m in milestones if i >= m)
-        t = min(1.0, (i - warm) / max(1, total - warm))
+        if cfg.lr_per_epoch:  # torch's CosineAnnealingLR(T_max=epochs) stepped every epoch
+            t = min(1.0, ((i - warm) // per_epoch) / epochs)
+        else:
+            t = min(1.0, (i - warm) / max(1, total - warm))
         return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * t))
 
     return f
@@ -229,10 +237,25 @@ class Trainer:
         if cfg.optimizer == "radam":
             self.optimizer = geoopt.optim.RiemannianAdam(params, lr=cfg.lr,
                                                          weight_decay=cfg.weight_decay)
+        elif cfg.optimizer == "adamw":
+            # Plain AdamW (decoupled weight decay) knows no manifolds: refuse a network that
+            # has manifold parameters (a learned H2FR core) rather than train it off its ball.
+            manifold = [n for n, p in self.objective.named_parameters()
+                        if isinstance(p, geoopt.ManifoldParameter)
+                        and not isinstance(p.manifold, geoopt.Euclidean)]
+            if manifold:
+                raise ConfigError(f"optimizer: 'adamw' cannot train manifold parameters "
+                                  f"({', '.join(manifold[:3])}); use 'radam'", key="optimizer")
+            self.optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         else:
             self.optimizer = geoopt.optim.RiemannianSGD(params, lr=cfg.lr, momentum=cfg.momentum,
                                                         weight_decay=cfg.weight_decay)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, _lr_lambda(cfg))
+        # steps per epoch, as BatchStream counts them (only lr_per_epoch reads it)
+        train_set = getattr(self, "train_set", None)
+        per_epoch = 1 if train_set is None else \
+            len(train_set) // max(1, hd.world_size()) // cfg.batch_size
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer,
+                                                           _lr_lambda(cfg, per_epoch))
 
     # ---- state -------------------------------------------------------------------------
 

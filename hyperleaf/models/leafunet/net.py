@@ -39,6 +39,7 @@ from hyperleaf.models.leafunet.blocks import (
     ShallowAttentionFusion,
     _check_mode,
 )
+from hyperleaf.models.registry import register_model
 
 __all__ = ["LEAFUNet", "require_smp", "SEG_EXTRA_HINT"]
 
@@ -68,6 +69,7 @@ def _positive(value: object, name: str) -> float:
     return float(value)
 
 
+@register_model("leaf-unet")
 class LEAFUNet(nn.Module):
     r"""The LEAF authors' dual-encoder UNet++ with hyperbolic fusion at every level.
 

@@ -39,6 +39,7 @@ from hyperleaf.models.leafunet.blocks import (
     ShallowAttentionFusion,
     _check_mode,
 )
+from hyperleaf.models.registry import register_model
 from hyperleaf.nn.hdgfb3d import HDGFB3DReference
 
 __all__ = ["LEAFUNet3D"]
@@ -83,6 +84,7 @@ class _DecoderBlock3D(nn.Module):
         return self.conv2(self.conv1(x))
 
 
+@register_model("leaf-unet3d")
 class LEAFUNet3D(nn.Module):
     r"""Dual-encoder 3-D LEAF segmentation network (see the module docstring).
 
