@@ -119,6 +119,7 @@ class LEAFSegNet(nn.Module):
         encoder: ``"builtin"``, ``"timm:<model>"`` or ``"smp:<encoder>"`` (no weights loaded).
         spatial_dims: 2 (images) or 3 (volumes; built-in encoder only).
         ball_dim, c, learn_c, clip_r, h2fr_mode, h2fr_core: :class:`LeafHead` options.
+        head_norm, head_radius: :class:`LeafHead`'s ``norm`` and ``radius``.
         hdgfb_mode, hdgfb_c, hdgfb_hidden: :class:`hyperleaf.HDGFB` options.
 
     ``forward(a, b)`` returns logits ``(B, num_classes, *spatial)``;
@@ -139,7 +140,8 @@ class LEAFSegNet(nn.Module):
                  widths: Sequence[int] = (16, 32, 64), encoder: str = "builtin",
                  spatial_dims: int = 2, ball_dim: int = 16, c: float = 0.5, learn_c: bool = True,
                  clip_r: float = 2.0, h2fr_mode: str = "geodesic", h2fr_core: str = "learned",
-                 hdgfb_mode: str = "geodesic", hdgfb_c: float = 0.2, hdgfb_hidden: int = 64):
+                 hdgfb_mode: str = "geodesic", hdgfb_c: float = 0.2, hdgfb_hidden: int = 64,
+                 head_norm: str = "layer", head_radius: float = 1.5):
         super().__init__()
         if spatial_dims not in (2, 3):
             raise ValueError(f"spatial_dims must be 2 or 3, got {spatial_dims}")
@@ -158,7 +160,8 @@ class LEAFSegNet(nn.Module):
         self.hdgfb = nn.ModuleList(
             HDGFB(c_, c=hdgfb_c, hidden=hdgfb_hidden, mode=hdgfb_mode) for c_ in ch)
         self.head = LeafHead(ch, dim=ball_dim, c=c, learn_c=learn_c, clip_r=clip_r,
-                             mode=h2fr_mode, core=h2fr_core)
+                             mode=h2fr_mode, core=h2fr_core, norm=head_norm,
+                             radius=head_radius)
         # Decoder: level i (from the deepest) takes up(x) ++ fused_i.
         self.inject = nn.ModuleList(nn.Linear(ball_dim, c_) for c_ in ch)
         self.up = nn.ModuleList(conv(ch[i + 1], ch[i], 1) for i in range(len(ch) - 1))

@@ -3,6 +3,9 @@
 * :class:`LeafHead`: per level, pool the fused and unimodal maps, compress them to ``(B, D)`` and
   map them to a Poincaré ball of (learnable) curvature, on which :class:`hyperleaf.H2FRLoss`
   ranks the levels; it owns that loss (and its learned fused core).
+* :func:`radial_layer_norm`: the default normalisation of the compressed vectors, which puts
+  every tangent vector at a set radius inside the clip (no saturation; see ``docs/training.md``,
+  "A non-degenerate geometry").
 * :func:`ordering`: whether embedded levels are ordered as H2FR asks (a diagnostic).
 
 The maps come from a network's ``forward_levels`` (see
@@ -11,37 +14,84 @@ The maps come from a network's ``forward_levels`` (see
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Sequence
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from torch import Tensor
 
 from hyperleaf.geometry import ball, dist
 from hyperleaf.nn.h2fr import H2FRLoss, to_ball
 
-__all__ = ["LeafHead", "Levels", "ordering"]
+__all__ = ["LeafHead", "Levels", "ordering", "radial_layer_norm", "HEAD_NORMS"]
+
+#: Normalisations of the compressed vectors :class:`LeafHead` accepts (``norm=``).
+HEAD_NORMS = ("layer", "none")
 
 #: ``(fused_levels, modality_levels...)``: lists of ``(B, D)`` ball points, shallow to deep.
 Levels = tuple[list[Tensor], ...]
 
 
+def radial_layer_norm(v: Tensor, radius: float | Tensor, eps: float = 1e-5) -> Tensor:
+    r"""Layer-normalise ``(..., D)`` vectors and scale them to tangent norm ``radius``.
+
+    :math:`u = r\,\frac{v - \bar v}{\sqrt{D(\sigma^2(v) + \epsilon)}}` (mean and biased
+    variance over the last axis, no affine part), so :math:`\|u\| = r\sqrt{\sigma^2/(\sigma^2 +
+    \epsilon)} \le r`, equal to ``r`` up to ``eps`` for any vector that is not nearly constant.
+    The result does not depend on the scale of ``v``: a compressor cannot push a vector outward by
+    growing its weights, which is how H2FR drove whole modalities to the clipping radius. With
+    ``radius < clip_r`` the clip of :func:`hyperleaf.nn.h2fr.to_ball` never engages, so no vector
+    is saturated; distances to a learned core then vary through the vectors' directions.
+
+    Args:
+        v: ``(..., D)`` vectors, ``D >= 2``.
+        radius: the tangent norm (float or a tensor broadcastable to ``v.shape[:-1] + (1,)``).
+        eps: variance floor.
+
+    Example::
+
+        >>> u = radial_layer_norm(torch.randn(4, 16) * 100, radius=1.5)
+        >>> torch.allclose(u.norm(dim=-1), torch.full((4,), 1.5), atol=1e-4)
+        True
+    """
+    if not isinstance(v, Tensor) or v.dim() < 1 or v.shape[-1] < 2:
+        raise ValueError("v: expected a tensor (..., D) with D >= 2, got "
+                         f"{tuple(v.shape) if isinstance(v, Tensor) else type(v).__name__}")
+    d = v.shape[-1]
+    return F.layer_norm(v, (d,), eps=eps) * (radius / math.sqrt(d))
+
+
 class LeafHead(nn.Module):
-    """Per-level compressors to the ball and the H2FR loss that ranks their outputs.
+    r"""Per-level compressors to the ball and the H2FR loss that ranks their outputs.
 
     Each level's maps (fused and unimodal alike, through the same layer, so their distances are
-    comparable) are average-pooled to ``(B, C_l)``, linearly compressed to ``(B, D)`` and mapped
-    to the ball with :func:`hyperleaf.nn.h2fr.to_ball` (clip to ``clip_r``, ``expmap0``). The ball
-    is a geoopt ``PoincareBall`` whose curvature is learnable when ``learn_c``; H2FR uses the
-    same ball, and with ``core="learned"`` its fused core is a ``geoopt.ManifoldParameter`` on it.
+    comparable) are average-pooled to ``(B, C_l)``, linearly compressed to ``(B, D)``, with
+    ``norm="layer"`` (the default) normalised by :func:`radial_layer_norm` to the level's radius
+    :math:`r_l = \text{clip\_r}\cdot\sigma(\theta_l)` (``radius_logit`` :math:`\theta`, one
+    learned scalar per level, initialised so that :math:`r_l` = ``radius``; always inside the
+    clip), and mapped to the ball with :func:`hyperleaf.nn.h2fr.to_ball` (clip to ``clip_r``,
+    ``expmap0``). ``norm="none"`` is the earlier head (compress, clip), under which H2FR pushes
+    the unimodal vectors to the clip (measured in ``docs/training.md``). The ball is a geoopt
+    ``PoincareBall`` whose curvature is learnable when ``learn_c``; H2FR uses the same ball, and
+    with ``core="learned"`` its fused core is a ``geoopt.ManifoldParameter`` on it.
+
+    With ``norm="layer"`` every stream of a level has the same tangent norm, so paper-mode H2FR
+    (Euclidean-norm scores) sees equal scores within a level: its Top-1 terms are constant and
+    only the level ranking (through the radii) trains; use ``norm="none"`` for the seed's setup.
 
     Args:
         channels: channels of each level (L >= 2).
-        dim: ball dimension D.
+        dim: ball dimension D (>= 2 with ``norm="layer"``).
         c: initial curvature magnitude.
         learn_c: train the curvature.
         clip_r: clipping radius before ``expmap0``.
         mode, core, alpha, beta: :class:`hyperleaf.H2FRLoss` options.
+        norm: ``"layer"`` or ``"none"`` (:data:`HEAD_NORMS`).
+        radius: ``norm="layer"``: initial tangent norm of every level, in ``(0, clip_r)``;
+            None: ``0.75 * clip_r`` (1.5 for the default ``clip_r`` 2).
 
     Example (three levels of 8-channel maps, fused + two modalities, batch 4):
 
@@ -56,16 +106,31 @@ class LeafHead(nn.Module):
 
     def __init__(self, channels: Sequence[int], dim: int = 16, c: float = 0.5,
                  learn_c: bool = True, clip_r: float = 2.0, mode: str = "geodesic",
-                 core: str = "learned", alpha: float = 1.0, beta: float = 1.0):
+                 core: str = "learned", alpha: float = 1.0, beta: float = 1.0,
+                 norm: str = "layer", radius: float | None = None):
         super().__init__()
         channels = [int(ch) for ch in channels]
         if len(channels) < 2:
             raise ValueError(f"channels: H2FR needs at least 2 levels, got {channels}")
         if dim < 1:
             raise ValueError(f"dim must be >= 1, got {dim}")
-        self.dim, self.clip_r = int(dim), float(clip_r)
+        if norm not in HEAD_NORMS:
+            raise ValueError(f"norm must be one of {HEAD_NORMS}, got {norm!r}")
+        self.dim, self.clip_r, self.norm = int(dim), float(clip_r), norm
         self.ball = ball(float(c), learn_c=learn_c)
         self.compress = nn.ModuleList(nn.Linear(ch, dim) for ch in channels)
+        if norm == "layer":
+            if dim < 2:
+                raise ValueError(f"dim must be >= 2 with norm='layer', got {dim}")
+            if radius is None:
+                radius = 0.75 * self.clip_r
+            if (isinstance(radius, bool) or not isinstance(radius, numbers.Real)
+                    or not (0 < radius < self.clip_r)):
+                raise ValueError(f"radius must be a float in (0, clip_r={self.clip_r:g}) with "
+                                 f"norm='layer', got {radius!r}")
+            p = float(radius) / self.clip_r
+            # r_l = clip_r * sigmoid(theta_l): learned, and never at the clip.
+            self.radius_logit = nn.Parameter(torch.full((len(channels),), math.log(p / (1 - p))))
         if mode == "paper" and core != "origin":
             raise ValueError("mode='paper' (the seed's H2FR) has its core at the origin: "
                              "pass core='origin' or use mode='geodesic'")
@@ -77,6 +142,14 @@ class LeafHead(nn.Module):
     def curvature(self) -> Tensor:
         """The current curvature magnitude (a 0-d tensor in the autograd graph)."""
         return self.ball.c
+
+    @property
+    def radii(self) -> Tensor | None:
+        """Per-level tangent norms ``(L,)`` with ``norm="layer"`` (in the autograd graph), else
+        None."""
+        if self.norm != "layer":
+            return None
+        return self.clip_r * torch.sigmoid(self.radius_logit)
 
     def core(self) -> Tensor:
         """The fused core ``(D,)``: H2FR's learned ManifoldParameter, or the origin."""
@@ -92,9 +165,12 @@ class LeafHead(nn.Module):
         if len(levels) != len(self.compress):
             raise ValueError(f"expected {len(self.compress)} levels, got {len(levels)}")
         out: list[list[Tensor]] = [[] for _ in range(len(levels[0]))]
-        for comp, maps in zip(self.compress, levels, strict=False):
+        radii = self.radii
+        for lv, (comp, maps) in enumerate(zip(self.compress, levels, strict=False)):
             for s, m in enumerate(maps):
                 v = comp(m.flatten(2).mean(-1))
+                if radii is not None:
+                    v = radial_layer_norm(v, radii[lv].to(v.dtype))
                 out[s].append(to_ball(v, self.ball, clip_r=self.clip_r))
         return tuple(out)
 

@@ -93,7 +93,8 @@ def build_fusion_objective(cfg: Any) -> FusionObjective:
     if cfg.leaf:
         head = LeafHead(net.level_channels, dim=cfg.ball_dim, c=cfg.curvature,
                         learn_c=cfg.learn_curvature, clip_r=cfg.clip_r, mode=cfg.h2fr_mode,
-                        core=cfg.h2fr_core, alpha=cfg.h2fr_alpha, beta=cfg.h2fr_beta)
+                        core=cfg.h2fr_core, alpha=cfg.h2fr_alpha, beta=cfg.h2fr_beta,
+                        norm=cfg.leaf_norm, radius=cfg.leaf_radius)
     if cfg.loss == "ship-authors":
         from hyperleaf.losses import ShipAuthorsLoss
 

@@ -122,7 +122,8 @@ def build_segment_objective(cfg: Any) -> nn.Module:
     net = create_model("leafseg", num_classes=cfg.num_classes, widths=(w, 2 * w, 4 * w),
                        ball_dim=cfg.ball_dim, c=cfg.curvature, learn_c=cfg.learn_curvature,
                        clip_r=cfg.clip_r, h2fr_mode=cfg.h2fr_mode, h2fr_core=cfg.h2fr_core,
-                       hdgfb_mode=cfg.hdgfb_mode, hdgfb_hidden=cfg.hdgfb_hidden)
+                       hdgfb_mode=cfg.hdgfb_mode, hdgfb_hidden=cfg.hdgfb_hidden,
+                       head_norm=cfg.leaf_norm, head_radius=cfg.leaf_radius)
     return SegmentObjective(net, cfg.h2fr_weight, leaf=cfg.leaf)
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch.nn as nn
 
-from hyperleaf.train.config import TrainConfig, load_yaml
+from hyperleaf.train.config import TrainConfig, load_run_config
 
 __all__ = ["build_network", "build_objective", "load_fusion_net", "load_run", "load_run_files"]
 
@@ -57,7 +57,7 @@ def load_run_files(config: str | Path, weights: str | Path, device: str = "cpu"
     from safetensors import SafetensorError
     from safetensors.torch import load_file, load_model
 
-    cfg = TrainConfig.from_dict(load_yaml(config), source=str(config))
+    cfg = load_run_config(config)
     obj = build_objective(cfg)
     try:
         state = load_file(str(weights), device="cpu")
@@ -118,7 +118,7 @@ def load_fusion_net(weights: str | Path, device: str = "cpu") -> nn.Module:
     else:
         raise FileNotFoundError(f"{p}: no such file or folder (expected the SHIP authors' "
                                 ".pth, a hyperleaf train run folder, or its model.safetensors)")
-    task = TrainConfig.from_dict(load_yaml(config), source=str(config)).task
+    task = load_run_config(config).task
     if task != "fuse":
         raise ValueError(f"{config}: a {task!r} run; image fusion needs a fusion run "
                          "(task: fuse)")

@@ -14,7 +14,8 @@ from typing import Any
 
 import yaml
 
-__all__ = ["TrainConfig", "load_yaml", "ConfigError", "RESUME_OVERRIDABLE", "RECIPES"]
+__all__ = ["TrainConfig", "load_yaml", "load_run_config", "ConfigError", "RESUME_OVERRIDABLE",
+           "RECIPES", "RUN_FILE_FALLBACKS"]
 
 
 class ConfigError(ValueError):
@@ -94,6 +95,8 @@ class TrainConfig:
     learn_curvature: bool = True
     ball_dim: int = 16
     clip_r: float = 2.0
+    leaf_norm: str = "layer"           # LeafHead normalisation: "layer" (radial_layer_norm) or "none"
+    leaf_radius: float = 1.5           # leaf_norm "layer": initial tangent norm, in (0, clip_r)
     hdgfb_mode: str = "geodesic"
     hdgfb_hidden: int = 32
     # segmentation
@@ -178,6 +181,7 @@ class TrainConfig:
         need(self.h2fr_core in ("origin", "learned"), "h2fr_core", "must be 'origin' or 'learned'")
         need(self.h2fr_mode == "geodesic" or self.h2fr_core == "origin", "h2fr_core",
              "must be 'origin' with h2fr_mode 'paper' (the seed's loss has no learned core)")
+        need(self.leaf_norm in ("layer", "none"), "leaf_norm", "must be 'layer' or 'none'")
         need(self.hdgfb_mode in ("paper", "geodesic"), "hdgfb_mode",
              "must be 'paper' or 'geodesic'")
         need(self.device in (None, "cpu", "cuda") or str(self.device).startswith("cuda:"),
@@ -195,6 +199,9 @@ class TrainConfig:
         # (an infinite learning rate turns every weight into NaN at the first step).
         for key in ("lr", "curvature", "clip_r"):
             need(finite(key) and getattr(self, key) > 0, key, "must be finite and > 0")
+        need(self.leaf_norm != "layer" or (finite("leaf_radius")
+                                            and 0 < self.leaf_radius < self.clip_r),
+             "leaf_radius", f"must be in (0, clip_r={self.clip_r:g}) with leaf_norm 'layer'")
         need(finite("lr_min") and 0 <= self.lr_min <= self.lr, "lr_min", "must be in [0, lr]")
         for key in ("w_intensity", "w_gradient", "w_ssim", "h2fr_weight", "weight_decay",
                     "grad_clip", "momentum", "h2fr_alpha", "h2fr_beta", "w_mask", "w_ce",
@@ -266,6 +273,26 @@ RECIPES: dict[str, dict[str, Any]] = {
 #: Keys a ``--resume`` may change (anything else must match the run's ``config.yaml``).
 RESUME_OVERRIDABLE = frozenset({"steps", "save_every", "log_every", "eval_every", "device",
                                 "out", "max_nonfinite"})
+
+
+#: Values of keys a run folder's ``config.yaml`` written before the key existed meant
+#: (:func:`load_run_config`): ``leaf_norm`` came with the normalised head.
+RUN_FILE_FALLBACKS: dict[str, Any] = {"leaf_norm": "none"}
+
+
+def load_run_config(path: str | Path) -> TrainConfig:
+    """The :class:`TrainConfig` of a run folder's ``config.yaml``.
+
+    A run's file lists every key; a key it lacks was added later, and the run used what that key's
+    :data:`RUN_FILE_FALLBACKS` value gives (e.g. runs before ``leaf_norm`` had the clip-only head),
+    not today's default.
+    """
+    data = dict(load_yaml(path))
+    keys = {str(k).replace("-", "_") for k in data}
+    for key, value in RUN_FILE_FALLBACKS.items():
+        if key not in keys:
+            data[key] = value
+    return TrainConfig.from_dict(data, source=str(path))
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:

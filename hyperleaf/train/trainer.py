@@ -43,7 +43,7 @@ from hyperleaf.train.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
-from hyperleaf.train.config import RESUME_OVERRIDABLE, ConfigError, TrainConfig, load_yaml
+from hyperleaf.train.config import RESUME_OVERRIDABLE, ConfigError, TrainConfig, load_run_config
 
 __all__ = ["TrainingError", "NonFiniteLossError", "RunResult", "Trainer", "train",
            "BatchStream", "resolve_device"]
@@ -204,7 +204,7 @@ class Trainer:
                   file=sys.stderr)
             self.resume = False
         if self.resume:
-            saved = TrainConfig.from_dict(load_yaml(cfg_file), source=str(cfg_file))
+            saved = load_run_config(cfg_file)
             changes = {k: getattr(cfg, k) for k in self.explicit if k in RESUME_OVERRIDABLE}
             clash = sorted(k for k in self.explicit - RESUME_OVERRIDABLE
                            if getattr(cfg, k) != getattr(saved, k))
