@@ -194,20 +194,21 @@ def tiny_ablations(tmp_path_factory):
     48x48 pairs) run serially and with 2 worker processes."""
     root = tmp_path_factory.mktemp("ablation")
     data = _write_pairs(root / "pairs")
-    out = {}
+    out, said = {}, {}
     for workers in (1, 2):
         spec = AblationSpec(data=str(data), out=str(root / f"w{workers}"), seeds=(0, 1),
                             arms=("ship", "leaf"), config=dict(TINY), heldout=2,
                             workers=workers)
-        out[workers] = run_ablation(spec, report=lambda msg: None)
-    return data, root, out
+        said[workers] = []
+        out[workers] = run_ablation(spec, report=said[workers].append)
+    return data, root, out, said
 
 
 def test_tiny_ablation_writes_tables_json_csv_plot(tiny_ablations):
     from hyperleaf.io import find_pairs_in
     from hyperleaf.metrics.folder import evaluate_folder
 
-    data, root, out = tiny_ablations
+    data, root, out, _said = tiny_ablations
     rec = out[1]
     folder = root / "w1"
     for name in ("ablation.json", "ablation.csv", "ablation.md", "ablation.png"):
@@ -252,7 +253,7 @@ def test_tiny_ablation_writes_tables_json_csv_plot(tiny_ablations):
 
 
 def test_parallel_equals_serial(tiny_ablations):
-    _data, _root, out = tiny_ablations
+    _data, _root, out, said = tiny_ablations
     key = lambda r: (r["arm"], r["seed"])  # noqa: E731
     serial = sorted(out[1]["runs"], key=key)
     parallel = sorted(out[2]["runs"], key=key)
@@ -261,10 +262,14 @@ def test_parallel_equals_serial(tiny_ablations):
         assert a["images"] == b["images"]  # bit-equal: same seeds, deterministic training
         assert a["val_last"] == b["val_last"]
     assert out[1]["summary"] == out[2]["summary"]
+    for workers in (1, 2):  # every finished run is reported, counted in order of completion
+        done = [m for m in said[workers] if m.startswith("[")]
+        assert [m.split("]")[0] for m in done] == ["[1/4", "[2/4", "[3/4", "[4/4"]
+        assert "2 held out" in said[workers][0]
 
 
 def test_existing_ablation_folder_is_refused(tiny_ablations):
-    data, root, _out = tiny_ablations
+    data, root, _out, _said = tiny_ablations
     spec = AblationSpec(data=str(data), out=str(root / "w1"), seeds=(0, 1), config=dict(TINY))
     with pytest.raises(AblationError, match="already holds an ablation"):
         run_ablation(spec, report=lambda msg: None)

@@ -423,7 +423,7 @@ def _run_jobs(jobs: list[dict[str, Any]], workers: int,
         return done  # type: ignore[return-value]
 
     import multiprocessing
-    from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     # spawn, not fork: a forked child would inherit this process's torch thread pools.
     ctx = multiprocessing.get_context("spawn")
@@ -431,7 +431,8 @@ def _run_jobs(jobs: list[dict[str, Any]], workers: int,
         futures = {pool.submit(run_one, job): i for i, job in enumerate(jobs)}
         pending = set(futures)
         while pending:
-            finished, pending = wait(pending, return_when=FIRST_EXCEPTION)
+            # each finished run is reported at once; the first failure stops the rest
+            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
             for fut in finished:
                 i = futures[fut]
                 exc = fut.exception()
