@@ -16,9 +16,11 @@ and the 95 % Student-t interval over the seeds.
 Usage::
 
     python benchmarks/pansharpen_results.py SHARED_DIR OUT_DIR [--steps 400 --seeds 0,1,2]
-        [--phase train|tables|all]
+        [--phase train|eval|tables|all] [--which baselines|I/N]
 
-``--phase train`` skips runs whose folder already holds a model; ``tables`` only evaluates.
+``--phase train`` skips runs whose folder already holds a model; ``eval`` writes one
+OUT/eval/NAME.json per method (skipping those present; ``--which 0/2`` and ``1/2`` split the
+SHIP runs over two processes); ``tables`` prints and writes OUT/tables.md from them.
 """
 
 from __future__ import annotations
@@ -123,19 +125,12 @@ def _markdown(rows: dict[str, dict]) -> str:
     return text
 
 
-def tables_phase(a) -> None:
+def _test_sets(a):
+    """Landsat scenes 9-10: whole Wald-reduced scenes (RR) and --fr-size PAN crops (FR)."""
     from hyperleaf.data import PanCollection
-    from hyperleaf.pansharpen import METHODS
-    from hyperleaf.train.pansharpen import evaluate_methods, load_pansharpen, patches
+    from hyperleaf.train.pansharpen import patches
 
-    data = a.shared / "data/pansharpening"
     test = PanCollection(a.out / "data/landsat7_test")
-    base = {m: m for m in METHODS}
-    models = {n: load_pansharpen(a.out / "runs" / n)[0] for n, _ in _runs(a)
-              if (a.out / "runs" / n / "model.safetensors").is_file()}
-    groups = {f"SHIP{' + LEAF' if leaf else ''} ({len(g)} seeds)": g for leaf, g in
-              ((False, [n for n in models if "leaf" not in n]),
-               (True, [n for n in models if "leaf" in n])) if g}
     fs, r = a.fr_size, test.ratio
     rr = patches(test, "LANDSAT7", 10 ** 6)  # each reduced scene whole
     fr = []
@@ -143,27 +138,66 @@ def tables_phase(a) -> None:
         s = {k: v.double() for k, v in test[i].items()}
         fr.append({"pan": s["pan"][:, :fs, :fs], "lms": s["lms"][:, :fs, :fs],
                    "ms": s["ms"][:, :fs // r, :fs // r]})
-    report, raw = [], {}
-    for title, samples, full in (("Landsat 7 RR", rr, False), ("Landsat 7 FR", fr, True)):
+    return rr, fr, r
+
+
+def eval_phase(a, which: str) -> None:
+    """Evaluate each method (``which``: baselines, or models i/n) into OUT/eval/NAME.json."""
+    from hyperleaf.data import PanCollection
+    from hyperleaf.pansharpen import METHODS
+    from hyperleaf.train.pansharpen import evaluate_methods, load_pansharpen
+
+    ev = a.out / "eval"
+    ev.mkdir(exist_ok=True)
+    rr, fr, r = _test_sets(a)
+    if which == "baselines":
+        todo: dict = {m: m for m in METHODS}
+    else:
+        i, n = (int(x) for x in which.split("/"))
+        names = [name for name, _ in _runs(a)][i::n]
+        todo = {name: load_pansharpen(a.out / "runs" / name)[0] for name in names
+                if (a.out / "runs" / name / "model.safetensors").is_file()}
+    for name, m in todo.items():
+        if (ev / f"{name}.json").is_file():
+            continue
         t0 = time.perf_counter()
-        table = evaluate_methods({**base, **models}, samples, r, "LANDSAT7", full=full)
-        raw[title] = table
-        rows = {n: table[n] for n in base}
-        rows.update(_aggregate(table, groups))
+        res = {"Landsat 7 RR": evaluate_methods({name: m}, rr, r, "LANDSAT7")[name],
+               "Landsat 7 FR": evaluate_methods({name: m}, fr, r, "LANDSAT7", full=True)[name]}
+        if which == "baselines":
+            data = a.shared / "data/pansharpening"
+            pair = PanCollection(data / "osman")
+            s = {k: v.double() for k, v in pair[0].items()}
+            f4 = a.fr_size - a.fr_size % pair.ratio
+            crop = {"pan": s["pan"][:, :f4, :f4], "lms": s["lms"][:, :f4, :f4],
+                    "ms": s["ms"][:, :f4 // pair.ratio, :f4 // pair.ratio]}
+            res["GeoTIFF FR"] = evaluate_methods({name: m}, [crop], pair.ratio, None,
+                                                 full=True)[name]
+            wv3 = PanCollection(data / "wv3_rr100.h5", dtype=torch.float64)
+            res["WV3 RR"] = evaluate_methods({name: m}, [wv3[0]], wv3.ratio, "WV3")[name]
+        res["seconds"] = round(time.perf_counter() - t0, 1)
+        (ev / f"{name}.json").write_text(json.dumps(res, indent=2))
+        print(f"{name}: evaluated in {res['seconds']} s", flush=True)
+
+
+def tables_phase(a) -> None:
+    """The Markdown tables from OUT/eval/*.json (SHIP rows: mean ± 95 % t interval)."""
+    from hyperleaf.pansharpen import METHODS
+
+    ev = a.out / "eval"
+    got = {p.stem: json.loads(p.read_text()) for p in ev.glob("*.json")}
+    models = [n for n, _ in _runs(a) if n in got]
+    groups = {f"SHIP{' + LEAF' if leaf else ''} ({len(g)} seeds)": g for leaf, g in
+              ((False, [n for n in models if "leaf" not in n]),
+               (True, [n for n in models if "leaf" in n])) if g}
+    report = []
+    for title in ("Landsat 7 RR", "Landsat 7 FR", "GeoTIFF FR", "WV3 RR"):
+        rows = {m: got[m][title] for m in METHODS if m in got}
+        if title.startswith("Landsat"):
+            rows.update(_aggregate({n: got[n][title] for n in models}, groups))
         report.append(f"### {title}\n\n" + _markdown(rows))
-        print(f"{title}: {time.perf_counter() - t0:.0f} s", flush=True)
-    pair = PanCollection(data / "osman")
-    s = {k: v.double() for k, v in pair[0].items()}
-    fs4 = fs - fs % pair.ratio
-    crop = [{"pan": s["pan"][:, :fs4, :fs4], "lms": s["lms"][:, :fs4, :fs4],
-             "ms": s["ms"][:, :fs4 // pair.ratio, :fs4 // pair.ratio]}]
-    raw["GeoTIFF FR"] = evaluate_methods(base, crop, pair.ratio, None, full=True)
-    report.append("### GeoTIFF pair FR (baselines)\n\n" + _markdown(raw["GeoTIFF FR"]))
-    wv3 = PanCollection(data / "wv3_rr100.h5", dtype=torch.float64)
-    raw["WV3 RR"] = evaluate_methods(base, [wv3[0]], wv3.ratio, "WV3")
-    report.append("### WV3 patch RR (ONE patch; baselines)\n\n" + _markdown(raw["WV3 RR"]))
+    seeds = {n: got[n]["Landsat 7 RR"] for n in models}
+    report.append("### Landsat 7 RR, each seed\n\n" + _markdown(seeds))
     (a.out / "tables.md").write_text("\n".join(report))
-    (a.out / "tables.json").write_text(json.dumps(raw, indent=2))
     print("\n".join(report))
 
 
@@ -171,7 +205,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("shared", type=Path)
     ap.add_argument("out", type=Path)
-    ap.add_argument("--phase", choices=("train", "tables", "all"), default="all")
+    ap.add_argument("--phase", default="all",
+                    help="train, eval (--which), tables, or all (train, eval, tables)")
+    ap.add_argument("--which", default="baselines",
+                    help="eval: 'baselines' or 'I/N' (the I-th of N shares of the SHIP runs)")
     ap.add_argument("--steps", type=int, default=400)
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--lr", type=float, default=1e-3)
@@ -188,6 +225,11 @@ def main() -> None:
     _split(a.shared, a.out)
     if a.phase in ("train", "all"):
         train_phase(a)
+    if a.phase == "eval":
+        eval_phase(a, a.which)
+    if a.phase == "all":
+        eval_phase(a, "baselines")
+        eval_phase(a, "0/1")
     if a.phase in ("tables", "all"):
         tables_phase(a)
 
