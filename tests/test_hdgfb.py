@@ -12,11 +12,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import hyperleaf
-import hyperleaf.nn.hdgfb as hdgfb_module
+import hyperleaf.nn._hdgfb_kernels as hdgfb_kernels
 from hyperleaf import geometry, paper
 from hyperleaf.compat import hdgfb_from_reference
 from hyperleaf.nn import HDGFB, HDGFBExtension
-from hyperleaf.nn.hdgfb import _FeedForward, _GateMixNorm, _Project, _Spec
+from hyperleaf.nn._hdgfb_kernels import FeedForward, GateMixNorm, GateSpec, ProjectRows
 
 F64 = torch.float64
 TOL = 1e-10
@@ -297,8 +297,8 @@ def test_float32_block_equals_float64_block_up_to_float32_max(exp, path, seed):
 def test_ordinary_features_stay_float32(mode, monkeypatch):
     # The float64 switch is for extreme features only: ordinary ones never reach it.
     calls = []
-    real = hdgfb_module._go_wide
-    monkeypatch.setattr(hdgfb_module, "_go_wide", lambda *a: calls.append(real(*a)) or calls[-1])
+    real = hdgfb_kernels.go_wide
+    monkeypatch.setattr(hdgfb_kernels, "go_wide", lambda *a: calls.append(real(*a)) or calls[-1])
     block = HDGFB(4, hidden=8, mode=mode)
     xs = [torch.randn(2, 4, 3, 3) * 100 for _ in range(3)]
     block(*xs).sum()
@@ -316,7 +316,7 @@ def test_float64_reduction_path_equals_float32_path(mode, monkeypatch):
     xs = [torch.randn(2, 6, 3, 4, requires_grad=True) for _ in range(3)]
     params = [p for p in block.parameters() if p.requires_grad]
     ref_out, ref_grads = value_and_grads(block, xs, params)
-    monkeypatch.setattr(hdgfb_module, "_go_wide", lambda *a: True)
+    monkeypatch.setattr(hdgfb_kernels, "go_wide", lambda *a: True)
     out, grads = value_and_grads(block, xs, params)
     torch.testing.assert_close(out, ref_out, rtol=1e-5, atol=1e-6)
     for g, r in zip(grads, ref_grads):
@@ -342,7 +342,7 @@ def test_gradcheck_gate_mix_norm(mode, rows):
     c = torch.tensor(0.4, dtype=F64, requires_grad=mode == "geodesic")
     rad = torch.tensor(1.3, dtype=F64, requires_grad=mode == "geodesic")
     args = (q, r(M, M), r(M), r(C), r(C), c, rad, p1, p2)
-    fn = lambda *a: _GateMixNorm.apply(_Spec(mode, 0.4), *a)[0]  # noqa: E731
+    fn = lambda *a: GateMixNorm.apply(GateSpec(mode, 0.4), *a)[0]  # noqa: E731
     assert torch.autograd.gradcheck(fn, args)
 
 
@@ -356,15 +356,15 @@ def test_gradcheck_project(layout):
         x = torch.randn(2, 3, 8, 5, dtype=F64)[:, :, ::2]
     args = (x.requires_grad_(), torch.randn(6, 3, dtype=F64, requires_grad=True),
             torch.randn(6, dtype=F64, requires_grad=True))
-    assert torch.autograd.gradcheck(_Project.apply, args)
+    assert torch.autograd.gradcheck(ProjectRows.apply, args)
     ref = F.conv2d(args[0], args[1][:, :, None, None], args[2]).movedim(1, -1).reshape(-1, 6)
-    torch.testing.assert_close(_Project.apply(*args), ref, rtol=1e-13, atol=1e-13)
+    torch.testing.assert_close(ProjectRows.apply(*args), ref, rtol=1e-13, atol=1e-13)
 
 
 @pytest.mark.parametrize("layout", ["channels_first", "channels_last", "strided", "1d"])
 def test_gradcheck_feed_forward(layout, monkeypatch):
     # ln rows (P, C) and the fused map in any layout; tiny chunks so that chunks split samples.
-    monkeypatch.setattr(hdgfb_module, "FF_CHUNK_ELEMENTS", 10)
+    monkeypatch.setattr(hdgfb_kernels, "FF_CHUNK_ELEMENTS", 10)
     torch.manual_seed(0)
     C, hid = 3, 5
     fused = {"channels_first": lambda: torch.randn(2, C, 2, 3, dtype=F64),
@@ -375,11 +375,11 @@ def test_gradcheck_feed_forward(layout, monkeypatch):
     args = [torch.randn(12, C, dtype=F64, requires_grad=True), fused] + [
         torch.randn(*s, dtype=F64, requires_grad=True)
         for s in ((hid, 2 * C), (hid,), (C, hid), (C,))]
-    assert torch.autograd.gradcheck(_FeedForward.apply, args)
+    assert torch.autograd.gradcheck(FeedForward.apply, args)
     # Equal to the plain formula on the concatenation.
     cat = torch.cat([args[0], fused.movedim(1, -1).reshape(-1, C)], dim=1)
     ref = F.linear(F.gelu(F.linear(cat, args[2], args[3])), args[4], args[5])
-    out = _FeedForward.apply(*args)
+    out = FeedForward.apply(*args)
     assert out.shape == fused.shape
     torch.testing.assert_close(out.movedim(1, -1).reshape(-1, C), ref, rtol=1e-13, atol=1e-13)
 

@@ -16,17 +16,16 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor
 
+from hyperleaf.nn.hdgfb import SEED_PARAMETERS
+
 __all__ = ["hdgfb_from_reference"]
 
-# seed key prefix -> HDGFB parameter name (modalities 1 and 2 are stacked into proj_*).
-_DIRECT = {
-    "to_hyperbolic1.0": "query",
-    "distance_mlp.0": "gate",
-    "ff.0": "ff1",
-    "ff.2": "ff2",
-}
-_MODALITIES = ("to_hyperbolic2.0", "to_hyperbolic3.0")
-_NORM = "tangent_norm"
+# From the block's one seed-name map: the whole-tensor entries (convolutions), the stacked
+# per-modality projections in modality order, and the LayerNorm.
+_DIRECT = {p: n for p, (n, m) in SEED_PARAMETERS.items() if m is None and n != "norm"}
+_MODALITIES = tuple(p for _, p in sorted((m, p) for p, (n, m) in SEED_PARAMETERS.items()
+                                           if n == "proj"))
+_NORM = next(p for p, (n, _) in SEED_PARAMETERS.items() if n == "norm")
 
 
 def _conv_matrix(w: Tensor, key: str) -> Tensor:

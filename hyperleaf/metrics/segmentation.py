@@ -29,7 +29,7 @@ import math
 import torch
 from torch import Tensor
 
-__all__ = ["SegmentationMetrics", "AuthorsMIoU", "scores_from_confusion"]
+__all__ = ["SegmentationMetrics", "AuthorsMIoU", "scores_from_confusion", "confusion_matrix", "miou"]
 
 
 def _check(pred: Tensor, target: Tensor, num_classes: int) -> tuple[Tensor, Tensor]:
@@ -131,3 +131,34 @@ class AuthorsMIoU:
         if not self._n:
             return {"authors_miou": math.nan, "authors_mpa": math.nan}
         return {"authors_miou": self._miou_sum / self._n, "authors_mpa": self._mpa_sum / self._n}
+
+
+def confusion_matrix(pred: Tensor, target: Tensor, num_classes: int) -> Tensor:
+    """``(K, K)`` int64 counts, rows = target class, columns = predicted class.
+
+    Example:
+
+        >>> confusion_matrix(torch.tensor([0, 1, 1]), torch.tensor([0, 0, 1]), 2).tolist()
+        [[1, 1], [0, 1]]
+    """
+    if pred.shape != target.shape:
+        raise ValueError(f"pred {tuple(pred.shape)} and target {tuple(target.shape)} differ")
+    idx = target.reshape(-1).long() * num_classes + pred.reshape(-1).long()
+    return torch.bincount(idx, minlength=num_classes * num_classes).view(num_classes, num_classes)
+
+
+def miou(conf: Tensor) -> float:
+    """Mean intersection-over-union over the classes present in target or prediction.
+
+    Example (class 0: 1 / 2, class 1: 1 / 2):
+
+        >>> miou(torch.tensor([[1, 1], [0, 1]]))
+        0.5
+    """
+    conf = conf.double()
+    inter = conf.diag()
+    union = conf.sum(0) + conf.sum(1) - inter
+    present = union > 0
+    if not present.any():
+        raise ValueError("miou: the confusion matrix is empty")
+    return float((inter[present] / union[present]).mean())

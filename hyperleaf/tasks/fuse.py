@@ -17,13 +17,17 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
+from hyperleaf import io as hio
+from hyperleaf.data import PairDataset, SyntheticFusion
 from hyperleaf.distributed import gather_levels
+from hyperleaf.losses import ShipAuthorsLoss
 from hyperleaf.losses.fusion import FusionLoss
 from hyperleaf.models.registry import create_model
 from hyperleaf.nn.heads import LeafHead, Levels, ordering
 from hyperleaf.tasks.base import Task, register_task
 from hyperleaf.tasks.common import val_batches
 from hyperleaf.tasks.diagnostics import geometry_diagnostics
+from hyperleaf.tasks.leafplot import plot_run_objective
 
 __all__ = ["FuseTask", "FusionObjective", "build_fusion_network", "build_fusion_objective",
            "evaluate_fusion"]
@@ -96,8 +100,6 @@ def build_fusion_objective(cfg: Any) -> FusionObjective:
                         core=cfg.h2fr_core, alpha=cfg.h2fr_alpha, beta=cfg.h2fr_beta,
                         norm=cfg.leaf_norm, radius=cfg.leaf_radius)
     if cfg.loss == "ship-authors":
-        from hyperleaf.losses import ShipAuthorsLoss
-
         # The authors' L_max and L_grad are FusionLoss's intensity and gradient terms.
         loss = ShipAuthorsLoss(cfg.w_mask, cfg.w_intensity, cfg.w_gradient)
     else:
@@ -116,8 +118,6 @@ def evaluate_fusion(objective: FusionObjective, val_set, device: torch.device,
     ``core_dist_*`` floats and ``geometry`` (per stage and modality, a dict).
     """
     from torchmetrics.functional.image import structural_similarity_index_measure as ssim
-
-    from hyperleaf import io as hio
 
     objective.eval()
     sums: dict[str, float] = {}
@@ -167,8 +167,6 @@ class FuseTask(Task):
     inputs = ("vis", "ir")
 
     def datasets(self, cfg: Any) -> tuple[Any, Any]:
-        from hyperleaf.data import PairDataset, SyntheticFusion
-
         if cfg.data is None:
             return (SyntheticFusion(cfg.train_size, cfg.crop, "train", cfg.data_seed),
                     SyntheticFusion(cfg.val_size, cfg.val_crop, "val", cfg.data_seed))
@@ -190,7 +188,5 @@ class FuseTask(Task):
         """With LEAF: the leaf plot ``out/leaf.png``; logs its ordering fractions as ``leaf``."""
         if not cfg.leaf:
             return {}
-        from hyperleaf.tasks.leafplot import plot_run_objective
-
         return {"leaf": plot_run_objective(cfg, objective, val_set, device,
                                            Path(out) / "leaf.png")}

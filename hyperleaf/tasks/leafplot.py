@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 import hyperleaf
+from hyperleaf.atomic import atomic_write_bytes
 from hyperleaf.nn.heads import ordering
 from hyperleaf.tasks.common import val_batches
 from hyperleaf.tasks.diagnostics import geometry_diagnostics, saturation_mask
@@ -77,8 +78,6 @@ def plot_leaf(data: dict[str, object], path: str | Path, title: str = "") -> dic
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from hyperleaf.atomic import atomic_write_bytes
 
     pts, core, c = data["points"], data["core"], data["c"]
     xy, _ = disk_coordinates(pts, core, c)  # (S, N, L, 2)

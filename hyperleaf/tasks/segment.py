@@ -32,7 +32,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
+from hyperleaf import io as hio
+from hyperleaf.data import SyntheticSegmentation
 from hyperleaf.distributed import gather_levels
+from hyperleaf.metrics.segmentation import confusion_matrix, miou
 from hyperleaf.models.registry import create_model
 from hyperleaf.tasks.base import Task, register_task
 from hyperleaf.tasks.common import val_batches
@@ -132,9 +135,6 @@ def evaluate_segment(objective: SegmentObjective, val_set, device: torch.device,
                      num_classes: int, samples_dir: Path | None = None) -> dict[str, float]:
     """Validation cross-entropy, mIoU and pixel accuracy; predicted label maps (scaled to
     [0, 1]) written to ``samples_dir`` if given."""
-    from hyperleaf import io as hio
-    from hyperleaf.train.losses import confusion_matrix, miou  # until metrics.segmentation
-
     objective.eval()
     k = num_classes
     conf = torch.zeros(k, k, dtype=torch.int64)
@@ -241,8 +241,6 @@ class SegmentTask(Task):
 
     def datasets(self, cfg: Any) -> tuple[Any, Any]:
         if cfg.data is None:
-            from hyperleaf.data import SyntheticSegmentation
-
             cfg.model = _model(cfg)
             cfg.in_channels = cfg.in_channels or 1
             return (SyntheticSegmentation(cfg.train_size, cfg.crop, "train", cfg.data_seed),
