@@ -82,8 +82,11 @@ def test_builtin_tasks_and_unknown():
 
 
 def test_task_checks_its_config():
-    with pytest.raises(ValueError, match="^data: the segment task"):
-        TrainConfig(task="segment", data="somewhere").validate()
+    # The segment task validates its own part (the engine's config knows no model names).
+    with pytest.raises(ValueError, match="^model: leafseg trains on the embedded synthetic"):
+        TrainConfig(task="segment", model="leafseg", data="somewhere").validate()
+    with pytest.raises(ValueError, match="^model: the segment task builds"):
+        TrainConfig(task="segment", model="no-such-net").validate()
 
 
 def test_register_task(monkeypatch):
