@@ -223,3 +223,33 @@ def test_bad_data_stops_with_one_error_line(case, tmp_path, capsys):
     assert len(lines) == 1 and lines[0].startswith("hyperleaf train: error:"), cap.err
     assert expect in lines[0]
     assert "Traceback" not in cap.err and not out.exists()  # nothing half-written
+
+
+def test_crops_are_slices_of_the_grouped_modalities(tmp_path):
+    from hyperleaf.data.segmentation import SegmentationCrops, SegmentationFolder
+
+    data = _generic_2d(tmp_path / "d", n=2, size=(40, 36))
+    folder = SegmentationFolder(data, num_classes=2)
+    (a, b, c, d), label = folder[1]
+    for cache in (2 << 30, 0):  # cached and re-read items are the same
+        crops = SegmentationCrops(folder, [0, 1], 32, [[0, 1], [2, 3]], cache_bytes=cache)
+        centre = crops[1]  # (40 - 32) // 2 = 4 rows, (36 - 32) // 2 = 2 columns
+        assert torch.equal(centre["vis"], torch.cat([a, b])[:, 4:36, 2:34])
+        assert torch.equal(centre["ir"], torch.cat([c, d])[:, 4:36, 2:34])
+        assert torch.equal(centre["mask"], label[4:36, 2:34])
+        item = crops.get(1, torch.Generator().manual_seed(0))
+        assert item["vis"].shape == (2, 32, 32) and item["mask"].shape == (32, 32)
+        assert torch.equal(item["mask"], label[tuple(
+            slice(int(i), int(i) + 32) for i in _offset(label, item["mask"]))])
+    big = SegmentationCrops(folder, [1], 64, [[0], [1]])[0]  # smaller than the crop: zero pad
+    assert big["vis"].shape == (1, 64, 64) and torch.equal(big["vis"][:, :40, :36], a)
+    assert float(big["vis"][:, 40:].abs().sum()) == 0 and int(big["mask"][:, 36:].sum()) == 0
+
+
+def _offset(full, crop):
+    # where ``crop`` sits in ``full`` (brute force; the crops are small)
+    for i in range(full.shape[0] - crop.shape[0] + 1):
+        for j in range(full.shape[1] - crop.shape[1] + 1):
+            if torch.equal(full[i:i + crop.shape[0], j:j + crop.shape[1]], crop):
+                return i, j
+    raise AssertionError("crop not found")

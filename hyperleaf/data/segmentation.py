@@ -284,7 +284,8 @@ class SegmentationCrops(torch.utils.data.Dataset):
     two-modality tasks; ``x1``/``x2`` concatenate the modality ``groups``) cropped to ``crop``
     pixels (or voxels) per side: ``get(index, generator)`` draws a uniform random crop (training),
     ``__getitem__`` takes the centre crop (validation). Items smaller than ``crop`` are
-    zero-padded (background). Decoded items are kept in memory (the folders are small).
+    zero-padded (background). Decoded items are kept in memory up to ``cache_bytes`` (default
+    2 GiB; later items are read from disk each time).
 
     Args:
         folder: the data.
@@ -294,24 +295,30 @@ class SegmentationCrops(torch.utils.data.Dataset):
     """
 
     def __init__(self, folder: SegmentationFolder, indices: Sequence[int], crop: int,
-                 groups: Sequence[Sequence[int]]):
+                 groups: Sequence[Sequence[int]], cache_bytes: int = 2 << 30):
         if not indices:
             raise ValueError("indices: the split is empty")
         self.folder, self.indices, self.crop = folder, list(indices), int(crop)
         self.groups = [list(g) for g in groups]
         self.pairs = [Path(folder.names[i]) for i in self.indices]  # names for val samples
         self._cache: dict[int, tuple[Tensor, Tensor, Tensor]] = {}
+        self._cache_left = int(cache_bytes)
 
     def __len__(self) -> int:
         return len(self.indices)
 
     def _item(self, index: int) -> tuple[Tensor, Tensor, Tensor]:
-        if index not in self._cache:
-            mods, label = self.folder[self.indices[index]]
-            x1, x2 = group_modalities(mods, self.groups)
-            size = [self.crop] * label.dim()
-            self._cache[index] = (_pad_to(x1, size), _pad_to(x2, size), _pad_to(label, size))
-        return self._cache[index]
+        if index in self._cache:
+            return self._cache[index]
+        mods, label = self.folder[self.indices[index]]
+        x1, x2 = group_modalities(mods, self.groups)
+        size = [self.crop] * label.dim()
+        item = (_pad_to(x1, size), _pad_to(x2, size), _pad_to(label, size))
+        nbytes = sum(t.numel() * t.element_size() for t in item)
+        if nbytes <= self._cache_left:
+            self._cache[index] = item
+            self._cache_left -= nbytes
+        return item
 
     def _cut(self, index: int, starts: Sequence[int]) -> dict[str, Tensor]:
         x1, x2, y = self._item(index)
