@@ -51,5 +51,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"hyperleaf plot: error: {exc.strerror or exc}{where}", file=sys.stderr)
         return 2
     print(f"wrote {out}")
-    print("ordered as H2FR asks: " + ", ".join(f"{k} {v:.1%}" for k, v in frac.items()))
+    # Fractions as percentages; spreads and core distances are geodesic distances.
+    print("ordered as H2FR asks: " + ", ".join(
+        f"{k} {v:.1%}" if k.startswith("order_") or k == "saturated" else f"{k} {v:.4g}"
+        for k, v in frac.items()))
     return 0
