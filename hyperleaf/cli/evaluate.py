@@ -3,6 +3,7 @@
     hyperleaf evaluate --fused OUT --ir IR_DIR --vis VIS_DIR
     hyperleaf evaluate --fused OUT --data TNO_DIR --markdown table.md
     hyperleaf evaluate --fused OUT --data TNO_DIR --convention mmif --metrics all --workers 4
+    hyperleaf evaluate --task segment --weights RUN --data DIR --out scores.json
 
 Each pair found in IR/VIS (or ``--data``, same rules as ``hyperleaf fuse``) needs a fused image
 named after the pair (``OUT/<name>.png``, as ``hyperleaf fuse`` writes). 8-bit grey images are
@@ -37,9 +38,11 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "evaluate", help="fusion metrics (EN, SD, SF, AG, MI, SCD, VIF, Qabf, SSIM, PSNR, ...)",
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--task", choices=("fuse", "pansharpen"), default="fuse",
+    p.add_argument("--task", choices=("fuse", "pansharpen", "segment"), default="fuse",
                    help="fuse: infrared-visible metrics of --fused; pansharpen: reduced- and "
-                        "full-resolution tables of the baselines (and --weights) on --data "
+                        "full-resolution tables of the baselines (and --weights) on --data; "
+                        "segment: mIoU, OA, per-class IoU/Dice and the LEAF authors' mIoU of "
+                        "the segmentation run --weights on the folder --data "
                         "(default: %(default)s)")
     p.add_argument("--fused", help="folder of fused images (<name>.png); required for fuse")
     p.add_argument("--ir", help="infrared image folder")
@@ -59,12 +62,14 @@ def register(subparsers) -> None:
     p.add_argument("--workers", type=int, default=1,
                    help="pairs computed in parallel processes (default: %(default)s)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--weights", help="--task pansharpen: a pan-sharpening run folder to add")
+    p.add_argument("--weights", help="--task pansharpen: a pan-sharpening run folder to add; "
+                                      "--task segment: the segmentation run folder")
     p.add_argument("--methods", help="--task pansharpen: comma-separated baselines (default all)")
     p.add_argument("--sensor", help="--task pansharpen: sensor of the MTF gains")
     p.add_argument("--patch", type=int, default=64,
                    help="--task pansharpen: PAN-grid tile of the reduced-resolution table "
                         "(default: %(default)s)")
+    p.add_argument("--out", help="--task segment: write the scores here as JSON (atomically)")
     p.set_defaults(func=run)
 
 
@@ -98,6 +103,10 @@ def _selection(text: str | None) -> tuple[str, ...]:
 
 
 def run(args) -> int:
+    if args.task == "segment":
+        from hyperleaf.cli.segment import evaluate_run as evaluate_segment_run
+
+        return evaluate_segment_run(args)
     if args.task == "pansharpen":
         from hyperleaf.cli.pansharpen import evaluate_run
 

@@ -37,8 +37,9 @@ _FLAGS: list[tuple[str, str, type, str]] = [
                               "authors' 2-D network) or leaf-unet3d (default: from the data)"),
     ("--encoder", "encoder", str, "--model leaf-unet: segmentation-models-pytorch encoder "
                                   "(default resnet50, the authors')"),
-    ("--num-classes", "num_classes", int, "--task segment: classes (default 4; MSRS 9, "
-                                          "WHU-OPT-SAR 8)"),
+    ("--num-classes", "num_classes", int, "--task segment: classes (default: from the data: "
+                                          "MSRS 9, WHU-OPT-SAR 8, other layouts the largest "
+                                          "label + 1; the synthetic set 4)"),
     ("--weight-decay", "weight_decay", float, "optimizer weight decay (default 0)"),
     ("--init", "init", str, "initial weights: the SHIP authors' checkpoint (.pth) or a "
                             "hyperleaf run folder; LEAF's added parts start at zero effect"),

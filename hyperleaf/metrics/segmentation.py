@@ -71,7 +71,8 @@ def scores_from_confusion(conf: Tensor) -> dict:
 
 class SegmentationMetrics:
     """Accumulates a torchmetrics ``MulticlassConfusionMatrix`` over batches; ``compute()`` ->
-    ``{"miou", "mdice", "oa", "iou": [K], "dice": [K]}`` (NaN for classes never seen).
+    ``{"miou", "mdice", "oa", "iou": [K], "dice": [K]}`` (NaN for classes never seen), from
+    this process's updates only (no implicit sum over torch.distributed ranks).
     ``update(pred, target)``: integer labels ``(B, *spatial)`` or scores ``(B, K, *spatial)``."""
 
     def __init__(self, num_classes: int):
@@ -80,7 +81,12 @@ class SegmentationMetrics:
         if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
             raise ValueError(f"num_classes must be an int >= 2, got {num_classes!r}")
         self.num_classes = num_classes
-        self._conf = MulticlassConfusionMatrix(num_classes=num_classes, validate_args=False)
+        # sync_on_compute off: under torch.distributed, torchmetrics would otherwise sum the
+        # matrices of all ranks inside compute() (a collective that ranks not evaluating, or
+        # evaluating the same items, must not be drawn into); the scores are of this process's
+        # updates
+        self._conf = MulticlassConfusionMatrix(num_classes=num_classes, validate_args=False,
+                                               sync_on_compute=False)
 
     def update(self, pred: Tensor, target: Tensor) -> None:
         pred, target = _check(pred, target, self.num_classes)
@@ -108,7 +114,9 @@ class AuthorsMIoU:
         self._miou_sum = self._mpa_sum = 0.0
         self._n = 0
 
-    def update(self, pred: Tensor, target: Tensor) -> None:
+    def update(self, pred: Tensor, target: Tensor, batch_size: int | None = None) -> None:
+        """One batch: ``(B, *spatial)`` labels or ``(B, K, *spatial)`` scores. A batch of items
+        of different sizes may come flattened and concatenated, with ``batch_size`` items."""
         pred, target = _check(pred, target, self.num_classes)
         ious, pas = [], []
         for k in range(self.num_classes):
@@ -122,7 +130,9 @@ class AuthorsMIoU:
                 ious.append(iou)
             if pa > 0:
                 pas.append(pa)
-        b = int(pred.shape[0])
+        b = int(pred.shape[0]) if batch_size is None else int(batch_size)
+        if b < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
         self._miou_sum += b * (sum(ious) / len(ious) if ious else 0.0)
         self._mpa_sum += b * (sum(pas) / len(pas) if pas else 0.0)
         self._n += b

@@ -13,8 +13,10 @@ Data: the embedded synthetic set, or ``cfg.data`` opened by
 ``modality_a/ modality_b/ ... label/`` layout, 2-D images or NIfTI volumes): the last
 ``round(val_fraction * N)`` items (at least 1, in sorted name order) validate, the others train;
 modality groups ``cfg.modality_groups`` (default: first half | second half) form the two inputs;
-training items are random ``crop``-sided crops, validation items the centre ``val_crop`` crop
-(2-D) or ``crop`` (3-D: the paper-mode 3-D network has a fixed volume).
+``num_classes`` 0 takes the data's (:func:`open_segment_data`); training items are random
+``crop``-sided crops; validation items are whole, predicted tile by tile (:func:`tile_logits`,
+tiles of ``val_crop`` for 2-D, ``crop`` for 3-D: the paper-mode 3-D network has a fixed
+volume), as ``hyperleaf evaluate --task segment`` does (:func:`segment_scores`).
 
 Loss (``cfg.seg_loss``): ``"ce"`` (CE + ``h2fr_weight`` H2FR) or ``"leaf-authors"``
 (:class:`hyperleaf.losses.LeafSegmentationLoss` with ``w_ce``, ``w_focal_dice``, ``w_dice``,
@@ -23,7 +25,9 @@ Loss (``cfg.seg_loss``): ``"ce"`` (CE + ``h2fr_weight`` H2FR) or ``"leaf-authors
 
 from __future__ import annotations
 
+import itertools
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,13 +39,13 @@ from torch import Tensor
 from hyperleaf import io as hio
 from hyperleaf.data import SyntheticSegmentation
 from hyperleaf.distributed import gather_levels
-from hyperleaf.metrics.segmentation import confusion_matrix, miou
 from hyperleaf.models.registry import create_model
 from hyperleaf.tasks.base import Task, register_task
 from hyperleaf.tasks.common import val_batches
 
 __all__ = ["SegmentTask", "SegmentObjective", "LeafUNetObjective", "build_segment_objective",
-           "evaluate_segment", "SEG_MODELS"]
+           "evaluate_segment", "segment_scores", "tile_logits", "eval_tile", "open_segment_data",
+           "SEG_MODELS", "AUTHORS_VAL_BATCH"]
 
 #: The segmentation networks this task builds.
 SEG_MODELS = ("leafseg", "leaf-unet", "leaf-unet3d")
@@ -69,6 +73,10 @@ class SegmentObjective(nn.Module):
             total = total + self.h2fr_weight * h
         return total, parts, logits
 
+    def logits(self, vis: Tensor, ir: Tensor) -> Tensor:
+        """The network's logits alone (evaluation)."""
+        return self.net(vis, ir)
+
 
 class LeafUNetObjective(nn.Module):
     """``forward(x1, x2, mask) -> (total, parts, logits)`` for LEAFUNet / LEAFUNet3D (whose
@@ -89,6 +97,10 @@ class LeafUNetObjective(nn.Module):
             parts["h2fr"] = h2fr.detach()
         return total, parts, logits
 
+    def logits(self, x1: Tensor, x2: Tensor) -> Tensor:
+        """The network's logits alone (evaluation)."""
+        return self.net(x1, x2)[0]
+
 
 def _model(cfg: Any) -> str:
     # default: leafseg on the synthetic set unless the authors' loss asks for their network
@@ -101,6 +113,11 @@ def build_segment_objective(cfg: Any) -> nn.Module:
     """The objective of ``cfg``'s segmentation network (module docstring); ``leafseg``:
     LEAFSegNet of width ``seg_width`` (levels w, 2w, 4w)."""
     model = _model(cfg)
+    if not cfg.num_classes:
+        if cfg.data is not None:
+            raise ValueError("num_classes: 0 means 'from the data'; open them first "
+                             "(open_segment_data) or give the number")
+        cfg.num_classes = SyntheticSegmentation.num_classes
     if model != "leafseg":
         from hyperleaf.losses import LeafSegmentationLoss
 
@@ -130,34 +147,124 @@ def build_segment_objective(cfg: Any) -> nn.Module:
     return SegmentObjective(net, cfg.h2fr_weight, leaf=cfg.leaf)
 
 
+def tile_logits(forward: Callable[[Tensor, Tensor], Tensor], x1: Tensor, x2: Tensor,
+                tile: int | None, chunk: int = 8) -> Tensor:
+    """Logits of whole items from a network that sees ``tile``-sided tiles.
+
+    ``x1``, ``x2``: ``(B, C, *S)`` (2 or 3 spatial dims). The items are zero-padded at the end
+    of each spatial dimension to a multiple of ``tile`` (zeros: background, as training crops
+    are padded), cut into non-overlapping tiles, run through ``forward(t1, t2) -> (N, K, *T)``
+    ``chunk`` tiles at a time, stitched and cut back to ``S``: ``(B, K, *S)``. ``tile=None``
+    runs the whole items at once.
+
+    >>> f = lambda a, b: torch.cat([a, b], 1)     # "logits" = the inputs: tiling is invisible
+    >>> x = torch.rand(2, 1, 5, 7)
+    >>> torch.equal(tile_logits(f, x, 2 * x, tile=4, chunk=3), torch.cat([x, 2 * x], 1))
+    True
+    """
+    if tile is None:
+        return forward(x1, x2)
+    if tile < 1:
+        raise ValueError(f"tile must be >= 1, got {tile}")
+    spatial = tuple(x1.shape[2:])
+    counts = [math.ceil(s / tile) for s in spatial]
+    padded = [n * tile for n in counts]
+    p1, p2 = (_pad_end(x, padded) for x in (x1, x2))
+    corners = [tuple(i * tile for i in idx) for idx in itertools.product(*map(range, counts))]
+    b = x1.shape[0]
+    per_forward = max(1, chunk // max(1, b))  # tile positions per forward (b tiles each)
+    out = None
+    for c0 in range(0, len(corners), per_forward):
+        group = corners[c0:c0 + per_forward]
+        cut = [tuple(slice(a, a + tile) for a in corner) for corner in group]
+        t1 = torch.cat([p1[(slice(None), slice(None), *sl)] for sl in cut])
+        t2 = torch.cat([p2[(slice(None), slice(None), *sl)] for sl in cut])
+        logits = forward(t1, t2)
+        if out is None:
+            out = logits.new_zeros((x1.shape[0], logits.shape[1], *padded))
+        for j, sl in enumerate(cut):
+            out[(slice(None), slice(None), *sl)] = logits[j * b:(j + 1) * b]
+    return out[(slice(None), slice(None), *(slice(0, s) for s in spatial))]
+
+
+def _pad_end(x: Tensor, size: list[int]) -> Tensor:
+    pad = [max(0, s - d) for s, d in zip(size, x.shape[2:])]
+    return F.pad(x, [v for p in reversed(pad) for v in (0, p)]) if any(pad) else x
+
+
+def eval_tile(cfg: Any, volumes: bool) -> int | None:
+    """The tile side evaluation cuts real items into (training's validation and ``hyperleaf
+    evaluate``): ``val_crop`` for 2-D items, ``crop`` for volumes (the paper-mode 3-D network
+    has a fixed volume, and whole volumes do not fit in memory)."""
+    return cfg.crop if volumes else cfg.val_crop
+
+
+#: Items per batch of the authors' validation mIoU (their validation loader's batch, spec §7.4).
+AUTHORS_VAL_BATCH = 20
+
+
 @torch.no_grad()
-def evaluate_segment(objective: SegmentObjective, val_set, device: torch.device,
-                     num_classes: int, samples_dir: Path | None = None) -> dict[str, float]:
-    """Validation cross-entropy, mIoU and pixel accuracy; predicted label maps (scaled to
-    [0, 1]) written to ``samples_dir`` if given."""
+def segment_scores(objective: nn.Module, items, device: torch.device, num_classes: int,
+                   tile: int | None = None, chunk: int = 8, samples_dir: Path | None = None,
+                   authors_batch: int = AUTHORS_VAL_BATCH) -> dict[str, Any]:
+    """Scores of ``objective`` (eval mode) on every item of ``items`` (a dataset of
+    ``{"vis", "ir", "mask"}`` whole items), each predicted by :func:`tile_logits`.
+
+    Returns ``loss`` (cross-entropy per pixel, averaged over items), the standard scores of
+    :class:`~hyperleaf.metrics.segmentation.SegmentationMetrics` over all pixels of all items
+    (``miou``, ``mdice``, ``oa``, per-class ``iou`` and ``dice`` lists, NaN for a class absent
+    from labels and predictions) and, labelled as theirs, ``authors_miou`` / ``authors_mpa``
+    (:class:`~hyperleaf.metrics.segmentation.AuthorsMIoU` over consecutive batches of
+    ``authors_batch`` items). Predicted 2-D label maps go to ``samples_dir`` if given.
+    """
+    from hyperleaf.metrics.segmentation import AuthorsMIoU, SegmentationMetrics
+
     objective.eval()
     k = num_classes
-    conf = torch.zeros(k, k, dtype=torch.int64)
+    standard, authors = SegmentationMetrics(k), AuthorsMIoU(k)
     loss_sum, n = 0.0, 0
-    for names, batch in val_batches(val_set):
+    pending: list[tuple[Tensor, Tensor]] = []
+
+    def flush() -> None:
+        if pending:
+            authors.update(torch.cat([p.reshape(-1) for p, _ in pending]),
+                           torch.cat([t.reshape(-1) for _, t in pending]),
+                           batch_size=len(pending))
+            pending.clear()
+
+    for names, batch in val_batches(items):
         vis, ir, mask = (batch[x].to(device) for x in ("vis", "ir", "mask"))
-        total, parts, logits = objective(vis, ir, mask)
-        loss_sum += float(parts["seg"]) * vis.shape[0]
+        logits = tile_logits(objective.logits, vis, ir, tile, chunk)
+        loss_sum += float(F.cross_entropy(logits, mask)) * vis.shape[0]
         pred = logits.argmax(1)
-        conf += confusion_matrix(pred.cpu(), mask.cpu(), k)
+        standard.update(pred, mask)
+        for p, t in zip(pred.cpu(), mask.cpu(), strict=True):
+            pending.append((p, t))
+            if len(pending) == authors_batch:
+                flush()
         n += vis.shape[0]
         if samples_dir is not None and pred.dim() == 3:  # 2-D label maps only
             samples_dir.mkdir(parents=True, exist_ok=True)
             for name, p in zip(names, pred, strict=False):
                 hio.write_png(samples_dir / f"{name}.png", (p.float() / (k - 1)).cpu().numpy())
-    acc = float(conf.diag().sum()) / max(1, int(conf.sum()))
-    out = {"loss": loss_sum / n, "miou": miou(conf), "pixel_acc": acc}
-    # Dice per class over the whole validation set, 2 TP / (2 TP + FP + FN) (NaN: class absent
-    # from both prediction and labels)
-    tp = conf.diag().double()
-    den = conf.sum(0).double() + conf.sum(1).double()
-    for cls in range(k):
-        out[f"dice_{cls}"] = float(2 * tp[cls] / den[cls]) if den[cls] > 0 else math.nan
+    flush()
+    if not n:
+        raise ValueError("items: nothing to evaluate")
+    return {"loss": loss_sum / n, **standard.compute(), **authors.compute(), "items": n}
+
+
+def evaluate_segment(objective: nn.Module, val_set, device: torch.device, num_classes: int,
+                     samples_dir: Path | None = None, tile: int | None = None,
+                     chunk: int = 8) -> dict[str, float]:
+    """Training's validation record from :func:`segment_scores`: ``loss`` (CE), ``miou``,
+    ``mdice``, ``pixel_acc`` (OA), ``dice_k`` and ``iou_k`` per class (NaN: class absent from
+    predictions and labels) and the authors' ``authors_miou`` (theirs, not comparable)."""
+    r = segment_scores(objective, val_set, device, num_classes, tile, chunk, samples_dir)
+    out = {"loss": r["loss"], "miou": r["miou"], "mdice": r["mdice"], "pixel_acc": r["oa"],
+           "authors_miou": r["authors_miou"]}
+    for cls in range(num_classes):
+        out[f"dice_{cls}"] = r["dice"][cls]
+        out[f"iou_{cls}"] = r["iou"][cls]
     return out
 
 
@@ -178,17 +285,25 @@ def _check_sizes(cfg: Any, model: str) -> None:
                              f"fusion's 8 heads, got {cfg.widths3d[-1]}")
 
 
-def _folder_datasets(cfg: Any) -> tuple[Any, Any]:
-    """Open ``cfg.data``, resolve ``cfg.model`` and ``cfg.in_channels`` from it (saved in the
-    run's config.yaml) and split it (module docstring)."""
+def open_segment_data(cfg: Any, data: str | Path | None = None) -> tuple[Any, list, bool]:
+    """Open ``data`` (default ``cfg.data``) with
+    :class:`~hyperleaf.data.segmentation.SegmentationFolder` for ``cfg``'s network:
+    ``(folder, modality groups, volumes?)``.
+
+    Resolves what the data decide and writes it into ``cfg`` (saved in the run's config.yaml):
+    ``model`` (2-D -> ``leaf-unet``, volumes -> ``leaf-unet3d``), ``in_channels`` and
+    ``num_classes`` (0: the layout's count, or inferred from the labels). Labels outside
+    ``[0, num_classes)``, a 2-D/3-D mismatch with the network, modality groups the data do not
+    have or of unequal channels raise ``ValueError`` (data errors name the file).
+    """
     from hyperleaf.data.segmentation import (
-        SegmentationCrops,
         SegmentationDataError,
         SegmentationFolder,
         default_groups,
     )
 
-    folder = SegmentationFolder(cfg.data, num_classes=cfg.num_classes)
+    folder = SegmentationFolder(data if data is not None else cfg.data,
+                                num_classes=cfg.num_classes or None)
     mods, label = folder[0]
     volumes = label.dim() == 3
     model = cfg.model or ("leaf-unet3d" if volumes else "leaf-unet")
@@ -199,7 +314,7 @@ def _folder_datasets(cfg: Any) -> tuple[Any, Any]:
     groups = cfg.modality_groups or default_groups(len(mods))
     if any(i >= len(mods) for g in groups for i in g):
         raise ValueError(f"modality_groups: {groups} names a modality beyond the "
-                         f"{len(mods)} of {cfg.data} ({', '.join(folder.modalities)})")
+                         f"{len(mods)} of {folder.root} ({', '.join(folder.modalities)})")
     chans = [sum(mods[i].shape[0] for i in g) for g in groups]
     if chans[0] != chans[1]:
         raise ValueError(f"modality_groups: the two inputs must have equal channels (LEAF "
@@ -207,15 +322,26 @@ def _folder_datasets(cfg: Any) -> tuple[Any, Any]:
     if cfg.in_channels and cfg.in_channels != chans[0]:
         raise ValueError(f"in_channels: {cfg.in_channels} but the data give {chans[0]}")
     _check_sizes(cfg, model)
-    cfg.model, cfg.in_channels = model, chans[0]
+    cfg.model, cfg.in_channels, cfg.num_classes = model, chans[0], folder.num_classes
+    return folder, groups, volumes
+
+
+def _folder_datasets(cfg: Any) -> tuple[Any, Any]:
+    """Open ``cfg.data`` (:func:`open_segment_data`) and split it (module docstring)."""
+    from hyperleaf.data.segmentation import (
+        SegmentationCrops,
+        SegmentationDataError,
+        SegmentationItems,
+    )
+
+    folder, groups, _ = open_segment_data(cfg)
     n = len(folder)
     if n < 2:
         raise SegmentationDataError(f"{cfg.data}: needs at least 2 items (train + validation), "
                                     f"found {n}")
     n_val = min(n - 1, max(1, round(cfg.val_fraction * n)))
-    val_crop = cfg.crop if volumes else cfg.val_crop
     return (SegmentationCrops(folder, range(n - n_val), cfg.crop, groups),
-            SegmentationCrops(folder, range(n - n_val, n), val_crop, groups))
+            SegmentationItems(folder, range(n - n_val, n), groups))
 
 
 @register_task("segment")
@@ -239,10 +365,16 @@ class SegmentTask(Task):
         if cfg.model is not None or cfg.data is None:  # else the data decide (2-D or 3-D)
             _check_sizes(cfg, model)
 
+
     def datasets(self, cfg: Any) -> tuple[Any, Any]:
         if cfg.data is None:
             cfg.model = _model(cfg)
             cfg.in_channels = cfg.in_channels or 1
+            k = SyntheticSegmentation.num_classes
+            if cfg.num_classes and cfg.num_classes != k:
+                raise ValueError(f"num_classes: the embedded synthetic set has {k} classes, "
+                                 f"got {cfg.num_classes}")
+            cfg.num_classes = k
             return (SyntheticSegmentation(cfg.train_size, cfg.crop, "train", cfg.data_seed),
                     SyntheticSegmentation(cfg.val_size, cfg.val_crop, "val", cfg.data_seed))
         return _folder_datasets(cfg)
@@ -252,4 +384,6 @@ class SegmentTask(Task):
 
     def evaluate(self, cfg: Any, objective: nn.Module, val_set: Any, device: torch.device,
                  samples_dir: Path | None = None) -> dict[str, float]:
-        return evaluate_segment(objective, val_set, device, cfg.num_classes, samples_dir)
+        tile = None if cfg.data is None else eval_tile(cfg, cfg.model == "leaf-unet3d")
+        return evaluate_segment(objective, val_set, device, cfg.num_classes, samples_dir,
+                                tile=tile, chunk=cfg.batch_size)

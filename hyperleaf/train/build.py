@@ -55,7 +55,7 @@ def load_run_files(config: str | Path, weights: str | Path, device: str = "cpu"
     be read, or its tensors do not match the network (missing, unexpected, wrong shape).
     """
     from safetensors import SafetensorError
-    from safetensors.torch import load_file, load_model
+    from safetensors.torch import load_file
 
     cfg = load_run_config(config)
     obj = build_objective(cfg)
@@ -68,13 +68,30 @@ def load_run_files(config: str | Path, weights: str | Path, device: str = "cpu"
         if k in own and tuple(v.shape) != tuple(own[k].shape):
             raise ValueError(f"{weights}: tensor {k} has shape {tuple(v.shape)}, the network "
                              f"{config} describes expects {tuple(own[k].shape)}")
-    # load_model, not load_state_dict: save_model stored each shared tensor once
-    missing, unexpected = load_model(obj, str(weights), strict=False)
+    # save_model stored each shared tensor once, under one of its names (LEAFUNet registers
+    # the authors' aliases, e.g. decoder = model1.decoder): every name of a tensor takes the
+    # stored value of whichever of its names the file has. Names are grouped by the memory
+    # they view (safetensors' own load_model picked, for LEAFUNet's aliased BatchNorm
+    # counters, other names than its save_model kept, and refused the file).
+    aliases: dict[object, list[str]] = {}
+    for name, t in obj.state_dict(keep_vars=True).items():
+        key = ((t.data_ptr(), t.dtype, tuple(t.shape), tuple(t.stride())) if t.data_ptr()
+               else id(t))
+        aliases.setdefault(key, []).append(name)
+    full, missing = {}, []
+    for names in aliases.values():
+        stored = next((n for n in names if n in state), None)
+        if stored is None:
+            missing.append(names[0])
+            continue
+        full.update({n: state[stored] for n in names})
+    unexpected = [k for k in state if k not in own]
     if missing or unexpected:
         raise ValueError(
             f"{weights} does not match the network {config} describes: {len(missing)} "
             f"missing tensor(s) {sorted(missing)[:3]}, {len(unexpected)} unexpected "
             f"{sorted(unexpected)[:3]}")
+    obj.load_state_dict(full, strict=True)
     return obj.to(device).eval(), cfg
 
 

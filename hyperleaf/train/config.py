@@ -100,7 +100,7 @@ class TrainConfig:
     hdgfb_mode: str = "geodesic"
     hdgfb_hidden: int = 32
     # segmentation
-    num_classes: int = 4
+    num_classes: int = 0               # 0: from the data (layout / labels; synthetic set 4)
     seg_width: int = 16
     # segmentation network: None = the task's default (leafseg on the synthetic set, leaf-unet
     # on 2-D folders, leaf-unet3d on NIfTI volumes); see hyperleaf.models.registry
@@ -188,9 +188,11 @@ class TrainConfig:
              "device", "must be cpu, cuda or cuda:N")
         for key in ("steps", "batch_size", "save_every", "log_every", "eval_every", "n_feat",
                     "ball_dim", "train_size", "val_size", "max_nonfinite", "hdgfb_hidden",
-                    "num_classes", "seg_width", "feature_dim", "mlp_dim"):
+                    "seg_width", "feature_dim", "mlp_dim"):
             need(getattr(self, key) >= 1, key, "must be >= 1")
         need(self.in_channels >= 0, "in_channels", "must be >= 0 (0: from the data)")
+        need(self.num_classes == 0 or self.num_classes >= 2, "num_classes",
+             "must be >= 2 (0: from the data)")
         need(self.threads >= 0, "threads", "must be >= 0 (0: torch's default)")
         need(self.crop >= 16, "crop", "must be >= 16")
         need(self.val_crop >= 16, "val_crop", "must be >= 16")
