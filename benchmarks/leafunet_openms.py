@@ -5,8 +5,8 @@ Not a benchmark of speed: a small real-data experiment for docs/segmentation.md.
 
 * data: the four sequences (FLAIR, T1, T2, T1post) and the lesion masks of two patients; x1 =
   FLAIR + T1, x2 = T2 + T1post (2 channels each). Split by subject: ``--train p07 --test p19`` or
-  the reverse (two folds). 2-D: ``slices/`` read as the generic layout; 3-D: ``volumes/`` linked
-  into a temporary generic NIfTI layout (``flair/pNN.nii.gz`` ...) and read with
+  the reverse (two folds). 2-D: ``slices/`` read as the generic layout; 3-D: ``volumes/``
+  (``pNN_FLAIR.nii.gz`` ... ``pNN_GT.nii.gz``) read as it is, the flat layout of
   ``SegmentationFolder`` (each volume scaled to [0, 1] by its maximum).
 * sampling: lesions are ~0.5 % of the voxels, so a crop is centred on a random lesion voxel
   (uniform over the training subject's lesion voxels, shifted by up to a quarter crop) with
@@ -14,7 +14,7 @@ Not a benchmark of speed: a small real-data experiment for docs/segmentation.md.
   is inside the brain (non-zero FLAIR).
 * training: the authors' loss CE + 0.5(Dice + 1.2 Focal) + h2fr_weight H2FR (focal summed over
   classes), AdamW (wd 0.01), gradient clipping 1.0, cosine decay per step from ``--lr`` to lr/10,
-  seed 0. Variants: ``full`` (HDGFB, H2FR weight 0.5), ``no-h2fr`` (weight 0), ``no-hdgfb`` (every
+  ``--seed`` (default 0). Variants: ``full`` (HDGFB, H2FR weight 0.5), ``no-h2fr`` (weight 0), ``no-hdgfb`` (every
   HDGFB replaced by the identity, H2FR 0.5), ``no-leaf`` (neither).
 * networks: 2-D ``LEAFUNet(2, encoder="resnet18", in_channels=(2, 2), feature_dim=128,
   hdgfb_hidden=128, mlp_dim=512)`` in the authors' ``mode="paper"``; 3-D ``LEAFUNet3D(2,
@@ -37,10 +37,8 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import random
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -60,7 +58,6 @@ VARIANTS = {
     "no-leaf": dict(hdgfb=False, h2fr=0.0),
 }
 MODALITIES = ["flair", "t1", "t2", "t1post"]
-VOLUME_NAMES = {"flair": "FLAIR", "t1": "T1", "t2": "T2", "t1post": "T1POST", "label": "GT"}
 GROUPS = [[0, 1], [2, 3]]
 
 
@@ -75,15 +72,6 @@ def load_subject(ds: SegmentationFolder, patient: str):
     if not xs:
         raise SystemExit(f"error: no items of patient {patient} in {ds.root}")
     return torch.stack(xs), torch.stack(ys)
-
-
-def nifti_layout(volumes: Path, tmp: Path) -> Path:
-    """Link ``volumes/pNN_SEQ.nii.gz`` into the generic layout ``tmp/seq/pNN.nii.gz``."""
-    for folder, seq in VOLUME_NAMES.items():
-        (tmp / folder).mkdir()
-        for src in sorted(volumes.glob(f"p*_{seq}.nii.gz")):
-            os.symlink(src.resolve(), tmp / folder / (src.name.split("_")[0] + ".nii.gz"))
-    return tmp
 
 
 def sample_crops(x, y, n, size, lesion_frac, rng, lesion, brain):
@@ -161,15 +149,11 @@ def main(argv=None) -> int:
     root = Path(args.data)
 
     t_load = time.time()
-    with tempfile.TemporaryDirectory() as tmp:
-        if args.dim == 2:
-            ds = SegmentationFolder(root / "slices", modalities=MODALITIES, num_classes=2,
-                                    check="names")
-        else:
-            ds = SegmentationFolder(nifti_layout(root / "volumes", Path(tmp)),
-                                    modalities=MODALITIES, num_classes=2, check="names")
-        xtr, ytr = load_subject(ds, args.train)
-        xte, yte = load_subject(ds, args.test)
+    # 3-D: the flat layout (pNN_FLAIR.nii.gz, ..., pNN_GT.nii.gz); modality names up to case
+    ds = SegmentationFolder(root / ("slices" if args.dim == 2 else "volumes"),
+                            modalities=MODALITIES, num_classes=2, check="names")
+    xtr, ytr = load_subject(ds, args.train)
+    xte, yte = load_subject(ds, args.test)
     t_load = time.time() - t_load
 
     net = build(args.dim, v, crop)
