@@ -2,8 +2,8 @@
 (several seeds) on held-out Landsat 7 scenes, plus the WV3 patch and the GeoTIFF pair.
 
 Protocol: Landsat 7 scenes 1-8 train, 9-10 test (split by scene). The training runs are
-``hyperleaf train --task pansharpen`` commands (printed, run two at a time, each
-OMP_NUM_THREADS=1 under ``nice``); the tables use the functions of
+``hyperleaf train --task pansharpen`` commands through the engine (printed, run ``--workers``
+at a time, default 1, each OMP_NUM_THREADS=1 under ``nice``); the tables use the functions of
 ``hyperleaf evaluate --task pansharpen`` (``evaluate_methods``), with the SHIP rows as the mean
 and the 95 % Student-t interval over the seeds.
 
@@ -41,10 +41,11 @@ T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8
 
 
 def _split(shared: Path, out: Path) -> tuple[Path, Path]:
-    """Folders of symbolic links: scenes 1-8 (train) and 9-10 (test)."""
+    """Folders of symbolic links: all ten scenes (training data: samples 0-7 train, 8-9
+    validate) and scenes 9-10 (the test set of the tables)."""
     src = shared / "data/pansharpening/landsat7"
     folders = []
-    for name, scenes in (("landsat7_train", range(1, 9)), ("landsat7_test", (9, 10))):
+    for name, scenes in (("landsat7_all", range(1, 11)), ("landsat7_test", (9, 10))):
         d = out / "data" / name
         d.mkdir(parents=True, exist_ok=True)
         for k in scenes:
@@ -57,15 +58,20 @@ def _split(shared: Path, out: Path) -> tuple[Path, Path]:
 
 
 def _runs(a) -> list[tuple[str, list[str]]]:
+    """The engine's commands: scenes 1-8 (samples 0-7 of the folder) train, scenes 9-10
+    (samples 8-9) validate, each whole (--val-crop 400: the reduced scene's side), so the
+    final validation record is the RR row; plain SHIP's seeds first, then SHIP + LEAF's."""
     out = []
-    for seed in a.seeds:  # interleaved: an interrupted set still has both variants
-        for leaf in (False, True):
+    for leaf in (False, True):
+        for seed in a.seeds:
             name = f"ship{'_leaf' if leaf else ''}_s{seed}"
             cmd = ["hyperleaf", "train", "--task", "pansharpen", "--data",
-                   str(a.out / "data/landsat7_train"), "--sensor", "landsat7",
+                   str(a.out / "data/landsat7_all"), "--train-index", "0-7", "--val-index",
+                   "8-9", "--val-crop", "400", "--sensor", "landsat7",
                    "--crop", str(a.patch), "--batch-size", str(a.batch_size), "--steps",
-                   str(a.steps), "--lr", str(a.lr), "--n-feat", str(a.n_feat), "--seed",
-                   str(seed), "--threads", "1", "--out", str(a.out / "runs" / name)]
+                   str(a.steps), "--eval-every", str(a.steps), "--lr", str(a.lr), "--n-feat",
+                   str(a.n_feat), "--seed", str(seed), "--threads", "1", "--no-progress",
+                   "--out", str(a.out / "runs" / name)]
             if not leaf:
                 cmd.append("--no-leaf")
             out.append((name, cmd))
@@ -209,13 +215,13 @@ def main() -> None:
                     help="train, eval (--which), tables, or all (train, eval, tables)")
     ap.add_argument("--which", default="baselines",
                     help="eval: 'baselines' or 'I/N' (the I-th of N shares of the SHIP runs)")
-    ap.add_argument("--steps", type=int, default=400)
+    ap.add_argument("--steps", type=int, default=150)
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--n-feat", type=int, default=8)
     ap.add_argument("--patch", type=int, default=32)
     ap.add_argument("--batch-size", type=int, default=8)
-    ap.add_argument("--workers", type=int, default=2, help="training processes at once")
+    ap.add_argument("--workers", type=int, default=1, help="training processes at once")
     ap.add_argument("--fr-size", type=int, default=384,
                     help="PAN side of the full-resolution test crops")
     a = ap.parse_args()

@@ -1,5 +1,6 @@
 """hyperleaf.train.pansharpen: the standardising wrapper, its statistics, and run folders that
-carry them (trained with normalisation or without, both load)."""
+carry them (trained through the engine by the train_pansharpen wrapper, with normalisation or
+without; both load)."""
 
 from __future__ import annotations
 
@@ -89,7 +90,7 @@ def _scene_pair(tmp_path, seed=0):
     sio = pytest.importorskip("scipy.io", reason="scipy (the 'pan' extra) writes .mat files")
     rng = np.random.default_rng(seed)
     for k in (1, 2):
-        ms = rng.integers(20, 200, (16, 16, 3)).astype(np.uint8)
+        ms = rng.integers(20, 200, (32, 32, 3)).astype(np.uint8)
         pan = np.repeat(np.repeat(ms.mean(-1), 2, 0), 2, 1).astype(np.uint8)
         sio.savemat(tmp_path / f"{k}_ms.mat", {"cropped_im": ms})
         sio.savemat(tmp_path / f"{k}_pan.mat", {"cropped_gray": pan})
@@ -101,19 +102,23 @@ def test_run_folder_carries_the_statistics_and_reloads(tmp_path, normalise):
     (tmp_path / "d").mkdir()
     data = _scene_pair(tmp_path / "d")
     run = tmp_path / "run"
-    res = train_pansharpen(data, run, steps=2, batch_size=2, n_feat=4, patch=8,
+    # scene 1 trains (four 16x16 tiles of the 32x32 reduced scene), scene 2 validates
+    res = train_pansharpen(data, run, steps=2, batch_size=2, n_feat=4, patch=16,
                            train_samples=[0], normalise=normalise, log=None)
     cfg = res["config"]
-    ds = PanCollection(data)
+    assert (run / "config.yaml").is_file() and (run / "checkpoints").is_dir()
+    assert cfg["train_index"] == "0" and cfg["task"] == "pansharpen"
+    ds = PanCollection(data, dtype=torch.float64)
     if normalise:
-        expected = band_statistics(patches(ds, None, 8, [0]))
-        assert cfg["normalisation"].keys() == expected.keys()
+        expected = band_statistics(patches(ds, None, 16, [0]))
+        assert cfg["pan_statistics"].keys() == expected.keys()
         for key, values in expected.items():
-            assert cfg["normalisation"][key] == pytest.approx(values, rel=1e-12)
+            assert cfg["pan_statistics"][key] == pytest.approx(values, rel=1e-6)  # float32 tiles
     else:
-        assert cfg["normalisation"] is None
+        assert cfg["pan_statistics"] is None
     net, loaded = load_pansharpen(run)
     assert isinstance(net, Standardised) == normalise and loaded == cfg
     s = ds[1]
     out = sharpen(net, s["pan"], s["lms"])
     assert out.shape == s["lms"].shape and torch.isfinite(out).all()
+    assert res["final_l1"] > 0 and res["seconds"] > 0

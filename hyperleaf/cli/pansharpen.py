@@ -1,7 +1,7 @@
 """``hyperleaf pansharpen``: pan-sharpen PAN + MS data with a trained SHIP run or a baseline.
 
-Also holds the pan-sharpening branches of ``hyperleaf train --task pansharpen`` and
-``hyperleaf evaluate --task pansharpen`` (wired here until the task registry carries them).
+Also holds ``hyperleaf evaluate --task pansharpen`` (the tables). Training is the engine's
+``hyperleaf train --task pansharpen`` (:mod:`hyperleaf.tasks.pansharpen`).
 
 Examples::
 
@@ -70,13 +70,25 @@ def _write(path: Path, img, fmt: str, geo) -> None:
                              extratags=extratags)
 
 
+def _load(weights: str):
+    """:func:`~hyperleaf.train.pansharpen.load_pansharpen`, its errors naming ``--weights``."""
+    from hyperleaf.train.pansharpen import load_pansharpen
+
+    try:
+        return load_pansharpen(weights)
+    except FileNotFoundError as exc:
+        raise FileNotFoundError(f"--weights: {exc}") from None
+    except ValueError as exc:
+        raise ValueError(f"--weights: {exc}") from None
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         import torch
 
         from hyperleaf.data import PanCollection
         from hyperleaf.pansharpen import METHODS, fuse
-        from hyperleaf.train.pansharpen import load_pansharpen, sharpen
+        from hyperleaf.train.pansharpen import sharpen
 
         if args.method is not None and args.method not in METHODS:
             raise ValueError(f"--method: unknown {args.method!r}; expected one of "
@@ -87,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
             import tifffile  # noqa: F401 - fail before writing anything
         net = None
         if args.weights is not None:
-            net, cfg = load_pansharpen(args.weights)
+            net, cfg = _load(args.weights)
             if cfg["ms_bands"] != ds.bands or cfg["ratio"] != ds.ratio:
                 raise ValueError(f"--weights: the model takes {cfg['ms_bands']} bands at ratio "
                                  f"{cfg['ratio']}, --data has {ds.bands} at ratio {ds.ratio}")
@@ -108,61 +120,6 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-# Flags of ``hyperleaf train`` that the pan-sharpening trainer does not implement: refused
-# rather than silently ignored (dest -> flag).
-_TRAIN_UNSUPPORTED = {"config": "--config", "save_every": "--save-every",
-                      "log_every": "--log-every", "eval_every": "--eval-every",
-                      "device": "--device", "optimizer": "--optimizer", "recipe": "--recipe",
-                      "init": "--init", "resume": "--resume"}
-
-
-# train_pansharpen's parameter names -> the flags that set them (for error messages)
-_TRAIN_FLAGS = {"steps": "--steps", "batch_size": "--batch-size", "lr": "--lr",
-                "n_feat": "--n-feat", "patch": "--crop", "h2fr_weight": "--h2fr-weight"}
-
-
-def _given(args: argparse.Namespace, key: str, default):
-    """``args.key`` when the flag was given (0 included, so that it is validated), else
-    ``default``."""
-    value = getattr(args, key, None)
-    return default if value is None else value
-
-
-def train_run(args: argparse.Namespace) -> int:
-    """``hyperleaf train --task pansharpen`` (the flags the fusion trainer shares)."""
-    from hyperleaf.atomic import LocationError, check_writable_location
-    from hyperleaf.train.pansharpen import train_pansharpen
-
-    out = args.out or f"runs/pansharpen-{time.strftime('%Y%m%d-%H%M%S')}"
-    try:
-        if not args.data:
-            raise ValueError("--data: --task pansharpen needs a PanCollection file or a folder "
-                             "of PAN + MS pairs")
-        for key, flag in _TRAIN_UNSUPPORTED.items():
-            if getattr(args, key, None) not in (None, False):
-                raise ValueError(f"{flag}: not supported with --task pansharpen")
-        check_writable_location(out, folder=True)  # before training, not after it
-        res = train_pansharpen(
-            args.data, out, steps=_given(args, "steps", 200),
-            batch_size=_given(args, "batch_size", 8), lr=_given(args, "lr", 1e-3),
-            seed=_given(args, "seed", 0), leaf=_given(args, "leaf", True),
-            n_feat=_given(args, "n_feat", 8), sensor=args.sensor,
-            patch=_given(args, "crop", 64), threads=args.threads,
-            h2fr_weight=_given(args, "h2fr_weight", 0.1))
-    except LocationError as exc:
-        return _error("train", ValueError(f"--out: {exc}"))
-    except ValueError as exc:
-        msg = str(exc)
-        key = msg.split(":", 1)[0]
-        return _error("train", ValueError(_TRAIN_FLAGS[key] + msg[len(key):]
-                                          if key in _TRAIN_FLAGS else msg))
-    except (FileNotFoundError, ImportError, RuntimeError, OSError) as exc:
-        return _error("train", exc)
-    print(f"trained in {res['seconds']:.1f} s, final L1 {res['final_l1']:.5f}; run folder "
-          f"{res['out']}")
-    return 0
-
-
 def evaluate_run(args: argparse.Namespace) -> int:
     """``hyperleaf evaluate --task pansharpen``: reduced- and full-resolution tables."""
     try:
@@ -172,7 +129,6 @@ def evaluate_run(args: argparse.Namespace) -> int:
         from hyperleaf.pansharpen import METHODS
         from hyperleaf.train.pansharpen import (
             evaluate_methods,
-            load_pansharpen,
             markdown_tables,
             patches,
         )
@@ -187,7 +143,7 @@ def evaluate_run(args: argparse.Namespace) -> int:
             raise ValueError(f"--methods: unknown {bad}; expected names from {list(METHODS)}")
         methods: dict = {m: m for m in names}
         if args.weights:
-            methods["SHIP (" + Path(args.weights).name + ")"] = load_pansharpen(args.weights)[0]
+            methods["SHIP (" + Path(args.weights).name + ")"] = _load(args.weights)[0]
         rr = patches(ds, args.sensor, args.patch)
         full = [{k: v.double() for k, v in ds[i].items()} for i in range(len(ds))]
         text = ["Reduced resolution (Wald; SAM in degrees):", "",

@@ -1,4 +1,5 @@
-"""``hyperleaf train``: train SHIP + LEAF (or LEAFSegNet) with a Riemannian optimizer."""
+"""``hyperleaf train``: train a registered task (fuse, segment, pansharpen) with a Riemannian
+optimizer; every task runs through the same engine (:mod:`hyperleaf.train.trainer`)."""
 
 from __future__ import annotations
 
@@ -43,12 +44,26 @@ _FLAGS: list[tuple[str, str, type, str]] = [
     ("--weight-decay", "weight_decay", float, "optimizer weight decay (default 0)"),
     ("--init", "init", str, "initial weights: the SHIP authors' checkpoint (.pth) or a "
                             "hyperleaf run folder; LEAF's added parts start at zero effect"),
+    ("--n-feat", "n_feat", int, "SHIP feature channels (default 8)"),
+    ("--val-crop", "val_crop", int, "validation image side / centre crop (default 64); "
+                                    "--task pansharpen: validation tile side (larger than the "
+                                    "scenes: each whole)"),
+    ("--val-fraction", "val_fraction", float, "real data: held-out fraction of the samples "
+                                              "(default 0.1; --task pansharpen 0.2)"),
+    ("--sensor", "sensor", str, "--task pansharpen: sensor of the MTF gains for Wald's "
+                                "degradation of full-resolution data (WV3, QB, landsat7...; "
+                                "default generic)"),
+    ("--train-index", "train_index", str, "--task pansharpen: samples of --data that train, "
+                                          "e.g. 0-79 or 0-7,9 (default: all but --val-index)"),
+    ("--val-index", "val_index", str, "--task pansharpen: samples that validate, e.g. 80-99 "
+                                      "(default: the last --val-fraction of the samples)"),
 ]
 
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
-        "train", help="train fusion (SHIP + LEAF) or segmentation with a Riemannian optimizer",
+        "train", help="train fusion (SHIP + LEAF), segmentation or pan-sharpening with a "
+                      "Riemannian optimizer",
         description="Train SHIP extended by LEAF (HDGFB per stage, H2FR over the stages) with "
                     "geoopt's RiemannianAdam. With no arguments: a short CPU run (under a minute here) on the "
                     "embedded synthetic infrared-visible set. Outputs in --out: model.safetensors, "
@@ -62,11 +77,9 @@ def register(subparsers) -> None:
     p.add_argument("--no-hdgfb", dest="hdgfb", action="store_const", const=False, default=None,
                    help="--model leaf-unet(3d): replace every HDGFB by the identity (ablation; "
                         "--h2fr-weight 0 drops H2FR, --no-leaf both)")
-    p.add_argument("--sensor", default=None,
-                   help="--task pansharpen: sensor of the MTF gains for Wald's degradation of "
-                        "full-resolution data (WV3, QB, landsat7...; default generic)")
-    p.add_argument("--n-feat", dest="n_feat", type=int, default=None,
-                   help="--task pansharpen: SHIP feature channels (default 8)")
+    p.add_argument("--no-normalise", dest="normalise", action="store_const", const=False,
+                   default=None, help="--task pansharpen: train SHIP on the raw reflectances "
+                                      "(default: per-band standardised inputs)")
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its last checkpoint")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -78,7 +91,7 @@ def config_from_args(args: argparse.Namespace):
     from hyperleaf.train import TrainConfig
     from hyperleaf.train.config import load_yaml
 
-    keys = [k for _, k, _, _ in _FLAGS] + ["leaf", "hdgfb"]
+    keys = [k for _, k, _, _ in _FLAGS] + ["leaf", "hdgfb", "normalise"]
     given = {k: getattr(args, k) for k in keys if getattr(args, k) is not None}
     base = load_yaml(args.config) if args.config else {}
     cfg = TrainConfig.from_dict({**base, **given}, source=args.config or "command line")
@@ -86,20 +99,17 @@ def config_from_args(args: argparse.Namespace):
 
 
 def _flag_message(exc, args: argparse.Namespace) -> str:
-    """The message of a ConfigError, naming the flag when the bad value came from one."""
+    """The message of a ConfigError (or of a task's ValueError, whose message starts with the
+    key), naming the flag when the bad value came from one."""
     flags = {key: flag for flag, key, _, _ in _FLAGS}
-    key = getattr(exc, "key", None)
     msg = str(exc)
+    key = getattr(exc, "key", None) or msg.split(":", 1)[0]
     if key in flags and getattr(args, key, None) is not None and msg.startswith(f"{key}:"):
         return flags[key] + msg[len(key):]
     return msg
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.task == "pansharpen":
-        from hyperleaf.cli.pansharpen import train_run
-
-        return train_run(args)
     from hyperleaf.atomic import LocationError
     from hyperleaf.train import ConfigError, TrainingError, train
     from hyperleaf.train.summary import print_summary
@@ -116,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     except (TrainingError, ValueError, FileNotFoundError) as exc:
         # ValueError includes CheckpointError (damaged or refused checkpoints) and LocationError.
-        print(f"hyperleaf train: error: {exc}", file=sys.stderr)
+        print(f"hyperleaf train: error: {_flag_message(exc, args)}", file=sys.stderr)
         return 2
     except ImportError as exc:  # an optional extra (e.g. hyperleaf[seg] for leaf-unet) missing
         print(f"hyperleaf train: error: {str(exc).splitlines()[0]}", file=sys.stderr)

@@ -1,7 +1,8 @@
 """Tasks: what the training engine runs, each one module registered by name.
 
 * ``"fuse"`` (:mod:`hyperleaf.tasks.fuse`): SHIP (+ LEAF) infrared-visible fusion;
-* ``"segment"`` (:mod:`hyperleaf.tasks.segment`): LEAFSegNet on the synthetic two-modality set.
+* ``"segment"`` (:mod:`hyperleaf.tasks.segment`): LEAFSegNet on the synthetic two-modality set;
+* ``"pansharpen"`` (:mod:`hyperleaf.tasks.pansharpen`): SHIP (+ LEAF) on PAN + MS data.
 
 :class:`Task` is the interface (datasets, objective, loss, evaluate, artifacts),
 :func:`register_task` adds one, :func:`get_task` looks one up. Tasks import models, losses,

@@ -39,6 +39,7 @@ __all__ = ["Task", "register_task", "get_task", "list_tasks"]
 _BUILTIN: dict[str, str] = {
     "fuse": "hyperleaf.tasks.fuse",
     "segment": "hyperleaf.tasks.segment",
+    "pansharpen": "hyperleaf.tasks.pansharpen",
 }
 
 _REGISTRY: dict[str, Task] = {}
@@ -58,6 +59,10 @@ class Task:
     name: str = ""
     #: Batch keys passed to the objective, in order (the datasets' items hold them).
     inputs: tuple[str, ...] = ()
+    #: Configuration values this task runs with unless the configuration file, a recipe or a
+    #: flag sets them (applied by ``TrainConfig.from_dict`` under those; empty: the global
+    #: defaults).
+    defaults: Mapping[str, Any] = {}
 
     def check_config(self, cfg: Any) -> None:
         """Reject settings this task cannot run with: ``ValueError`` whose message starts with

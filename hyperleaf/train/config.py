@@ -125,6 +125,16 @@ class TrainConfig:
     w_dice: float = 1.0
     w_focal: float = 1.2
     focal_reduction: str = "sum"       # focal loss over classes: "sum" (smp 0.5) or "mean"
+    # ---- pan-sharpening (task "pansharpen", hyperleaf/tasks/pansharpen.py) -- one block ----
+    sensor: str | None = None          # MTF gains of Wald's degradation (None: generic gains)
+    normalise: bool = True             # run SHIP on per-band standardised inputs (Standardised)
+    train_index: str | None = None     # samples of data that train, e.g. "0-79" (None: the rest)
+    val_index: str | None = None       # samples that validate, e.g. "80-99" (None: val_fraction)
+    ms_bands: int = 0                  # MS bands; 0 = from the data (resolved and saved)
+    ratio: int = 0                     # PAN/MS resolution ratio; 0 = from the data (saved)
+    # Standardised's statistics of the training tiles (computed from the data and saved)
+    pan_statistics: dict[str, list[float]] | None = None
+    # ---- end of the pan-sharpening block ----
 
     def validate(self) -> TrainConfig:
         """Check types and ranges; raises :class:`ConfigError` naming the key."""
@@ -226,7 +236,8 @@ class TrainConfig:
     def from_dict(cls, d: dict[str, Any], source: str = "config") -> TrainConfig:
         """Build from a mapping; keys may use ``-`` or ``_``. Unknown keys raise.
 
-        A ``recipe`` key puts that recipe's values (:data:`RECIPES`) under the mapping's own.
+        A ``recipe`` key puts that recipe's values (:data:`RECIPES`) under the mapping's own,
+        and the task's ``defaults`` (:attr:`hyperleaf.tasks.Task.defaults`) go under both.
         """
         known = {f.name for f in fields(cls)}
         clean: dict[str, Any] = {}
@@ -242,6 +253,12 @@ class TrainConfig:
                 raise ConfigError(f"{source}: recipe: unknown recipe {name!r} (known: "
                                   f"{', '.join(sorted(RECIPES))})")
             clean = {**RECIPES[name], **clean}
+        # The task's own defaults (Task.defaults) go under the recipe's and the mapping's values.
+        from hyperleaf.tasks import get_task, list_tasks
+
+        task = clean.get("task", cls.task)
+        if task in list_tasks():
+            clean = {**get_task(task).defaults, **clean}
         return cls(**clean).validate()
 
     def replace(self, **changes: Any) -> TrainConfig:
