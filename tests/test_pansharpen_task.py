@@ -138,6 +138,12 @@ def test_engine_run_folder_loads_and_scores_as_the_tables(tiny_h5, tmp_path):
     for k, v in table.items():
         assert val[k] == pytest.approx(v, rel=1e-6, abs=1e-9), k
     assert res.val_last["SAM"] == val["SAM"]
+    # keys of other tasks in a run's config.yaml (their defaults may change later) are ignored
+    saved.update(num_classes=7, w_ssim=0.9)
+    (run / "config.yaml").write_text(yaml.safe_dump(saved))
+    again, _ = load_pansharpen(run)
+    assert all(torch.equal(a, b) for a, b in zip(again.state_dict().values(),
+                                                 net.state_dict().values(), strict=True))
     out = np.load(run / "samples" / "val_000.npy")
     np.testing.assert_allclose(out, sharpen(net, ds[4]["pan"], ds[4]["lms"]).numpy(),
                                rtol=0, atol=1e-6)

@@ -63,6 +63,10 @@ class Task:
     #: flag sets them (applied by ``TrainConfig.from_dict`` under those; empty: the global
     #: defaults).
     defaults: Mapping[str, Any] = {}
+    #: Configuration keys of other tasks that this one does not use (it refuses them set away
+    #: from their defaults); ``load_run_config`` leaves them out of a run folder's
+    #: ``config.yaml``, so a later change of their defaults does not make old runs unloadable.
+    foreign_keys: tuple[str, ...] = ()
 
     def check_config(self, cfg: Any) -> None:
         """Reject settings this task cannot run with: ``ValueError`` whose message starts with

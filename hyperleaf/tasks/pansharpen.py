@@ -388,12 +388,13 @@ class PansharpenTask(Task):
 
     inputs = ("pan", "lms", "gt")
     defaults = PAN_DEFAULTS
+    foreign_keys = _FOREIGN_KEYS
 
     def check_config(self, cfg: Any) -> None:
         if cfg.data is None:
             raise ValueError("data: the pansharpen task needs PAN + MS data (a PanCollection "
                              ".h5/.mat file, a GeoTIFF pair folder or a folder of pairs)")
-        for key in _FOREIGN_KEYS:
+        for key in self.foreign_keys:
             if getattr(cfg, key) != _default(cfg, key):
                 raise ValueError(f"{key}: does not apply to the pansharpen task (got "
                                  f"{getattr(cfg, key)!r})")

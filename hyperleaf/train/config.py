@@ -302,11 +302,20 @@ RUN_FILE_FALLBACKS: dict[str, Any] = {"leaf_norm": "none"}
 def load_run_config(path: str | Path) -> TrainConfig:
     """The :class:`TrainConfig` of a run folder's ``config.yaml``.
 
-    A run's file lists every key; a key it lacks was added later, and the run used what that key's
+    A run's file lists every key (those its task does not use are ignored); a key it lacks was
+    added later, and the run used what that key's
     :data:`RUN_FILE_FALLBACKS` value gives (e.g. runs before ``leaf_norm`` had the clip-only head),
     not today's default.
     """
     data = dict(load_yaml(path))
+    # Keys the run's task does not use (Task.foreign_keys) are left out: they meant nothing to
+    # the run, and another task may have changed their defaults since.
+    from hyperleaf.tasks import get_task, list_tasks
+
+    task = data.get("task", TrainConfig.task)
+    if task in list_tasks():
+        foreign = set(get_task(task).foreign_keys)
+        data = {k: v for k, v in data.items() if str(k).replace("-", "_") not in foreign}
     keys = {str(k).replace("-", "_") for k in data}
     for key, value in RUN_FILE_FALLBACKS.items():
         if key not in keys:
