@@ -74,7 +74,7 @@ def main() -> None:
     # Agreement on every pair, metric by metric.
     worst = dict.fromkeys(M.METRICS, 0.0)
     for _, (f, a, b) in pairs:
-        ours = M.evaluate(f, a, b)
+        ours = M.evaluate(f, ir=a, vis=b)
         ref = baseline.evaluate(*(x.astype(np.float64) for x in (f, a, b)))
         for m in M.METRICS:
             worst[m] = max(worst[m], abs(ours[m] - ref[m]) / abs(ref[m]))
@@ -88,7 +88,7 @@ def main() -> None:
     as_float = [tuple(x.astype(np.float64) for x in p) for p in chosen]
     load0 = os.getloadavg()[0]
     t = interleaved_medians({
-        "hyperleaf": lambda: [M.evaluate(*p) for p in chosen],
+        "hyperleaf": lambda: [M.evaluate(f, ir=a, vis=b) for f, a, b in chosen],
         "transcription": lambda: [baseline.evaluate(*p) for p in as_float],
     }, reps=args.reps)
     load1 = os.getloadavg()[0]
@@ -104,7 +104,7 @@ def main() -> None:
         fn = getattr(baseline, m.lower())
         bargs = (ff,) if not registry.get(m).sources else (ff, fa, fb)
         tm = interleaved_medians({
-            "h": lambda m=m: M.evaluate(f, a, b, (m,)),
+            "h": lambda m=m: M.evaluate(f, ir=a, vis=b, metrics=(m,)),
             "t": lambda fn=fn, bargs=bargs: fn(*bargs)}, reps=args.reps)
         per[m] = (tm["h"] * 1e3, tm["t"] * 1e3)
         print(f"  {m:5s} hyperleaf {per[m][0]:7.1f} ms  transcription {per[m][1]:7.1f} ms")
@@ -142,7 +142,7 @@ def conventions_table(pairs) -> str:
         for c in registry.CONVENTIONS:
             for m in names:
                 t0 = time.perf_counter()
-                sums[c][m] += M.evaluate(f, a, b, (m,), convention=c)[m]
+                sums[c][m] += M.evaluate(f, ir=a, vis=b, metrics=(m,), convention=c)[m]
                 secs[m] += time.perf_counter() - t0
     n = len(pairs)
     lines = [f"Means over {n} pairs, both conventions (`--conventions`):", "",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
-__all__ = ["renamed_kwarg"]
+__all__ = ["renamed_kwarg", "positional_to_keywords"]
 
 
 def renamed_kwarg(where: str, new: str, new_value: Any, old: str, old_value: Any,
@@ -28,3 +28,33 @@ def renamed_kwarg(where: str, new: str, new_value: Any, old: str, old_value: Any
         raise TypeError(f"{where}: got both {new}={new_value!r} and its old name "
                         f"{old}={old_value!r}")
     return old_value
+
+
+def positional_to_keywords(where: str, new_form: str, names: tuple[str, ...],
+                           args: tuple[Any, ...], given: dict[str, Any],
+                           defaults: dict[str, Any]) -> dict[str, Any]:
+    """Map ``args`` (a former positional call) onto ``names``, with a ``DeprecationWarning``
+    naming ``new_form``; ``given`` holds the keyword values (``defaults[name]`` when not
+    passed). Returns ``given`` updated; ``TypeError`` for too many arguments or one passed
+    both ways.
+
+    >>> import warnings
+    >>> with warnings.catch_warnings(record=True) as w:
+    ...     warnings.simplefilter("always")
+    ...     out = positional_to_keywords("f", "f(x, a=..., b=...)", ("a", "b"), (1, 2),
+    ...                                  {"a": None, "b": None}, {"a": None, "b": None})
+    >>> out, str(w[0].message)
+    ({'a': 1, 'b': 2}, 'f: passing a, b by position is deprecated; use f(x, a=..., b=...)')
+    """
+    if len(args) > len(names):
+        raise TypeError(f"{where}: takes at most {len(names)} arguments after the first, got "
+                        f"{len(args)}; use {new_form}")
+    passed = names[:len(args)]
+    warnings.warn(f"{where}: passing {', '.join(passed)} by position is deprecated; use "
+                  f"{new_form}", DeprecationWarning, stacklevel=3)
+    out = dict(given)
+    for name, value in zip(passed, args, strict=True):
+        if given[name] is not defaults[name]:
+            raise TypeError(f"{where}: got {name} both by position and by keyword")
+        out[name] = value
+    return out

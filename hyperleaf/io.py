@@ -34,6 +34,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from hyperleaf.atomic import atomic_write
+from hyperleaf.deprecation import positional_to_keywords
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -72,13 +73,38 @@ class ImageError(ValueError):
     partner of another size. The message names the file."""
 
 
-@dataclass(frozen=True)
+#: "Not passed" for keyword-only modalities (``None`` is a value some callers pass).
+_UNSET: Any = object()
+
+
+@dataclass(frozen=True, init=False)
 class ImagePair:
-    """One infrared/visible pair: ``name`` is the stem used for outputs (``<name>.png``)."""
+    """One infrared/visible pair: ``name`` is the stem used for outputs (``<name>.png``).
+
+    The modalities are keyword-only, ``ImagePair(name, ir=..., vis=...)``, so that they cannot
+    be swapped silently (the networks take the visible image first). The former positional
+    ``ImagePair(name, ir, vis)`` still works for one release, with a ``DeprecationWarning``.
+
+    >>> ImagePair("8", ir=Path("IR8.png"), vis=Path("VIS8.png")).vis.name
+    'VIS8.png'
+    """
 
     name: str
     ir: Path
     vis: Path
+
+    def __init__(self, name: str, *old: Any, ir: Path = _UNSET, vis: Path = _UNSET):
+        if old:
+            given = positional_to_keywords("ImagePair", "ImagePair(name, ir=..., vis=...)",
+                                           ("ir", "vis"), old, {"ir": ir, "vis": vis},
+                                           {"ir": _UNSET, "vis": _UNSET})
+            ir, vis = given["ir"], given["vis"]
+        if ir is _UNSET or vis is _UNSET:
+            raise TypeError("ImagePair: ir and vis are required keywords: "
+                            "ImagePair(name, ir=..., vis=...)")
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "ir", ir)
+        object.__setattr__(self, "vis", vis)
 
 
 # --------------------------------------------------------------------------- reading
@@ -382,13 +408,13 @@ def find_pairs(ir: PathLike, vis: PathLike) -> list[ImagePair]:
         ImagePair(name='00001D', ir=PosixPath('MSRS/test/ir/00001D.png'), ...)
     """
     ir_p, vis_p = Path(ir), Path(vis)
-    for label, p in (("--ir", ir_p), ("--vis", vis_p)):
+    for label, p in (("ir", ir_p), ("vis", vis_p)):
         if not p.exists():
             raise ImageError(f"{label}: no such file or folder: {p}")
     if ir_p.is_file() and vis_p.is_file():
         return [ImagePair(name=_pair_name(ir_p.stem, vis_p.stem), ir=ir_p, vis=vis_p)]
     if ir_p.is_file() != vis_p.is_file():
-        raise ImageError(f"--ir and --vis must both be files or both folders: got {ir_p} and "
+        raise ImageError(f"ir, vis: must both be files or both folders: got {ir_p} and "
                          f"{vis_p}")
     if ir_p.resolve() == vis_p.resolve():
         pairs = _flat(ir_p)
@@ -397,9 +423,9 @@ def find_pairs(ir: PathLike, vis: PathLike) -> list[ImagePair]:
         return pairs
     ir_files, vis_files = list_images(ir_p), list_images(vis_p)
     if not ir_files:
-        raise ImageError(f"--ir: no images in {ir_p}")
+        raise ImageError(f"ir: no images in {ir_p}")
     if not vis_files:
-        raise ImageError(f"--vis: no images in {vis_p}")
+        raise ImageError(f"vis: no images in {vis_p}")
     ir_stems = {f.stem for f in ir_files}
     vis_stems = {f.stem for f in vis_files}
     flat = (
@@ -417,7 +443,7 @@ def find_pairs_in(data_dir: PathLike) -> list[ImagePair]:
     ``visible``, ``infrared`` ... also accepted) or the flat ``DIR/IRk.*`` + ``DIR/VISk.*``."""
     d = Path(data_dir)
     if not d.is_dir():
-        raise ImageError(f"--data: not a folder: {d}")
+        raise ImageError(f"data_dir: not a folder: {d}")
     ir_dir = next((d / n for n in _IR_DIRS if (d / n).is_dir()), None)
     vis_dir = next((d / n for n in _VIS_DIRS if (d / n).is_dir()), None)
     if ir_dir is not None and vis_dir is not None:
@@ -425,7 +451,7 @@ def find_pairs_in(data_dir: PathLike) -> list[ImagePair]:
     pairs = _flat(d)
     if pairs is None:
         raise ImageError(
-            f"--data: {d} has neither ir/ + vi/ sub-folders nor IRk/VISk image pairs"
+            f"data_dir: {d} has neither ir/ + vi/ sub-folders nor IRk/VISk image pairs"
         )
     return pairs
 
@@ -454,11 +480,12 @@ def check_pairs(pairs: Sequence[ImagePair], decode: bool = True) -> None:
 def select_pairs(ir: PathLike | None = None, vis: PathLike | None = None,
                  data: PathLike | None = None) -> list[ImagePair]:
     """The pairs a command line names: ``data`` (a dataset folder) or ``ir`` + ``vis``
-    (files or folders), never both; raises ``ValueError`` naming the options otherwise."""
+    (files or folders), never both; raises ``ValueError`` naming the arguments otherwise."""
     if data and (ir or vis):
-        raise ValueError("give either --data or --ir/--vis, not both")
+        raise ValueError("data: give either `data` or `ir` and `vis`, not both")
     if data:
         return find_pairs_in(data)
     if ir and vis:
         return find_pairs(ir=ir, vis=vis)
-    raise ValueError("give --ir and --vis (files or folders), or --data DIR")
+    raise ValueError("ir, vis: give `ir` and `vis` (files or folders), or `data` (a dataset "
+                     "folder)")

@@ -108,3 +108,62 @@ def test_fuse_arrays_lives_in_the_library_with_keyword_modalities():
     np.testing.assert_array_equal(old(net, ir, vis), out)
     with pytest.raises(TypeError):
         fuse_arrays(net, ir, vis)  # positional modalities are refused
+
+
+# Files whose owner is still moving their flags out (each entry says who and why).
+_FLAG_MESSAGES_PENDING = {
+    # pan-sharpening training is being moved into hyperleaf/tasks/pansharpen.py (issue 13)
+    "hyperleaf/train/pansharpen.py",
+}
+
+
+def _raised_strings(tree):
+    """``(line, text)`` of every string literal (f-string parts included) inside the arguments
+    of a ``raise X(...)``."""
+    import ast
+
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call):
+            for arg in [*node.exc.args, *(k.value for k in node.exc.keywords)]:
+                for sub in ast.walk(arg):
+                    if isinstance(sub, ast.Constant) and isinstance(sub.value, str):
+                        yield node.lineno, sub.value
+
+
+def test_library_errors_name_no_cli_flag():
+    """Library code names the argument or configuration key (``crop: ...``); only
+    ``hyperleaf/cli`` turns it into a flag (``hyperleaf.cli.flags.flag_message``)."""
+    import ast
+
+    flag = re.compile(r"(?<![\w-])--[a-z]")
+    found = []
+    for path in sorted((ROOT / "hyperleaf").rglob("*.py")):
+        rel = path.relative_to(ROOT).as_posix()
+        if rel.startswith("hyperleaf/cli/") or rel in _FLAG_MESSAGES_PENDING:
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        found += [f"{rel}:{line}: {text!r}" for line, text in _raised_strings(tree)
+                  if flag.search(text)]
+    assert not found, "library errors naming CLI flags:\n" + "\n".join(found)
+
+
+def test_the_check_finds_a_flag_in_a_raise():
+    import ast
+
+    tree = ast.parse('def f(n):\n    raise ValueError(f"x {n}; lower --crop")\n')
+    assert [t for _, t in _raised_strings(tree) if "--crop" in t] == ["; lower --crop"]
+
+
+def test_cli_names_flags_where_the_library_names_keys(tmp_path, capsys):
+    from hyperleaf.cli import main
+    from hyperleaf.cli.flags import KEY_FLAGS, flag_message
+    from hyperleaf.io import ImageError, find_pairs
+
+    with pytest.raises(ImageError) as info:
+        find_pairs(ir=tmp_path / "none", vis=tmp_path)
+    assert str(info.value).startswith("ir: ") and flag_message(info.value).startswith("--ir: ")
+    # the map's flags are real flags of the commands
+    assert main(["train", "--resume", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "error: --resume: needs --out" in err
+    assert all(f.startswith("--") for f in KEY_FLAGS.values())

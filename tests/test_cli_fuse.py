@@ -257,7 +257,7 @@ def test_weights_of_a_segmentation_run_are_refused(tmp_path, trained_run, capsys
     run = tmp_path / "seg"
     shutil.copytree(trained_run, run)
     cfg = yaml.safe_load((run / "config.yaml").read_text())
-    cfg["task"] = "segment"
+    cfg["task"]["name"] = "segment"
     (run / "config.yaml").write_text(yaml.safe_dump(cfg))
     ir = _img(tmp_path / "IR1.png", (16, 16), 1)
     vis = _img(tmp_path / "VIS1.png", (16, 16), 2)

@@ -115,7 +115,7 @@ def test_pair_dataset_crops_flips_and_is_seeded(pair_dir):
 
 
 def test_split_pairs_holds_out_the_last():
-    pairs = [hio.ImagePair(str(i), None, None) for i in range(21)]
+    pairs = [hio.ImagePair(str(i), ir=None, vis=None) for i in range(21)]
     tr, va = split_pairs(pairs, 0.1)
     assert [p.name for p in va] == ["19", "20"] and len(tr) == 19
     one = pairs[:1]

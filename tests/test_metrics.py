@@ -118,12 +118,69 @@ def test_vif_identical_is_one_each_and_needs_41px():
 def test_evaluate_all_and_subset():
     rng = np.random.default_rng(3)
     f, a, b = (rng.random((48, 48)) for _ in range(3))
-    out = M.evaluate(f, a, b)
+    out = M.evaluate(f, ir=a, vis=b)
     assert list(out) == list(M.METRICS)
     assert all(math.isfinite(v) for v in out.values())
     assert out["EN"] == pytest.approx(M.en(f))
-    assert list(M.evaluate(f, a, b, ("Qabf", "EN"))) == ["EN", "Qabf"]
+    assert list(M.evaluate(f, ir=a, vis=b, metrics=("Qabf", "EN"))) == ["EN", "Qabf"]
     with pytest.raises(ValueError, match="unknown"):
-        M.evaluate(f, a, b, ("XX",))
+        M.evaluate(f, ir=a, vis=b, metrics=("XX",))
     with pytest.raises(ValueError, match="differ in size"):
         M.mi(f, a[:40], b)
+
+
+def test_evaluate_takes_the_sources_by_keyword_and_the_old_call_still_works():
+    import warnings
+
+    rng = np.random.default_rng(4)
+    f, a, b = (rng.random((48, 48)) for _ in range(3))
+    new = M.evaluate(f, ir=a, vis=b, metrics="all", convention="mmif")
+    with pytest.warns(DeprecationWarning, match=r"evaluate: passing ir, vis, metrics, "
+                                                r"convention by position is deprecated; use "
+                                                r"evaluate\(fused, ir=\.\.\., vis=\.\.\."):
+        old = M.evaluate(f, a, b, "all", "mmif")
+    assert old == new
+    with pytest.warns(DeprecationWarning):
+        assert M.evaluate(f, a, b, convention="mmif", metrics="all") == new
+    with pytest.raises(TypeError, match="ir and vis are required keywords"):
+        M.evaluate(f, vis=b)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        with pytest.raises(TypeError, match="got ir both by position and by keyword"):
+            M.evaluate(f, a, ir=a, vis=b)
+        with pytest.raises(TypeError, match="at most 4 arguments"):
+            M.evaluate(f, a, b, "all", "mmif", 5)
+    # the old public path is the same function
+    from hyperleaf.metrics.fusion import evaluate
+
+    assert M.evaluate is evaluate
+
+
+def test_every_two_source_metric_is_symmetric_in_its_sources():
+    """The one-metric helpers keep ``(f, a, b)`` positional: swapping a and b cannot change a
+    value (float64, to 1e-12 relative), both conventions."""
+    from hyperleaf.metrics.registry import all_metrics
+
+    rng = np.random.default_rng(5)
+    f, a, b = (rng.random((48, 48)) for _ in range(3))
+    for conv in ("standard", "mmif"):
+        one = M.evaluate(f, ir=a, vis=b, metrics="all", convention=conv)
+        two = M.evaluate(f, ir=b, vis=a, metrics="all", convention=conv)
+        for m in all_metrics():
+            assert two[m.name] == pytest.approx(one[m.name], rel=1e-12, abs=1e-12), (m.name,
+                                                                                  conv)
+
+
+def test_image_pair_modalities_are_keywords():
+    from pathlib import Path
+
+    from hyperleaf.io import ImagePair
+
+    p = ImagePair("8", ir=Path("IR8.png"), vis=Path("VIS8.png"))
+    assert (p.name, p.ir.name, p.vis.name) == ("8", "IR8.png", "VIS8.png")
+    with pytest.warns(DeprecationWarning, match=r"ImagePair: passing ir, vis by position"):
+        assert ImagePair("8", Path("IR8.png"), Path("VIS8.png")) == p
+    with pytest.raises(TypeError, match="ir and vis are required keywords"):
+        ImagePair("8", ir=Path("IR8.png"))
+    with pytest.raises(AttributeError):
+        p.ir = Path("x")  # still frozen

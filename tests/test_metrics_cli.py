@@ -60,7 +60,8 @@ def test_cli_equals_metrics_on_the_uint8_arrays(folders, convention, capsys):
     assert data["convention"] == convention
     assert data["higher_is_better"]["Nabf"] is False and data["higher_is_better"]["EN"] is True
     for row in data["images"]:
-        expected = M.evaluate(*arrays[row["image"]], "all", convention=convention)
+        f, ir, vis = arrays[row["image"]]
+        expected = M.evaluate(f, ir=ir, vis=vis, metrics="all", convention=convention)
         assert {k: v for k, v in row.items() if k != "image"} == expected  # bit for bit
     with open(tmp / "fused" / "metrics.csv") as fh:
         rows = list(csv.DictReader(fh))

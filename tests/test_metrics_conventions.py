@@ -93,22 +93,23 @@ def test_qabf_mmif_branch_where_gradients_are_equal():
 def test_conventions_agree_on_the_shared_metrics():
     rng = np.random.default_rng(7)
     f, a, b = (rng.integers(0, 256, (48, 48)).astype(np.uint8) for _ in range(3))
-    std = M.evaluate(f, a, b, "all")
-    mmif = M.evaluate(f, a, b, "all", convention="mmif")
+    std = M.evaluate(f, ir=a, vis=b, metrics="all")
+    mmif = M.evaluate(f, ir=a, vis=b, metrics="all", convention="mmif")
     differ = {"MI", "SSIM", "PSNR", "Qabf", "Nabf"}
     for name in std:
         if name not in differ:
             assert std[name] == mmif[name], name
     assert mmif["MI"] == pytest.approx(std["MI"] * math.log(2), rel=1e-12)
     with pytest.raises(ValueError, match="convention"):
-        M.evaluate(f, a, b, convention="matlab")
+        M.evaluate(f, ir=a, vis=b, convention="matlab")
 
 
 def test_uint8_and_float_inputs_agree():
     rng = np.random.default_rng(8)
     f, a, b = (rng.integers(0, 256, (48, 48)).astype(np.uint8) for _ in range(3))
-    exact = M.evaluate(f, a, b)
-    scaled = M.evaluate(*(x.astype(np.float64) / 255 for x in (f, a, b)))
+    exact = M.evaluate(f, ir=a, vis=b)
+    scaled = M.evaluate(f.astype(np.float64) / 255, ir=a.astype(np.float64) / 255,
+                        vis=b.astype(np.float64) / 255)
     for name, value in exact.items():
         assert scaled[name] == pytest.approx(value, rel=1e-12), name
 
@@ -135,8 +136,8 @@ def test_registry_names_are_case_insensitive_and_complete():
 def test_evaluate_keeps_the_ten_by_default_and_accepts_any_case():
     rng = np.random.default_rng(9)
     f, a, b = (rng.integers(0, 256, (48, 48)).astype(np.uint8) for _ in range(3))
-    assert list(M.evaluate(f, a, b)) == list(M.METRICS)
-    assert list(M.evaluate(f, a, b, ["ssim", "en"])) == ["EN", "SSIM"]
+    assert list(M.evaluate(f, ir=a, vis=b)) == list(M.METRICS)
+    assert list(M.evaluate(f, ir=a, vis=b, metrics=["ssim", "en"])) == ["EN", "SSIM"]
 
 
 def test_equals_the_plain_transcription_to_1e10():
@@ -151,7 +152,7 @@ def test_equals_the_plain_transcription_to_1e10():
     f, a, b = (rng.integers(0, 256, (60, 70)).astype(np.uint8) for _ in range(3))
     a[10:40, 5:50] = 255  # flat, saturated regions: where VIF is ill-conditioned
     b[:20, :] = 17
-    ours = M.evaluate(f, a, b)
+    ours = M.evaluate(f, ir=a, vis=b)
     ref = plain.evaluate(*(x.astype(np.float64) for x in (f, a, b)))
     for name in M.METRICS:
         assert ours[name] == pytest.approx(ref[name], rel=1e-10, abs=0), name

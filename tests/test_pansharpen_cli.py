@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from hyperleaf.cli import main
+from hyperleaf.train.config import flatten_config
 
 h5py = pytest.importorskip("h5py", reason="h5py (the 'pan' extra) writes the test file")
 
@@ -32,7 +33,7 @@ def test_train_sharpen_evaluate(tiny_h5, tmp_path, capsys):
     assert main(["train", "--task", "pansharpen", "--data", str(tiny_h5), "--steps", "2",
                  "--batch-size", "2", "--n-feat", "4", "--no-leaf", "--log-every", "1",
                  "--no-progress", "--out", str(run)]) == 0
-    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    cfg = flatten_config(yaml.safe_load((run / "config.yaml").read_text()))  # sections -> flat
     assert cfg["ms_bands"] == 4 and cfg["ratio"] == 4 and cfg["task"] == "pansharpen"
     kinds = [json.loads(line)["kind"] for line in (run / "log.jsonl").read_text().splitlines()]
     assert kinds == ["val", "train", "train", "val"]

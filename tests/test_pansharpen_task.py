@@ -30,6 +30,7 @@ from hyperleaf.tasks.pansharpen import (
 )
 from hyperleaf.train import TrainConfig, train
 from hyperleaf.train.checkpoint import list_checkpoints
+from hyperleaf.train.config import flatten_config
 from hyperleaf.train.pansharpen import evaluate_methods, load_pansharpen, sharpen
 
 h5py = pytest.importorskip("h5py", reason="h5py (the 'pan' extra) writes the test file")
@@ -120,7 +121,7 @@ def test_engine_run_folder_loads_and_scores_as_the_tables(tiny_h5, tmp_path):
     for name in ("config.yaml", "model.safetensors", "log.jsonl"):
         assert (run / name).is_file()
     assert [s for s, _ in list_checkpoints(run / "checkpoints")] == [4, 6]
-    saved = yaml.safe_load((run / "config.yaml").read_text())
+    saved = flatten_config(yaml.safe_load((run / "config.yaml").read_text()))  # sections -> flat
     assert saved["task"] == "pansharpen" and saved["ms_bands"] == 4 and saved["ratio"] == 4
     assert saved["pan_statistics"]["ms_std"] and saved["hdgfb_mode"] == "paper"
     recs = _records(run, "train")

@@ -19,7 +19,7 @@ from PIL import Image
 
 from hyperleaf.cli import main
 from hyperleaf.train import TrainConfig
-from hyperleaf.train.config import RECIPES
+from hyperleaf.train.config import RECIPES, flatten_config
 
 # Small networks: what the tests change from the recipe (written as a --config file).
 SMALL_2D = {"feature_dim": 16, "hdgfb_hidden": 16, "mlp_dim": 32, "encoder": "resnet18"}
@@ -117,7 +117,7 @@ def test_leaf_unet_two_steps_on_a_generic_folder(tmp_path, capsys):
                         "--crop", "32", "--num-classes", "2", "--steps", "2",
                         "--batch-size", "2", "--out", str(out)], capsys)
     assert code == 0, cap.err
-    saved = yaml.safe_load((out / "config.yaml").read_text())
+    saved = flatten_config(yaml.safe_load((out / "config.yaml").read_text()))  # sections -> flat
     for key in ("seg_loss", "w_ce", "w_focal_dice", "w_dice", "w_focal", "h2fr_weight",
                 "focal_reduction", "optimizer", "lr", "weight_decay", "lr_min", "lr_per_epoch",
                 "grad_clip", "curvature"):
@@ -141,7 +141,7 @@ def test_leaf_unet3d_two_steps_on_nifti_volumes(tmp_path, capsys):
                         "--num-classes", "2", "--steps", "2", "--batch-size", "1",
                         "--out", str(out)], capsys)
     assert code == 0, cap.err
-    saved = yaml.safe_load((out / "config.yaml").read_text())
+    saved = flatten_config(yaml.safe_load((out / "config.yaml").read_text()))  # sections -> flat
     assert saved["model"] == "leaf-unet3d" and saved["in_channels"] == 1  # from the data
     assert saved["seg_loss"] == "leaf-authors" and saved["optimizer"] == "adamw"
     train = [r for r in _records(out) if r["kind"] == "train"]

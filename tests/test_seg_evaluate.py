@@ -21,6 +21,7 @@ from PIL import Image
 
 from hyperleaf.cli import main
 from hyperleaf.tasks.segment import tile_logits
+from hyperleaf.train.config import flatten_config
 
 SMALL_3D = {"widths3d": [8, 16], "feature_dim": 16, "hdgfb_hidden": 16, "mlp_dim": 32}
 SMALL_2D = {"feature_dim": 16, "hdgfb_hidden": 16, "mlp_dim": 32, "encoder": "resnet18"}
@@ -153,7 +154,7 @@ def _by_hand(objective, data, tile, k):
 def test_evaluate_3d_run_matches_an_independent_computation(tmp_path, capsys):
     data = _volumes(tmp_path / "train", n=3, classes=3)
     run = _train3d(tmp_path, capsys, data)
-    saved = yaml.safe_load((run / "config.yaml").read_text())
+    saved = flatten_config(yaml.safe_load((run / "config.yaml").read_text()))  # sections -> flat
     assert saved["num_classes"] == 3  # inferred from the labels (largest value 2) and saved
     test = _volumes(tmp_path / "test", n=2, size=(20, 18, 17), classes=3, seed=7)
     out = tmp_path / "scores.json"
@@ -228,7 +229,7 @@ def test_evaluate_2d_run_on_a_flat_layout(tmp_path, capsys):
                  "--data", str(folders), "--config", _config(tmp_path, SMALL_2D), "--crop",
                  "32", "--steps", "1", "--batch-size", "2", "--out", str(run)])
     assert code == 0, capsys.readouterr().err
-    assert yaml.safe_load((run / "config.yaml").read_text())["num_classes"] == 4
+    assert flatten_config(yaml.safe_load((run / "config.yaml").read_text()))["num_classes"] == 4
     reps = []
     for d in (folders, flat):
         out = tmp_path / f"{d.name}.json"

@@ -229,7 +229,7 @@ def test_cli_init_errors_are_one_line(tmp_path, capsys):
     code = main(["train", "--init", str(tmp_path / "missing.pth"), "--steps", "1",
                  "--out", str(tmp_path / "o"), "--no-progress"])
     err = capsys.readouterr().err
-    assert code == 2 and err.count("\n") == 1 and "error: init:" in err
+    assert code == 2 and err.count("\n") == 1 and "error: --init:" in err
     assert not (tmp_path / "o" / "config.yaml").exists()
 
 

@@ -24,6 +24,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from hyperleaf.cli.flags import flag_message
+
 #: Flags that become TrainConfig keys shared by every run: (flag, key, type, help).
 _TRAIN_FLAGS = [
     ("--steps", "steps", int, "optimizer steps per run (default: TrainConfig's, 100)"),
@@ -34,11 +36,6 @@ _TRAIN_FLAGS = [
     ("--init", "init", str, "initial weights of every run: the SHIP authors' .pth or a run "
                             "folder (fine-tuning; default none)"),
 ]
-
-_KEY_FLAGS = {"seeds": "--seeds", "arms": "--arms", "data": "--data", "out": "--out",
-              "workers": "--workers", "metrics": "--metrics", "convention": "--convention",
-              "heldout": "--heldout", "heldout_fraction": "--heldout-fraction",
-              "config": "--config", "init": "--init", "level": "--level"}
 
 
 def register(subparsers) -> None:
@@ -98,12 +95,12 @@ def run(args) -> int:
         return fail(f"--data: not a folder: {args.data}")
 
     from hyperleaf.train.ablation import DEFAULT_METRICS, AblationError, AblationSpec, run_ablation
-    from hyperleaf.train.config import ConfigError, load_yaml
+    from hyperleaf.train.config import ConfigError, flatten_config, load_yaml
 
     try:
-        config = dict(load_yaml(args.config)) if args.config else {}
+        config = flatten_config(load_yaml(args.config), args.config) if args.config else {}
     except ConfigError as exc:
-        return fail(str(exc))
+        return fail(flag_message(exc))
     for _flag, key, _typ, _text in _TRAIN_FLAGS:
         value = getattr(args, key)
         if value is not None:
@@ -118,12 +115,7 @@ def run(args) -> int:
     try:
         record = run_ablation(spec)
     except AblationError as exc:
-        flags = {**_KEY_FLAGS, **{key: flag for flag, key, _t, _h in _TRAIN_FLAGS}}
-        flag = flags.get(exc.key or "")
-        msg = str(exc)
-        if flag and msg.startswith(f"{exc.key}:"):
-            msg = flag + msg[len(exc.key):]
-        return fail(msg)
+        return fail(flag_message(exc))
     from hyperleaf.train.ablation import markdown_report
 
     print(markdown_report(record), end="")

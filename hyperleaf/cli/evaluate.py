@@ -23,6 +23,8 @@ import json
 import sys
 from pathlib import Path
 
+from hyperleaf.cli.flags import flag_message
+
 
 def __getattr__(name: str):
     # The former CLI-level helpers, now in hyperleaf.metrics.folder; imported on first use so
@@ -136,7 +138,7 @@ def run(args) -> int:
             rows = evaluate_folder(fused_dir, pairs, names, args.convention, args.workers,
                                    progress=lambda: bar.update(1))
     except (ImageError, ValueError, FileNotFoundError) as exc:
-        print(f"hyperleaf evaluate: error: {exc}", file=sys.stderr)
+        print(f"hyperleaf evaluate: error: {flag_message(exc)}", file=sys.stderr)
         return 2
 
     _print_table(rows, names, args.convention)

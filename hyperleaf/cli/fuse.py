@@ -21,6 +21,8 @@ import sys
 import time
 from pathlib import Path
 
+from hyperleaf.cli.flags import flag_message
+
 #: Overlap chosen when --tile is given without --overlap: min(DEFAULT_OVERLAP, tile // 4)
 #: (the library's value; written out here so ``--help`` needs no torch import).
 DEFAULT_OVERLAP = 32
@@ -143,7 +145,7 @@ def run(args) -> int:
         pairs = _pairs(args)
         out_dir, out_file = _output(args.out, len(pairs))
     except (ImageError, ValueError, FileNotFoundError) as exc:
-        print(f"hyperleaf fuse: error: {exc}", file=sys.stderr)
+        print(f"hyperleaf fuse: error: {flag_message(exc)}", file=sys.stderr)
         return 2
 
     import torch
@@ -157,7 +159,7 @@ def run(args) -> int:
     try:
         device = resolve_device(args.device)
     except ValueError as exc:
-        print(f"hyperleaf fuse: error: {exc}", file=sys.stderr)
+        print(f"hyperleaf fuse: error: {flag_message(exc)}", file=sys.stderr)
         return 2
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -176,7 +178,7 @@ def run(args) -> int:
             ir, vis = read_gray(pair.ir), read_image(pair.vis)
             fused_dir = make_output_dir(out_dir, "--out")
         except (ImageError, ValueError) as exc:
-            print(f"hyperleaf fuse: error: {exc}", file=sys.stderr)
+            print(f"hyperleaf fuse: error: {flag_message(exc)}", file=sys.stderr)
             return 2
         t0 = time.perf_counter()
         fused = fuse(net, ir=ir, vis=vis, device=device, tile=tile, overlap=overlap)

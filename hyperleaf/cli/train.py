@@ -7,6 +7,8 @@ import argparse
 import os
 import sys
 
+from hyperleaf.cli.flags import flag_message
+
 # flag -> (TrainConfig key, type, help). Flags default to None so that only the ones given
 # override --config (and the defaults).
 _FLAGS: list[tuple[str, str, type, str]] = [
@@ -89,24 +91,24 @@ def register(subparsers) -> None:
 def config_from_args(args: argparse.Namespace):
     """``(TrainConfig, explicit keys)``: defaults, then ``--config`` YAML, then the flags given."""
     from hyperleaf.train import TrainConfig
-    from hyperleaf.train.config import load_yaml
+    from hyperleaf.train.config import flatten_config, load_yaml
 
     keys = [k for _, k, _, _ in _FLAGS] + ["leaf", "hdgfb", "normalise"]
     given = {k: getattr(args, k) for k in keys if getattr(args, k) is not None}
-    base = load_yaml(args.config) if args.config else {}
-    cfg = TrainConfig.from_dict({**base, **given}, source=args.config or "command line")
+    source = args.config or "command line"
+    # the file may be grouped by section (run/task/model/data) or flat: flatten before merging
+    base = flatten_config(load_yaml(args.config), source) if args.config else {}
+    cfg = TrainConfig.from_dict({**base, **given}, source=source)
     return cfg, frozenset(given)
 
 
 def _flag_message(exc, args: argparse.Namespace) -> str:
-    """The message of a ConfigError (or of a task's ValueError, whose message starts with the
-    key), naming the flag when the bad value came from one."""
-    flags = {key: flag for flag, key, _, _ in _FLAGS}
-    msg = str(exc)
-    key = getattr(exc, "key", None) or msg.split(":", 1)[0]
-    if key in flags and getattr(args, key, None) is not None and msg.startswith(f"{key}:"):
-        return flags[key] + msg[len(key):]
-    return msg
+    """The library's message in flags: its leading key (a ConfigError's, or a task's
+    ValueError's) becomes the flag when the value came from one (not from the ``--config``
+    file), keys quoted inside it always (:func:`hyperleaf.cli.flags.flag_message`)."""
+    given = {k for _, k, _, _ in _FLAGS if getattr(args, k, None) is not None}
+    given |= {k for k in ("config", "resume") if getattr(args, k, None)}
+    return flag_message(exc, given=given)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -69,8 +69,8 @@ class PairDataset(Dataset):
             for p in self.pairs:
                 h, w = hio.image_size(p.ir)
                 if h < crop or w < crop:
-                    raise hio.ImageError(f"image {p.ir} is {h}x{w} (HxW), smaller than the "
-                                         f"crop size {crop}; lower --crop")
+                    raise hio.ImageError(f"crop: image {p.ir} is {h}x{w} (HxW), smaller than "
+                                         f"the crop size {crop}; lower `crop`")
 
     @classmethod
     def from_folder(cls, data_dir: str | Path, crop: int | None = 128, train: bool = True,

@@ -55,7 +55,8 @@ def evaluate_pair(fused_dir: str | Path, pair: ImagePair, names: Sequence[str],
         if arr.shape != fused.shape:
             raise ImageError(f"size mismatch: fused {f} is {fused.shape[0]}x{fused.shape[1]} "
                              f"but {p} is {arr.shape[0]}x{arr.shape[1]}")
-    return {"image": pair.name, **evaluate(fused, ir, vis, tuple(names), convention)}
+    return {"image": pair.name, **evaluate(fused, ir=ir, vis=vis, metrics=tuple(names),
+                                           convention=convention)}
 
 
 def evaluate_folder(fused_dir: str | Path, pairs: Sequence[ImagePair], metrics: Any = None,

@@ -14,7 +14,9 @@ No-reference (the fused image ``f`` alone), identical in both conventions:
 * ``AG``  average gradient, ``mean(sqrt((gx^2 + gy^2) / 2))`` with central differences
   (one-sided at the border, ``np.gradient``).
 
-Against the sources ``a`` (infrared) and ``b`` (visible), sums over both:
+Against the sources ``a`` (infrared) and ``b`` (visible), sums over both (every one symmetric
+in ``a`` and ``b``: the two-source helpers ``mi(f, a, b)`` ... give the same value for
+``(f, b, a)``; :func:`evaluate` still takes the sources by keyword, ``ir=``/``vis=``):
 
 * ``MI``   ``MI(f, a) + MI(f, b)`` from 256-level joint histograms; ``standard``: bits,
   ``mmif``: nats;
@@ -41,7 +43,7 @@ Example::
     >>> f = np.array([[0, 0, 255, 255]] * 4, np.uint8)
     >>> metrics.en(f)
     1.0
-    >>> scores = metrics.evaluate(f, f, f, ("EN", "PSNR"))
+    >>> scores = metrics.evaluate(f, ir=f, vis=f, metrics=("EN", "PSNR"))
     >>> scores["PSNR"]
     inf
 """
@@ -53,6 +55,7 @@ from typing import Any
 
 import numpy as np
 
+from hyperleaf.deprecation import positional_to_keywords
 from hyperleaf.metrics._images import FusionInputs, gaussian_1d
 from hyperleaf.metrics._images import correlate_valid as _valid
 from hyperleaf.metrics.registry import check_convention, get, register, resolve
@@ -336,9 +339,17 @@ def psnr(f: Any, a: Any, b: Any, convention: str = "standard") -> float:
     return _one("PSNR", f, a, b, convention)
 
 
-def evaluate(fused: Any, ir: Any, vis: Any, metrics: Any = METRICS,
-             convention: str = "standard") -> dict[str, float]:
-    """The named metrics of one fused image against its infrared and visible sources.
+_UNSET: Any = object()
+
+
+def evaluate(fused: Any, *old: Any, ir: Any = _UNSET, vis: Any = _UNSET,
+             metrics: Any = METRICS, convention: str = "standard") -> dict[str, float]:
+    """The named metrics of one fused image against its infrared and visible sources:
+    ``evaluate(fused, ir=..., vis=...)``.
+
+    The sources are keyword-only (the networks take the visible image first; a keyword cannot
+    be swapped silently). The former ``evaluate(fused, ir, vis[, metrics[, convention]])``
+    still works for one release, with a ``DeprecationWarning``.
 
     Args:
         fused, ir, vis: ``(H, W)`` images of one size, ``uint8`` or float in ``[0, 1]``.
@@ -349,6 +360,16 @@ def evaluate(fused: Any, ir: Any, vis: Any, metrics: Any = METRICS,
     Returns ``{name: value}`` in table order. Intermediate results (grey levels, gradients,
     filtered images) are computed once and shared by the metrics that need them.
     """
+    if old:
+        given = positional_to_keywords(
+            "evaluate", "evaluate(fused, ir=..., vis=..., metrics=..., convention=...)",
+            ("ir", "vis", "metrics", "convention"), old,
+            {"ir": ir, "vis": vis, "metrics": metrics, "convention": convention},
+            {"ir": _UNSET, "vis": _UNSET, "metrics": METRICS, "convention": "standard"})
+        ir, vis, metrics, convention = (given[k] for k in ("ir", "vis", "metrics", "convention"))
+    if ir is _UNSET or vis is _UNSET:
+        raise TypeError("evaluate: ir and vis are required keywords: "
+                        "evaluate(fused, ir=..., vis=...)")
     check_convention(convention)
     names = resolve(metrics)
     x = FusionInputs(fused, ir, vis)

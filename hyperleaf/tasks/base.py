@@ -67,10 +67,17 @@ class Task:
     #: from their defaults); ``load_run_config`` leaves them out of a run folder's
     #: ``config.yaml``, so a later change of their defaults does not make old runs unloadable.
     foreign_keys: tuple[str, ...] = ()
+    #: Configuration keys outside the ``task`` section that :meth:`check_config` reads (besides
+    #: :attr:`foreign_keys`, which it sees too).
+    config_needs: tuple[str, ...] = ()
 
     def check_config(self, cfg: Any) -> None:
         """Reject settings this task cannot run with: ``ValueError`` whose message starts with
-        the configuration key (the engine re-raises it as its configuration error)."""
+        the configuration key (the engine re-raises it as its configuration error).
+
+        ``cfg`` is a read-only view of the configuration's ``task`` section plus the keys named
+        in :attr:`config_needs` and :attr:`foreign_keys`; reading another key raises
+        ``AttributeError``."""
 
     def datasets(self, cfg: Any) -> tuple[Any, Any]:
         """``(train_set, val_set)``: map-style datasets whose items are dicts of tensors holding

@@ -43,7 +43,7 @@ def collect_points(objective, val_set, device) -> dict[str, object]:
     objective.eval()
     head = objective.head
     if head is None:
-        raise ValueError("the leaf plot needs a LEAF model (this run used --no-leaf)")
+        raise ValueError("the leaf plot needs a LEAF model (this run was trained with leaf: false)")
     chunks, oks = [], {"level": [], "core": [], "all": []}
     for _, batch in val_batches(val_set):
         _, levels = objective.run(batch["vis"].to(device), batch["ir"].to(device))

@@ -389,6 +389,8 @@ class PansharpenTask(Task):
     inputs = ("pan", "lms", "gt")
     defaults = PAN_DEFAULTS
     foreign_keys = _FOREIGN_KEYS
+    config_needs = ("data", "sensor", "train_index", "val_index", "ms_bands", "ratio",
+                    "pan_statistics")
 
     def check_config(self, cfg: Any) -> None:
         if cfg.data is None:

@@ -350,6 +350,7 @@ class SegmentTask(Task):
     the label map ``mask``."""
 
     inputs = ("vis", "ir", "mask")
+    config_needs = ("model", "data", "crop", "val_crop", "widths3d")
 
     def check_config(self, cfg: Any) -> None:
         model = _model(cfg)

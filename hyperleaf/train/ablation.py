@@ -256,7 +256,7 @@ def make_split_view(train: Sequence[Any], heldout: Sequence[Any], folder: str | 
     if ({p.name for p in held} != {f"held-{p.name}" for p in heldout}
             or {p.name for p in fit} != {f"fit-{p.name}" for p in train}):
         raise AblationError(f"data: the split view {root} does not split as intended (stale "
-                            "files from another ablation? use a new --out)", "out")
+                            "files from another ablation? use a new `out`)", "out")
     return root
 
 
@@ -674,8 +674,8 @@ def run_ablation(spec: AblationSpec, report: Callable[[str], None] | None = None
     small = min(held, key=lambda p: image_size(p.ir)[0] * image_size(p.ir)[1])
     try:
         vis_levels = read_gray_levels(small.vis)
-        evaluate(vis_levels, read_gray_levels(small.ir), vis_levels, spec.metrics,
-                 spec.convention)
+        evaluate(vis_levels, ir=read_gray_levels(small.ir), vis=vis_levels,
+                 metrics=spec.metrics, convention=spec.convention)
     except (ValueError, ImageError) as exc:
         raise AblationError(f"data: held-out pair {small.name}: {exc}", "data") from None
 

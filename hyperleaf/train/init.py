@@ -64,7 +64,8 @@ def init_objective(objective: nn.Module, path: str | Path) -> list[str]:
     extra = sorted(k for k in source if k not in own)
     if extra:
         raise ConfigError(f"init: {p} has {len(extra)} tensor(s) this model lacks, e.g. "
-                          f"{extra[:3]} (a LEAF run into a --no-leaf model, or another task?)")
+                          f"{extra[:3]} (a LEAF run into a model with leaf: false, or another "
+                          "task?)")
     for k, v in source.items():
         if tuple(v.shape) != tuple(own[k].shape):
             raise ConfigError(f"init: {p}: tensor {k} has shape {tuple(v.shape)}, the model "

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn as nn
+import yaml
 
 from hyperleaf.atomic import (
     atomic_write_jsonl,
@@ -187,7 +188,7 @@ class Trainer:
         cfg = self.cfg
         if cfg.out is None:
             if self.resume:
-                raise ConfigError("--resume needs --out DIR (the run to continue)")
+                raise ConfigError("resume: needs `out` (the run folder to continue)", key="resume")
             stamp = time.strftime("%Y%m%d-%H%M%S")
             cfg.out = str(Path("runs") / stamp)
         self.out = Path(cfg.out)
@@ -197,8 +198,9 @@ class Trainer:
         if self.resume and not cfg_file.exists():
             if list_checkpoints(self.out / "checkpoints"):
                 # config.yaml is written before the first checkpoint: this is not our run.
-                raise ConfigError(f"--resume: {self.out} holds checkpoints but no config.yaml; "
-                                  "it is not a hyperleaf train run that can be continued")
+                raise ConfigError(f"resume: {self.out} holds checkpoints but no config.yaml; "
+                                  "it is not a hyperleaf train run that can be continued",
+                                  key="resume")
             # Killed before it wrote anything (or a new folder): start the run as configured.
             print(f"hyperleaf train: --resume: no run in {self.out} yet; starting it",
                   file=sys.stderr)
@@ -209,13 +211,14 @@ class Trainer:
             clash = sorted(k for k in self.explicit - RESUME_OVERRIDABLE
                            if getattr(cfg, k) != getattr(saved, k))
             if clash:
-                raise ConfigError(f"--resume: {', '.join(clash)} differ from {cfg_file}; only "
-                                  f"{', '.join(sorted(RESUME_OVERRIDABLE))} may change")
+                raise ConfigError(f"resume: {', '.join(clash)} differ from {cfg_file}; only "
+                                  f"{', '.join(sorted(RESUME_OVERRIDABLE))} may change",
+                                  key="resume")
             saved.out = str(self.out)
             self.cfg = cfg = saved.replace(**changes)
         elif cfg_file.exists() or (self.out / "checkpoints").exists():
-            raise ConfigError(f"--out: {self.out} already holds a run; pass --resume to continue "
-                              "it or choose another folder")
+            raise ConfigError(f"out: {self.out} already holds a run; pass `resume` to continue "
+                              "it or choose another folder", key="out")
 
     def _build_data(self) -> None:
         self.train_set, self.val_set = self.task.datasets(self.cfg)
@@ -314,7 +317,7 @@ class Trainer:
             check_finite_state(st)
         except NonFiniteStateError as exc:
             raise TrainingError(
-                f"step {step}: {exc}; the run stops without saving them. Lower --lr (now "
+                f"step {step}: {exc}; the run stops without saving them. Lower `lr` (now "
                 f"{self.cfg.lr}) or raise grad_clip. {self._last_good_checkpoint()}") from None
         if self.is_main:
             save_checkpoint(self.out / "checkpoints", step, st)
@@ -410,7 +413,7 @@ class Trainer:
         if self.is_main:
             atomic_write_text(self.out / "config.yaml",
                               "# hyperleaf train configuration (rebuilds the model)\n"
-                              + __import__("yaml").safe_dump(cfg.to_dict(), sort_keys=False))
+                              + yaml.safe_dump(cfg.to_grouped(), sort_keys=False))
 
         model = self.objective
         if hd.is_distributed():
@@ -487,7 +490,7 @@ class Trainer:
             if self.consecutive >= cfg.max_nonfinite:
                 raise NonFiniteLossError(
                     f"the loss or its gradient was non-finite for {self.consecutive} consecutive "
-                    f"steps (last: step {step}); the run stops. Lower --lr (now {cfg.lr}), "
+                    f"steps (last: step {step}); the run stops. Lower `lr` (now {cfg.lr}), "
                     f"raise grad_clip, or check the data. {self._last_good_checkpoint()}")
             return None
         self.consecutive = 0

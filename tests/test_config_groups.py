@@ -1,0 +1,208 @@
+"""The configuration's sections (run / task / model / data): ``config.yaml`` is written grouped,
+the grouped and the old flat form are both read (old run folders still resume and load), code
+keeps flat attribute access, each task validates its own section, and docs/configuration.md
+lists every key."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from hyperleaf.tasks import Task, get_task, list_tasks
+from hyperleaf.train import ConfigError, TrainConfig, load_run, train
+from hyperleaf.train.config import (
+    GROUPED_NAMES,
+    SECTION_OF,
+    SECTIONS,
+    flatten_config,
+    key,
+    load_run_config,
+    markdown_table,
+)
+from tests.test_train import TINY, tiny
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_every_key_has_exactly_one_section_and_a_meaning():
+    names = [f.name for f in dataclasses.fields(TrainConfig)]
+    assert sorted(SECTION_OF) == sorted(names)
+    assert set(SECTION_OF.values()) == set(SECTIONS)
+    for f in dataclasses.fields(TrainConfig):
+        assert f.metadata["doc"].strip(), f.name
+    grouped = TrainConfig().to_grouped()
+    assert sum(len(v) for v in grouped.values()) == len(names)  # nothing lost or doubled
+
+
+def test_key_rejects_an_unknown_section_and_copies_lists():
+    with pytest.raises(ValueError, match="section: must be one of run, task, model, data"):
+        key("training", 1, "x")
+    a, b = TrainConfig(), TrainConfig()
+    a.widths3d.append(256)
+    assert b.widths3d == [16, 32, 64, 128] and TrainConfig.steps == 100
+
+
+def test_grouped_and_flat_forms_read_the_same():
+    cfg = TrainConfig.from_dict({**TINY, "task": "segment", "data": None, "num_classes": 3})
+    g = cfg.to_grouped()
+    assert list(g) == list(SECTIONS)
+    assert g["task"]["name"] == "segment" and g["model"]["name"] is None
+    assert g["data"]["path"] is None and g["model"]["num_classes"] == 3
+    assert g["run"]["steps"] == TINY["steps"] and "steps" not in g["task"]
+    assert TrainConfig.from_dict(g) == cfg == TrainConfig.from_dict(cfg.to_dict())
+    # through YAML text as config.yaml holds it, and with '-' spellings
+    assert TrainConfig.from_dict(yaml.safe_load(yaml.safe_dump(g))) == cfg
+    assert TrainConfig.from_dict({"run": {"batch-size": 3}}).batch_size == 3
+    # the flat name is accepted inside its own section too
+    assert TrainConfig.from_dict({"data": {"data": None, "crop": 48}}).crop == 48
+
+
+def test_mixed_form_and_its_errors():
+    cfg = TrainConfig.from_dict({"run": {"steps": 3}, "crop": 48, "task": "fuse"})
+    assert (cfg.steps, cfg.crop, cfg.task) == (3, 48, "fuse")
+    with pytest.raises(ConfigError, match=r"x.yaml: run.crop: crop belongs to section 'data'"):
+        TrainConfig.from_dict({"run": {"crop": 48}}, source="x.yaml")
+    with pytest.raises(ConfigError, match=r"model.nope: unknown key \(known in model: name, "):
+        TrainConfig.from_dict({"model": {"nope": 1}})
+    with pytest.raises(ConfigError, match="steps: steps is given twice"):
+        TrainConfig.from_dict({"run": {"steps": 3}, "steps": 4})
+    with pytest.raises(ConfigError, match="unknown key 'nope'"):
+        TrainConfig.from_dict({"nope": 1})
+    # values are validated the same in either form
+    with pytest.raises(ConfigError, match="^crop: must be >= 16, got 8") as info:
+        TrainConfig.from_dict({"data": {"crop": 8}})
+    assert info.value.key == "crop"
+
+
+def test_flatten_config_keeps_unknown_flat_keys_for_the_caller():
+    assert flatten_config({"nope": 1, "run": {"seed": 2}}) == {"nope": 1, "seed": 2}
+    assert flatten_config({"data": "DIR"}) == {"data": "DIR"}  # flat: data is a path
+    assert flatten_config({"data": {"path": "DIR"}}) == {"data": "DIR"}
+    assert GROUPED_NAMES == {"task": "name", "model": "name", "data": "path"}
+
+
+def test_attribute_access_and_replace_stay_flat():
+    cfg = TrainConfig()
+    assert (cfg.steps, cfg.crop, cfg.n_feat, cfg.loss) == (100, 32, 8, "hyperleaf")
+    assert cfg.replace(crop=64).crop == 64
+    with pytest.raises(ConfigError, match="^crop: must be >= 16"):
+        cfg.replace(crop=4)
+
+
+def test_a_task_sees_its_section_and_what_it_declares():
+    cfg = TrainConfig()
+    view = cfg.section_view("task", needs=("crop",), owner="task 'x'")
+    assert view.loss == "hyperleaf" and view.task == "fuse" and view.crop == 32
+    with pytest.raises(AttributeError, match="task 'x' reads config key 'steps' \\(section run\\)"
+                                             " without declaring it in config_needs"):
+        _ = view.steps
+    with pytest.raises(AttributeError, match="read-only"):
+        view.loss = "x"
+    with pytest.raises(ValueError, match="needs: unknown config keys"):
+        cfg.section_view("task", needs=("nope",))
+    for name in list_tasks():
+        task = get_task(name)
+        assert all(k in SECTION_OF for k in task.config_needs), name
+
+
+def test_the_engine_hands_the_task_only_its_section(monkeypatch):
+    seen = {}
+
+    def check(self, cfg):
+        seen["view"] = cfg
+        if cfg.w_ssim > 0.4:
+            raise ValueError("w_ssim: too big for this task")
+        _ = cfg.n_feat  # a model key the fuse task did not declare
+
+    monkeypatch.setattr(type(get_task("fuse")), "check_config", check, raising=False)
+    with pytest.raises(ConfigError, match="^w_ssim: too big for this task") as info:
+        TrainConfig().validate()
+    assert info.value.key == "w_ssim"
+    with pytest.raises(AttributeError, match="task 'fuse' reads config key 'n_feat'"):
+        TrainConfig(w_ssim=0.0).validate()
+    assert repr(seen["view"]).startswith("ConfigView(")
+
+
+def test_segment_task_checks_through_its_declared_keys():
+    assert set(get_task("segment").config_needs) >= {"model", "data", "crop"}
+    with pytest.raises(ConfigError, match="^model: the segment task builds"):
+        TrainConfig(task="segment", model="ship").validate()
+    assert Task.config_needs == ()
+
+
+def test_run_folder_writes_grouped_config_and_reloads(tmp_path):
+    out = tmp_path / "run"
+    train(tiny(out, steps=2, save_every=2), progress=False)
+    text = (out / "config.yaml").read_text()
+    saved = yaml.safe_load(text)
+    assert list(saved) == list(SECTIONS) and saved["task"]["name"] == "fuse"
+    assert load_run_config(out / "config.yaml") == tiny(out, steps=2, save_every=2)
+    objective, cfg = load_run(out)
+    assert cfg.n_feat == TINY["n_feat"]
+
+
+def _flatten_run_file(run: Path) -> None:
+    """Rewrite ``run``'s config.yaml in the flat form runs wrote before the sections."""
+    cfg = load_run_config(run / "config.yaml")
+    (run / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+
+
+def test_an_old_flat_run_folder_still_loads_and_resumes(tmp_path):
+    out = tmp_path / "old"
+    train(tiny(out, steps=2, save_every=2), progress=False)
+    ref, ref_cfg = load_run(out)
+    _flatten_run_file(out)
+    assert "steps: 2" in (out / "config.yaml").read_text().splitlines()  # flat, top level
+    objective, cfg = load_run(out)
+    assert cfg == ref_cfg
+    x = torch.rand(1, 1, 16, 16, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert torch.equal(objective.net(x, x), ref.net(x, x))
+    # --resume continues it to 4 steps; the run file is rewritten grouped
+    result = train(tiny(out, steps=4, save_every=2), resume=True, progress=False,
+                   explicit=frozenset({"steps"}))
+    assert result is not None
+    assert list(yaml.safe_load((out / "config.yaml").read_text())) == list(SECTIONS)
+    assert load_run_config(out / "config.yaml").steps == 4
+
+
+def test_a_grouped_config_file_on_the_command_line(tmp_path, capsys):
+    from hyperleaf.cli import main
+
+    f = tmp_path / "c.yaml"
+    g = {"run": {k: v for k, v in TINY.items() if SECTION_OF[k] == "run"},
+         "model": {k: v for k, v in TINY.items() if SECTION_OF[k] == "model"},
+         "data": {k: v for k, v in TINY.items() if SECTION_OF[k] == "data"},
+         "task": {"w_ssim": 0.0}}
+    f.write_text(yaml.safe_dump(g))
+    out = tmp_path / "run"
+    assert main(["train", "--config", str(f), "--steps", "2", "--save-every", "2",
+                 "--out", str(out), "--no-progress"]) == 0
+    cfg = load_run_config(out / "config.yaml")
+    assert cfg.steps == 2 and cfg.n_feat == TINY["n_feat"] and cfg.crop == TINY["crop"]
+    capsys.readouterr()
+    # a bad value in the file names the key; the same bad value as a flag names the flag
+    f.write_text(yaml.safe_dump({"data": {"crop": 8}}))
+    assert main(["train", "--config", str(f), "--out", str(tmp_path / "x")]) == 2
+    assert "error: crop: must be >= 16" in capsys.readouterr().err
+    assert main(["train", "--crop", "8", "--out", str(tmp_path / "x")]) == 2
+    assert "error: --crop: must be >= 16" in capsys.readouterr().err
+    f.write_text(yaml.safe_dump({"run": {"crop": 64}}))
+    assert main(["train", "--config", str(f), "--out", str(tmp_path / "x")]) == 2
+    assert "run.crop: crop belongs to section 'data'" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+
+
+def test_docs_table_is_generated_from_the_code():
+    doc = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
+    begin, end = "<!-- BEGIN GENERATED BY markdown_table() -->\n", "<!-- END GENERATED -->"
+    assert begin in doc and end in doc
+    table = doc.split(begin, 1)[1].split(end, 1)[0]
+    assert table == markdown_table(), (
+        "docs/configuration.md is stale: regenerate its table with "
+        "python -c 'from hyperleaf.train.config import markdown_table; "
+        "print(markdown_table(), end=\"\")'")
