@@ -23,6 +23,7 @@ import contextlib
 import io
 import json
 import os
+import pickle
 import re
 import tempfile
 import warnings
@@ -164,7 +165,7 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
 
 def atomic_torch_save(path: str | Path, obj: Any) -> Path:
     """``torch.save(obj)`` to ``path`` atomically."""
-    import torch
+    import torch  # lazy: atomic and io (which imports it) stay free of torch for the CLI
 
     buf = io.BytesIO()
     torch.save(obj, buf)
@@ -201,9 +202,7 @@ def safe_torch_load(path: str | Path, *, what: str = "a PyTorch file of tensors"
         UnsafeFileError: the pickle holds other objects (named when torch reports them).
         UnreadableFileError: the file is damaged, truncated or not a PyTorch file.
     """
-    import pickle
-
-    import torch
+    import torch  # lazy: see atomic_torch_save
 
     p = Path(path)
     if not p.is_file():

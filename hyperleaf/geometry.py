@@ -56,6 +56,8 @@ import warnings
 import torch
 from torch import Tensor
 
+from hyperleaf.deprecation import renamed_kwarg
+
 with warnings.catch_warnings():
     # geoopt 0.5.1 decorates its math with torch.jit.script, deprecated since torch 2.10.
     warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*", category=DeprecationWarning)
@@ -234,8 +236,6 @@ def ball(c: Curvature = 1.0, *, learn_c: bool = False, learnable: bool | None = 
         >>> float(b.c)
         0.5
     """
-    from hyperleaf.deprecation import renamed_kwarg
-
     learn_c = renamed_kwarg("ball", "learn_c", learn_c, "learnable", learnable)
     if isinstance(c, geoopt.PoincareBall):
         return c

@@ -30,6 +30,8 @@ import torch
 from torch import Tensor
 
 from hyperleaf.atomic import atomic_torch_save, safe_torch_load
+from hyperleaf.models.leafunet import LEAFUNet
+from hyperleaf.nn.hdgfb3d import HDGFB3DReference
 
 __all__ = ["leaf_from_reference", "save_leaf_reference", "load_reference_file",
            "hdgfb3d_from_reference", "LEAF_ALIASES"]
@@ -128,8 +130,6 @@ def leaf_from_reference(path_or_state_dict: str | Path | Mapping[str, Any],
         FileNotFoundError; ValueError naming the file/argument for anything that does not load
         strictly (missing or unexpected keys, shapes, a wrong ``num_classes``).
     """
-    from hyperleaf.models.leafunet import LEAFUNet
-
     if isinstance(path_or_state_dict, (str, Path)):
         where = str(path_or_state_dict)
         obj = load_reference_file(path_or_state_dict)
@@ -165,8 +165,6 @@ def save_leaf_reference(net, path: str | Path, *, epoch: int = 0, best_acc1: flo
     ``{"epoch": int, "state_dict": <1914-entry flat dict with aliases>, "best_acc1":
     numpy.float64, "optimizer": <state dict>}`` (``optimizer`` only when given). Their
     ``model_inference.py`` and :func:`leaf_from_reference` read it back."""
-    from hyperleaf.models.leafunet import LEAFUNet
-
     if not isinstance(net, LEAFUNet):
         raise TypeError(f"net must be a LEAFUNet, got {type(net).__name__}")
     obj: dict[str, Any] = {
@@ -189,8 +187,6 @@ def hdgfb3d_from_reference(state_dict: Mapping[str, Tensor], c: float = 0.5, *,
     the LayerNorm starts at weight 1, bias 0, as theirs would. ``c`` changes no shape (their
     3-D network uses 0.5).
     """
-    from hyperleaf.nn.hdgfb3d import HDGFB3DReference
-
     sd = _state_dict(state_dict, "state_dict")
     w = sd.get("to_hyperbolic1.0.weight")
     ff0 = sd.get("ff.0.weight")

@@ -31,6 +31,7 @@ Example::
 
 from __future__ import annotations
 
+import importlib
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -41,6 +42,8 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from hyperleaf.pansharpen.filters import interp23, interpolate
+
 __all__ = ["PanCollection", "infer_scale"]
 
 _BITS = (8, 10, 11, 12, 14, 16)
@@ -49,8 +52,6 @@ _TIF = (".tif", ".tiff")
 
 
 def _need(module: str):
-    import importlib
-
     try:
         return importlib.import_module(module)
     except ImportError as exc:  # pragma: no cover - depends on the environment
@@ -367,8 +368,6 @@ class PanCollection(Dataset):
         s = self.raw(index)
         out = {k: torch.from_numpy(v / self.scale).to(self.dtype) for k, v in s.items()}
         if "lms" not in out:
-            from hyperleaf.pansharpen.filters import interp23, interpolate
-
             ms64 = torch.from_numpy(s["ms"] / self.scale)
             up = interp23(ms64, self.ratio) if self.ratio & (self.ratio - 1) == 0 else \
                 interpolate(ms64, self.ratio, "bicubic")

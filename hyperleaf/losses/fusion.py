@@ -52,6 +52,7 @@ class FusionLoss(nn.Module):
         total = self.w_int * l_int + self.w_grad * l_grad
         parts = {"intensity": l_int.detach(), "gradient": l_grad.detach()}
         if self.w_ssim > 0:
+            # lazy: importing torchmetrics takes ~2.7 s here, only SSIM-weighted losses need it
             from torchmetrics.functional.image import structural_similarity_index_measure as ssim
 
             s = 0.5 * (ssim(fused, ir, data_range=1.0) + ssim(fused, vis, data_range=1.0))

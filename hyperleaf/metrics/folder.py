@@ -15,8 +15,10 @@ Example::
 
 from __future__ import annotations
 
+import multiprocessing
 import warnings
 from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
@@ -83,8 +85,6 @@ def evaluate_folder(fused_dir: str | Path, pairs: Sequence[ImagePair], metrics: 
             rows.append(evaluate_pair(fused_dir, pair, names, convention))
             tick()
         return rows
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
 
     # spawn: workers start clean (no inherited threads or locks of the parent's libraries).
     ctx = multiprocessing.get_context("spawn")

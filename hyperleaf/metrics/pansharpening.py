@@ -67,6 +67,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from hyperleaf.pansharpen.filters import bicubic, interp23, mtf_filter
+from hyperleaf.pansharpen.sensors import get_sensor
+
 __all__ = ["FULL_RESOLUTION", "REDUCED_RESOLUTION", "d_lambda", "d_lambda_khan", "d_s",
            "ergas", "full_resolution", "hqnr", "q2n", "q_index", "qnr", "reduced_resolution",
            "sam", "scc", "uiqi"]
@@ -370,8 +373,6 @@ def d_lambda(fused: Any, ms: Any, ratio: int, block: int = 32, p: int = 1) -> fl
 
 def d_s(fused: Any, ms: Any, pan: Any, ratio: int, block: int = 32, q: int = 1) -> float:
     """Spatial distortion of QNR (band-to-PAN Q at both scales, toolbox 1.0 option)."""
-    from hyperleaf.pansharpen.filters import bicubic, interp23
-
     f, m, pn = _fr_inputs(fused, ms, pan, ratio)
     out = []
     for fi, mi, pi in zip(f, m, pn, strict=True):
@@ -393,9 +394,6 @@ def qnr(fused: Any, ms: Any, pan: Any, ratio: int, block: int = 32) -> float:
 
 def d_lambda_khan(fused: Any, ms: Any, ratio: int, sensor: Any = None, block: int = 32) -> float:
     """Khan's spectral distortion ``1 - Q2n(interp23(ms), MTF(fused))``."""
-    from hyperleaf.pansharpen.filters import interp23, mtf_filter
-    from hyperleaf.pansharpen.sensors import get_sensor
-
     f, m = _t(fused, "fused"), _t(ms, "ms")
     s = get_sensor(sensor, bands=f.shape[1])
     low = mtf_filter(f, s.gains_for(f.shape[1]), ratio)

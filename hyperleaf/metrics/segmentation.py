@@ -76,6 +76,7 @@ class SegmentationMetrics:
     ``update(pred, target)``: integer labels ``(B, *spatial)`` or scores ``(B, K, *spatial)``."""
 
     def __init__(self, num_classes: int):
+        # lazy: importing torchmetrics takes ~2.7 s here; the module's functions do not need it
         from torchmetrics.classification import MulticlassConfusionMatrix
 
         if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:

@@ -31,6 +31,7 @@ from torch import Tensor
 
 import hyperleaf
 from hyperleaf.models.registry import register_model
+from hyperleaf.nn import HDGFB
 from hyperleaf.nn.heads import LeafHead
 
 __all__ = ["LeafHead", "LEAFSegNet", "BuiltinEncoder"]
@@ -155,7 +156,6 @@ class LEAFSegNet(nn.Module):
         self.enc_b = _make_encoder(encoder, in_channels[1], widths, spatial_dims)
         ch = self.enc_a.channels
         self.fuse = nn.ModuleList(conv(2 * c_, c_, 1) for c_ in ch)
-        from hyperleaf.nn import HDGFB
 
         self.hdgfb = nn.ModuleList(
             HDGFB(c_, c=hdgfb_c, hidden=hdgfb_hidden, mode=hdgfb_mode) for c_ in ch)

@@ -117,6 +117,7 @@ def evaluate_fusion(objective: FusionObjective, val_set, device: torch.device,
     (:func:`hyperleaf.tasks.diagnostics.geometry_diagnostics`): ``saturated``, ``spread_*``,
     ``core_dist_*`` floats and ``geometry`` (per stage and modality, a dict).
     """
+    # lazy: importing torchmetrics takes ~2.7 s here; only validation needs it
     from torchmetrics.functional.image import structural_similarity_index_measure as ssim
 
     objective.eval()

@@ -5,7 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch.nn as nn
+from safetensors import SafetensorError
+from safetensors.torch import load_file
 
+from hyperleaf.compat.ship import ship_from_official
+from hyperleaf.tasks import get_task
+from hyperleaf.tasks.fuse import build_fusion_network
 from hyperleaf.train.config import TrainConfig, load_run_config
 
 __all__ = ["build_network", "build_objective", "load_fusion_net", "load_run", "load_run_files"]
@@ -18,8 +23,6 @@ def build_network(cfg: TrainConfig):
     ``features(net, vis, ir) -> (fused, stages)`` with ``stages[l] = (fused, vis, ir)`` maps,
     and ``channels[l]`` their channel count (both None without LEAF).
     """
-    from hyperleaf.tasks.fuse import build_fusion_network
-
     net = build_fusion_network(cfg)
     if not cfg.leaf:
         return net, None, None
@@ -28,8 +31,6 @@ def build_network(cfg: TrainConfig):
 
 def build_objective(cfg: TrainConfig) -> nn.Module:
     """The module :class:`~hyperleaf.train.trainer.Trainer` optimises for ``cfg.task``."""
-    from hyperleaf.tasks import get_task
-
     return get_task(cfg.task).build_objective(cfg)
 
 
@@ -54,9 +55,6 @@ def load_run_files(config: str | Path, weights: str | Path, device: str = "cpu"
     Raises ``ValueError`` naming the file when the config is invalid, the weights file cannot
     be read, or its tensors do not match the network (missing, unexpected, wrong shape).
     """
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
     cfg = load_run_config(config)
     obj = build_objective(cfg)
     try:
@@ -129,8 +127,6 @@ def load_fusion_net(weights: str | Path, device: str = "cpu") -> nn.Module:
             raise FileNotFoundError(f"{p}: no config.yaml beside it to rebuild the network "
                                     "(expected a hyperleaf train run's model.safetensors)")
     elif p.is_file():
-        from hyperleaf.compat.ship import ship_from_official
-
         return ship_from_official(p).to(device).eval()
     else:
         raise FileNotFoundError(f"{p}: no such file or folder (expected the SHIP authors' "

@@ -17,7 +17,10 @@ from pathlib import Path
 
 import torch
 import torch.nn as nn
+from safetensors import SafetensorError
+from safetensors.torch import load_file
 
+from hyperleaf.compat.ship import load_official_state_dict, ship_from_official
 from hyperleaf.train.config import ConfigError
 
 __all__ = ["init_objective"]
@@ -83,8 +86,6 @@ def init_objective(objective: nn.Module, path: str | Path) -> list[str]:
 
 
 def _official(net: nn.Module, p: Path) -> dict[str, torch.Tensor]:
-    from hyperleaf.compat.ship import load_official_state_dict, ship_from_official
-
     try:
         sd = load_official_state_dict(p)
     except (ValueError, TypeError, FileNotFoundError) as exc:
@@ -105,9 +106,6 @@ def _official(net: nn.Module, p: Path) -> dict[str, torch.Tensor]:
 
 
 def _run_weights(p: Path) -> dict[str, torch.Tensor]:
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
     f = p / "model.safetensors" if p.is_dir() else p
     if not f.is_file():
         raise ConfigError(f"init: {p} holds no model.safetensors (is it a finished hyperleaf "

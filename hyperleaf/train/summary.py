@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+from rich.console import Console
+from rich.table import Table
+
 from hyperleaf.train.trainer import RunResult
 
 __all__ = ["print_summary"]
 
 
 def print_summary(r: RunResult) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
     t = Table(title=f"hyperleaf train: {r.out}", show_header=True)
     t.add_column("metric")
     t.add_column("start", justify="right")

@@ -18,10 +18,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import geoopt
 import numpy as np
 import torch
 import torch.nn as nn
 import yaml
+from safetensors.torch import save_model
+from torch.nn.parallel import DistributedDataParallel as DDP
+from torch.utils.data import DistributedSampler
+from tqdm.auto import tqdm
 
 from hyperleaf.atomic import (
     atomic_write_jsonl,
@@ -29,6 +34,7 @@ from hyperleaf.atomic import (
     atomic_write_text,
     check_writable_location,
 )
+from hyperleaf.data.synthetic import sample_seed
 from hyperleaf.tasks import get_task
 from hyperleaf.train import distributed as hd
 from hyperleaf.train.checkpoint import (
@@ -45,6 +51,7 @@ from hyperleaf.train.checkpoint import (
     set_rng_state,
 )
 from hyperleaf.train.config import RESUME_OVERRIDABLE, ConfigError, TrainConfig, load_run_config
+from hyperleaf.train.init import init_objective
 
 __all__ = ["TrainingError", "NonFiniteLossError", "RunResult", "Trainer", "train",
            "BatchStream", "resolve_device"]
@@ -81,8 +88,6 @@ class BatchStream:
     """
 
     def __init__(self, dataset, batch_size: int, seed: int, rank: int = 0, world: int = 1):
-        from torch.utils.data import DistributedSampler
-
         self.dataset, self.b, self.seed = dataset, int(batch_size), int(seed)
         self.sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True,
                                           seed=seed, drop_last=True)
@@ -104,8 +109,6 @@ class BatchStream:
         return self._order[k * self.b:(k + 1) * self.b]
 
     def batch(self, step: int) -> dict[str, torch.Tensor]:
-        from hyperleaf.data.synthetic import sample_seed
-
         epoch, _ = self.position(step)
         items = []
         for i in self.indices(step):
@@ -227,14 +230,10 @@ class Trainer:
         self.objective = self.task.build_objective(self.cfg)
         if self.cfg.init is not None:
             # Also on --resume: a run killed before its first checkpoint restarts from here.
-            from hyperleaf.train.init import init_objective
-
             init_objective(self.objective, self.cfg.init)
         self.objective = self.objective.to(self.device)
 
     def _build_optimizer(self) -> None:
-        import geoopt
-
         cfg = self.cfg
         params = [p for p in self.objective.parameters() if p.requires_grad]
         if cfg.optimizer == "radam":
@@ -417,8 +416,6 @@ class Trainer:
 
         model = self.objective
         if hd.is_distributed():
-            from torch.nn.parallel import DistributedDataParallel as DDP
-
             model = DDP(self.objective, device_ids=[self.device.index] if
                         self.device.type == "cuda" else None)
         if start == 0 and self.is_main:
@@ -427,8 +424,6 @@ class Trainer:
 
         bar = None
         if self.is_main and self.progress:
-            from tqdm.auto import tqdm
-
             bar = tqdm(total=cfg.steps, initial=start, desc="train", unit="step",
                        dynamic_ncols=True, file=sys.stderr)
         window = self.window
@@ -508,8 +503,6 @@ class Trainer:
         return self.task.loss(model, batch)
 
     def _finish(self) -> None:
-        from safetensors.torch import save_model
-
         # safetensors writes to a path: write beside the target, then rename over it.
         with atomic_write_path(self.out / "model.safetensors") as tmp:
             save_model(self.objective, str(tmp), metadata={"format": "hyperleaf-train/1",
