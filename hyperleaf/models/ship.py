@@ -39,6 +39,7 @@ from torch import Tensor, nn
 
 from hyperleaf.io import rgb_to_ycrcb, ycrcb_to_rgb
 from hyperleaf.models.registry import register_model
+from hyperleaf.nn.hdgfb import HDGFB
 
 __all__ = ["SHIP", "ShipFeatures", "tiled_forward", "fuse_arrays", "DEFAULT_OVERLAP"]
 
@@ -552,8 +553,6 @@ class SHIP(nn.Module):
             nn.init.zeros_(self.reconstruction.conv_last.bias)
         self.hdgfb_enabled = bool(hdgfb)
         if hdgfb:
-            from hyperleaf import HDGFB  # the nn layer; imported only when asked for
-
             kw = dict(hdgfb_kwargs or {})
             kw.setdefault("num_modalities", 2)
             self.hdgfb = nn.ModuleList([HDGFB(n, **kw) for _ in range(3)])
