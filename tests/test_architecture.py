@@ -117,22 +117,32 @@ _FLAG_MESSAGES_PENDING = {
 }
 
 
+#: Calls whose text reaches the user besides exceptions: notes and warnings.
+_MESSAGE_CALLS = {"print", "warn", "report", "say"}
+
+
 def _raised_strings(tree):
     """``(line, text)`` of every string literal (f-string parts included) inside the arguments
-    of a ``raise X(...)``."""
+    of a ``raise X(...)`` or of a message call (:data:`_MESSAGE_CALLS`)."""
     import ast
 
     for node in ast.walk(tree):
+        call = None
         if isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call):
-            for arg in [*node.exc.args, *(k.value for k in node.exc.keywords)]:
+            call = node.exc
+        elif isinstance(node, ast.Call) and getattr(node.func, "id",
+                                                    getattr(node.func, "attr", None)) in _MESSAGE_CALLS:
+            call = node
+        if call is not None:
+            for arg in [*call.args, *(k.value for k in call.keywords)]:
                 for sub in ast.walk(arg):
                     if isinstance(sub, ast.Constant) and isinstance(sub.value, str):
                         yield node.lineno, sub.value
 
 
 def test_library_errors_name_no_cli_flag():
-    """Library code names the argument or configuration key (``crop: ...``); only
-    ``hyperleaf/cli`` turns it into a flag (``hyperleaf.cli.flags.flag_message``)."""
+    """Library code names the argument or configuration key (``crop: ...``) in its errors and
+    notes; only ``hyperleaf/cli`` turns it into a flag (``hyperleaf.cli.flags.flag_message``)."""
     import ast
 
     flag = re.compile(r"(?<![\w-])--[a-z]")
@@ -150,8 +160,10 @@ def test_library_errors_name_no_cli_flag():
 def test_the_check_finds_a_flag_in_a_raise():
     import ast
 
-    tree = ast.parse('def f(n):\n    raise ValueError(f"x {n}; lower --crop")\n')
-    assert [t for _, t in _raised_strings(tree) if "--crop" in t] == ["; lower --crop"]
+    tree = ast.parse('def f(n):\n    raise ValueError(f"x {n}; lower --crop")\n'
+                     '    print("hyperleaf train: --resume: x", file=sys.stderr)\n')
+    assert [t for _, t in _raised_strings(tree) if "--" in t] == [
+        "; lower --crop", "hyperleaf train: --resume: x"]
 
 
 def test_cli_names_flags_where_the_library_names_keys(tmp_path, capsys):
@@ -167,3 +179,23 @@ def test_cli_names_flags_where_the_library_names_keys(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "error: --resume: needs --out" in err
     assert all(f.startswith("--") for f in KEY_FLAGS.values())
+
+
+def test_resume_notes_name_the_key_in_the_library_and_the_flag_on_the_command_line(
+        tmp_path, capsys):
+    import yaml
+
+    from hyperleaf.cli import main
+    from hyperleaf.train import train
+    from tests.test_train import TINY, tiny
+
+    notes = []
+    train(tiny(tmp_path / "lib", steps=2, save_every=2), resume=True, progress=False,
+          report=notes.append)
+    assert notes == [f"resume: no run in {tmp_path / 'lib'} yet; starting it"]
+    f = tmp_path / "tiny.yaml"
+    f.write_text(yaml.safe_dump({**TINY, "steps": 2, "save_every": 2}))
+    assert main(["train", "--config", str(f), "--resume", "--no-progress",
+                 "--out", str(tmp_path / "cli")]) == 0
+    err = capsys.readouterr().err
+    assert f"hyperleaf train: --resume: no run in {tmp_path / 'cli'} yet; starting it" in err

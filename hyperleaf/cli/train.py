@@ -119,6 +119,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         cfg, explicit = config_from_args(args)
         result = train(cfg, resume=args.resume, progress=not args.no_progress,
+                       report=lambda msg: print(f"hyperleaf train: {flag_message(msg)}",
+                                                file=sys.stderr),
                        explicit=explicit)
     except ConfigError as exc:
         print(f"hyperleaf train: error: {_flag_message(exc, args)}", file=sys.stderr)

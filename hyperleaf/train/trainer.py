@@ -14,6 +14,7 @@ import os
 import random
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -180,9 +181,13 @@ class Trainer:
     """Builds everything from a :class:`TrainConfig` and runs it; see :func:`train`."""
 
     def __init__(self, cfg: TrainConfig, resume: bool = False, progress: bool = True,
-                 explicit: frozenset[str] = frozenset()):
+                 explicit: frozenset[str] = frozenset(),
+                 report: Callable[[str], None] | None = None):
         self.cfg, self.resume, self.progress = cfg.validate(), bool(resume), bool(progress)
         self.explicit = explicit
+        # Notes for the user ("resume: resuming from ..."); they name configuration keys, so
+        # a front end words them its way (the CLI names flags). Default: stderr.
+        self.report = report or (lambda msg: print(msg, file=sys.stderr))
         self.task = get_task(self.cfg.task)
 
     # ---- setup -------------------------------------------------------------------------
@@ -205,8 +210,7 @@ class Trainer:
                                   "it is not a hyperleaf train run that can be continued",
                                   key="resume")
             # Killed before it wrote anything (or a new folder): start the run as configured.
-            print(f"hyperleaf train: --resume: no run in {self.out} yet; starting it",
-                  file=sys.stderr)
+            self.report(f"resume: no run in {self.out} yet; starting it")
             self.resume = False
         if self.resume:
             saved = load_run_config(cfg_file)
@@ -398,7 +402,7 @@ class Trainer:
                 for line in (found.report() if found is not None else
                              [f"no checkpoint in {self.out / 'checkpoints'} yet; "
                               "starting from step 0"]):
-                    print(f"hyperleaf train: --resume: {line}", file=sys.stderr)
+                    self.report(f"resume: {line}")
         if self.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
             if start > 0:
@@ -525,10 +529,13 @@ class Trainer:
 
 
 def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
-          explicit: frozenset[str] = frozenset()) -> RunResult:
+          explicit: frozenset[str] = frozenset(),
+          report: Callable[[str], None] | None = None) -> RunResult:
     """Run training as configured; returns the :class:`RunResult`.
 
     ``explicit`` names the keys set on the command line (they may override a resumed run's
-    configuration when listed in ``RESUME_OVERRIDABLE``).
+    configuration when listed in ``RESUME_OVERRIDABLE``); ``report`` receives the notes for
+    the user (what a resume found; default: printed to stderr).
     """
-    return Trainer(cfg, resume=resume, progress=progress, explicit=explicit).run()
+    return Trainer(cfg, resume=resume, progress=progress, explicit=explicit,
+                   report=report).run()
