@@ -4,6 +4,7 @@ saturated points exactly where there are some (issue 14 §1)."""
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -158,7 +159,8 @@ def test_collapsed_group_is_drawn_and_said(tmp_path):
     plt.close(fig)
 
 
-def test_leaf_plot_of_a_trained_run_separates_every_group_with_spread(tmp_path):
+def test_leaf_plot_of_a_trained_run_separates_every_group_with_spread(tmp_path, capsys):
+    from hyperleaf.cli import main
     from hyperleaf.tasks import get_task
     from hyperleaf.train import TrainConfig, load_run, train
 
@@ -182,6 +184,12 @@ def test_leaf_plot_of_a_trained_run_separates_every_group_with_spread(tmp_path):
         assert _max_pair_px(px) > panels[key].bbox.width / 3, key
     has_rings = any(c.get_gid() == "saturated" for ax in fig.axes for c in ax.collections)
     assert has_rings == (summary["saturated"] > 0)
+    # hyperleaf plot prints fractions as percentages, spreads and distances as distances.
+    assert main(["plot", str(tmp_path / "r"), "--out", str(tmp_path / "again.png")]) == 0
+    printed = capsys.readouterr().out
+    assert re.search(r"order_all \d+\.\d%", printed) and re.search(r"saturated \d+\.\d%", printed)
+    spread = re.search(r"spread_ir ([0-9.e+-]+)(,|$)", printed, re.M)
+    assert spread and float(spread.group(1)) == pytest.approx(summary["spread_ir"], rel=1e-3)
     import matplotlib.pyplot as plt
 
     plt.close(fig)
