@@ -110,13 +110,6 @@ def test_fuse_arrays_lives_in_the_library_with_keyword_modalities():
         fuse_arrays(net, ir, vis)  # positional modalities are refused
 
 
-# Files whose owner is still moving their flags out (each entry says who and why).
-_FLAG_MESSAGES_PENDING = {
-    # pan-sharpening training is being moved into hyperleaf/tasks/pansharpen.py (issue 13)
-    "hyperleaf/train/pansharpen.py",
-}
-
-
 #: Calls whose text reaches the user besides exceptions: notes and warnings.
 _MESSAGE_CALLS = {"print", "warn", "report", "say"}
 
@@ -149,7 +142,7 @@ def test_library_errors_name_no_cli_flag():
     found = []
     for path in sorted((ROOT / "hyperleaf").rglob("*.py")):
         rel = path.relative_to(ROOT).as_posix()
-        if rel.startswith("hyperleaf/cli/") or rel in _FLAG_MESSAGES_PENDING:
+        if rel.startswith("hyperleaf/cli/"):
             continue
         tree = ast.parse(path.read_text(encoding="utf-8"))
         found += [f"{rel}:{line}: {text!r}" for line, text in _raised_strings(tree)

@@ -95,6 +95,14 @@ TABLE: list[Case] = [
     Case("train-out-is-a-file", "train --steps 2 --no-progress --out {FILE}", "--out"),
     Case("train-out-under-a-file", "train --steps 2 --no-progress --out {FILE}/run", "--out"),
     Case("train-resume-without-out", "train --resume --no-progress", "--resume", ("runs",)),
+    # keys only the pansharpen task reads are refused, not silently ignored, by the others
+    Case("train-fuse-sensor", "train --sensor WV3 --steps 2 --no-progress --out {ws}/o",
+         "--sensor: does not apply to the fuse task", ("o",)),
+    Case("train-fuse-no-normalise", "train --no-normalise --steps 2 --no-progress --out {ws}/o",
+         "--no-normalise: does not apply to the fuse task", ("o",)),
+    Case("train-segment-train-index", "train --task segment --train-index 0-3 --steps 2 "
+         "--no-progress --out {ws}/o", "--train-index: does not apply to the segment task",
+         ("o",)),
     Case("plot-out-under-a-file", "plot {NOCFG} --out {FILE}/leaf.png", "--out"),
     # ---- the top level
     Case("unknown-command", "nosuchcommand", "nosuchcommand"),

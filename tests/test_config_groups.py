@@ -47,7 +47,8 @@ def test_key_rejects_an_unknown_section_and_copies_lists():
 
 
 def test_grouped_and_flat_forms_read_the_same():
-    cfg = TrainConfig.from_dict({**TINY, "task": "segment", "data": None, "num_classes": 3})
+    cfg = TrainConfig.from_dict({**TINY, "n_feat": 8, "w_ssim": 0.5, "task": "segment",
+                                 "data": None, "num_classes": 3})
     g = cfg.to_grouped()
     assert list(g) == list(SECTIONS)
     assert g["task"]["name"] == "segment" and g["model"]["name"] is None
@@ -132,6 +133,48 @@ def test_segment_task_checks_through_its_declared_keys():
     with pytest.raises(ConfigError, match="^model: the segment task builds"):
         TrainConfig(task="segment", model="ship").validate()
     assert Task.config_needs == ()
+
+
+@pytest.mark.parametrize("task", list_tasks())
+def test_every_task_refuses_keys_only_another_task_reads(task):
+    foreign = get_task(task).foreign_keys
+    assert foreign, f"{task} declares no foreign keys"
+    for name in foreign:
+        default = getattr(TrainConfig(), name)
+        assert name in SECTION_OF and getattr(TrainConfig(task=task), name) == default
+    # a valid value (a bool flipped) of one of them: only the task refuses it
+    name = next(k for k in foreign if isinstance(getattr(TrainConfig(), k), bool))
+    value = not getattr(TrainConfig(), name)
+    with pytest.raises(ConfigError, match=f"^{name}: does not apply to the {task} task") as info:
+        TrainConfig(task=task, **{name: value}).validate()
+    assert info.value.key == name
+
+
+def test_pan_only_keys_are_refused_by_fuse_and_segment():
+    for task in ("fuse", "segment"):
+        for name, value in (("sensor", "WV3"), ("normalise", False), ("train_index", "0-3"),
+                            ("val_index", "4"), ("ms_bands", 4), ("ratio", 4)):
+            with pytest.raises(ConfigError, match=f"^{name}: does not apply to the {task}"):
+                TrainConfig(task=task, **{name: value}).validate()
+
+
+def test_fuse_and_segment_refuse_each_others_keys_and_recipes():
+    with pytest.raises(ConfigError, match="^seg_loss: does not apply to the fuse task"):
+        TrainConfig(seg_loss="leaf-authors").validate()
+    with pytest.raises(ConfigError, match="^n_feat: does not apply to the segment task"):
+        TrainConfig(task="segment", n_feat=4).validate()
+    with pytest.raises(ConfigError, match="^model: the fuse task trains SHIP"):
+        TrainConfig(model="leaf-unet").validate()
+    assert TrainConfig(model="ship").validate().model == "ship"
+    with pytest.raises(ConfigError, match="^recipe: 'ship-authors' is not a recipe of the "
+                                          "segment task \\(it sets loss") as info:
+        TrainConfig.from_dict({"task": "segment", "recipe": "ship-authors"})
+    assert info.value.key == "recipe"
+    with pytest.raises(ConfigError, match="^recipe: 'leaf-authors' is not a recipe of the fuse"):
+        TrainConfig.from_dict({"task": "fuse", "recipe": "leaf-authors"})
+    # each recipe still works for its own task
+    assert TrainConfig.from_dict({"recipe": "ship-authors"}).loss == "ship-authors"
+    assert TrainConfig.from_dict({"recipe": "leaf-authors"}).task == "segment"
 
 
 def test_run_folder_writes_grouped_config_and_reloads(tmp_path):

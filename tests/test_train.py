@@ -19,6 +19,7 @@ import yaml
 from PIL import Image
 
 from hyperleaf.cli import build_parser, main
+from hyperleaf.tasks.common import FUSE_KEYS
 from hyperleaf.train import ConfigError, NonFiniteLossError, TrainConfig, Trainer, load_run, train
 from hyperleaf.train.build import build_objective
 from hyperleaf.train.checkpoint import (
@@ -38,7 +39,10 @@ TINY = {"steps": 8, "batch_size": 2, "crop": 16, "val_crop": 24, "val_size": 3,
 
 
 def tiny(out, **kw) -> TrainConfig:
-    return TrainConfig.from_dict({**TINY, "out": str(out), **kw})
+    """TINY for ``out``; other tasks refuse the fuse-only keys, so they are left out there."""
+    base = TINY if kw.get("task", "fuse") == "fuse" else {
+        k: v for k, v in TINY.items() if k not in FUSE_KEYS}
+    return TrainConfig.from_dict({**base, "out": str(out), **kw})
 
 
 def _records(run: Path, kind: str) -> list[dict]:

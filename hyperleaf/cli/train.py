@@ -61,6 +61,9 @@ _FLAGS: list[tuple[str, str, type, str]] = [
                                       "(default: the last --val-fraction of the samples)"),
 ]
 
+#: Every key a flag of ``hyperleaf train`` sets (the table's and the ``--no-...`` switches').
+_KEYS = (*(k for _, k, _, _ in _FLAGS), "leaf", "hdgfb", "normalise")
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -93,8 +96,7 @@ def config_from_args(args: argparse.Namespace):
     from hyperleaf.train import TrainConfig
     from hyperleaf.train.config import flatten_config, load_yaml
 
-    keys = [k for _, k, _, _ in _FLAGS] + ["leaf", "hdgfb", "normalise"]
-    given = {k: getattr(args, k) for k in keys if getattr(args, k) is not None}
+    given = {k: getattr(args, k) for k in _KEYS if getattr(args, k) is not None}
     source = args.config or "command line"
     # the file may be grouped by section (run/task/model/data) or flat: flatten before merging
     base = flatten_config(load_yaml(args.config), source) if args.config else {}
@@ -106,7 +108,7 @@ def _flag_message(exc, args: argparse.Namespace) -> str:
     """The library's message in flags: its leading key (a ConfigError's, or a task's
     ValueError's) becomes the flag when the value came from one (not from the ``--config``
     file), keys quoted inside it always (:func:`hyperleaf.cli.flags.flag_message`)."""
-    given = {k for _, k, _, _ in _FLAGS if getattr(args, k, None) is not None}
+    given = {k for k in _KEYS if getattr(args, k, None) is not None}
     given |= {k for k in ("config", "resume") if getattr(args, k, None)}
     return flag_message(exc, given=given)
 

@@ -6,7 +6,19 @@ from collections.abc import Iterator
 
 import torch
 
-__all__ = ["val_batches"]
+__all__ = ["FUSE_KEYS", "PANSHARPEN_KEYS", "SEGMENT_KEYS", "val_batches"]
+
+# Configuration keys only one task reads: the other tasks list them in ``Task.foreign_keys``,
+# so setting one for them is refused instead of silently ignored.
+#: Read only by the fuse task (its losses and SHIP's width; rot90 of its training crops).
+FUSE_KEYS = ("loss", "w_mask", "w_intensity", "w_gradient", "w_ssim", "n_feat", "rot90")
+#: Read only by the segment task (its losses and networks).
+SEGMENT_KEYS = ("seg_loss", "w_ce", "w_focal_dice", "w_dice", "w_focal", "focal_reduction",
+                "num_classes", "seg_width", "in_channels", "encoder", "feature_dim", "mlp_dim",
+                "leaf_mode", "hdgfb", "widths3d", "modality_groups")
+#: Read only by the pansharpen task.
+PANSHARPEN_KEYS = ("sensor", "normalise", "train_index", "val_index", "ms_bands", "ratio",
+                   "pan_statistics")
 
 
 def val_batches(val_set, chunk: int = 8) -> Iterator[tuple[list[str], dict[str, torch.Tensor]]]:

@@ -25,7 +25,7 @@ from hyperleaf.losses.fusion import FusionLoss
 from hyperleaf.models.registry import create_model
 from hyperleaf.nn.heads import LeafHead, Levels, ordering
 from hyperleaf.tasks.base import Task, register_task
-from hyperleaf.tasks.common import val_batches
+from hyperleaf.tasks.common import PANSHARPEN_KEYS, SEGMENT_KEYS, val_batches
 from hyperleaf.tasks.diagnostics import geometry_diagnostics
 from hyperleaf.tasks.leafplot import plot_run_objective
 
@@ -166,6 +166,13 @@ class FuseTask(Task):
     """Infrared-visible fusion (see the module docstring). Batches hold ``vis`` and ``ir``."""
 
     inputs = ("vis", "ir")
+    foreign_keys = (*SEGMENT_KEYS, *PANSHARPEN_KEYS)
+    config_needs = ("model",)
+
+    def check_config(self, cfg: Any) -> None:
+        if cfg.model not in (None, "ship"):
+            raise ValueError(f"model: the fuse task trains SHIP (null or 'ship'), got "
+                             f"{cfg.model!r}")
 
     def datasets(self, cfg: Any) -> tuple[Any, Any]:
         if cfg.data is None:

@@ -217,6 +217,16 @@ class TrainConfig:
             if _TYPE_OF[f.name] == "float":
                 self._need(self._finite(f.name), f.name, "must be finite")
         task = get_task(self.task)
+        # A key only another task reads would be silently ignored: refuse it set at all.
+        foreign = [k for k in RECIPES.get(self.recipe or "", {}) if k in task.foreign_keys]
+        if foreign and "recipe" not in task.foreign_keys:
+            raise ConfigError(f"recipe: {self.recipe!r} is not a recipe of the {self.task} task "
+                              f"(it sets {', '.join(foreign)}, which that task does not use)",
+                              key="recipe")
+        for name in task.foreign_keys:
+            if getattr(self, name) != _default_of(name):
+                raise ConfigError(f"{name}: does not apply to the {self.task} task (got "
+                                  f"{getattr(self, name)!r})", key=name)
         try:
             needs = (*task.config_needs, *task.foreign_keys)
             task.check_config(self.section_view("task", needs, owner=f"task {self.task!r}"))
@@ -442,6 +452,13 @@ for _f in fields(TrainConfig):
     SECTION_OF[_f.name] = _f.metadata["section"]
     _TYPE_OF[_f.name] = _f.type if isinstance(_f.type, str) else _f.type.__name__
 del _f
+
+def _default_of(name: str) -> Any:
+    f = _FIELD[name]
+    return f.default_factory() if f.default is dataclasses.MISSING else f.default
+
+
+_FIELD = {f.name: f for f in fields(TrainConfig)}
 
 #: int keys with a range of their own (the others must be >= 1).
 _OWN_RANGE = frozenset({"seed", "warmup", "threads", "in_channels", "num_classes", "data_seed",

@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from safetensors.torch import load_model
 from torch import Tensor, nn
 
 from hyperleaf.metrics import pansharpening as pm
@@ -104,8 +105,6 @@ def load_pansharpen(run: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     and ``ratio``) and of the earlier separate loop (``config.json``) both load. Raises
     ``FileNotFoundError`` / ``ValueError`` naming the folder.
     """
-    from safetensors.torch import load_model
-
     p = Path(run)
     folder = p.parent if p.suffix == ".safetensors" else p
     weights = folder / "model.safetensors"
@@ -121,8 +120,8 @@ def load_pansharpen(run: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     legacy = folder / "config.json"
     for f in (legacy, weights):
         if not f.is_file():
-            raise FileNotFoundError(f"{f} not found (a 'hyperleaf train --task pansharpen' "
-                                    "run folder is expected)")
+            raise FileNotFoundError(f"{f} not found (a pan-sharpening run folder is "
+                                    "expected: config.yaml or config.json, model.safetensors)")
     config = json.loads(legacy.read_text())
     if config.get("task") != "pansharpen":
         raise ValueError(f"{folder} is not a pan-sharpening run")
