@@ -59,8 +59,9 @@ from torch import Tensor
 from hyperleaf.deprecation import renamed_kwarg
 
 with warnings.catch_warnings():
-    # geoopt 0.5.1 decorates its math with torch.jit.script, deprecated since torch 2.10.
-    warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*", category=DeprecationWarning)
+    # geoopt 0.5.1 decorates its math with torch.jit.script, deprecated since torch 2.10
+    # (a DeprecationWarning under torch 2.13, a FutureWarning under 2.14: filter by message).
+    warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*")
     import geoopt
     from geoopt.manifolds.stereographic import math as _gmath
 

@@ -330,3 +330,26 @@ def test_module_entry_point_is_the_cli(tmp_path):
     res = subprocess.run([sys.executable, "-m", "hyperleaf.train.ablation", "--help"], cwd=ROOT,
                          capture_output=True, text=True, timeout=120)
     assert res.returncode == 0 and "usage: hyperleaf ablate" in res.stdout
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_arms_share_their_common_initial_weights(seed):
+    """From scratch, the same seed gives SHIP's layers the same initial weights in both arms
+    (the trainer seeds torch, then builds; LEAF's modules are drawn after SHIP's), so the
+    paired difference compares the arms from one start."""
+    import torch
+
+    from hyperleaf.train import TrainConfig
+    from hyperleaf.train.build import build_objective
+
+    nets = {}
+    for leaf in (False, True):
+        torch.manual_seed(seed)
+        nets[leaf] = build_objective(TrainConfig(leaf=leaf, n_feat=4, seed=seed).validate()).net
+    plain, with_leaf = (n.state_dict() for n in (nets[False], nets[True]))
+    assert set(plain) < set(with_leaf)  # LEAF only adds
+    assert all(torch.equal(plain[k], with_leaf[k]) for k in plain)
+    # ...and a different seed does change them (the check can fail)
+    torch.manual_seed(seed + 1)
+    other = build_objective(TrainConfig(leaf=False, n_feat=4).validate()).net.state_dict()
+    assert not all(torch.equal(plain[k], other[k]) for k in plain)

@@ -43,6 +43,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 from torch import Tensor
 
 __all__ = ["SegmentationFolder", "SegmentationDataError", "LAYOUTS", "LAYOUT_NUM_CLASSES",
@@ -100,8 +101,6 @@ def _read_nifti(path: Path) -> np.ndarray:
 
 
 def _read_image(path: Path, mode: str | None):
-    from PIL import Image
-
     try:
         with Image.open(path) as im:
             im.load()
@@ -115,8 +114,6 @@ def _read_image(path: Path, mode: str | None):
 
 
 def _image_tensor(im, size) -> Tensor:
-    from PIL import Image
-
     if size is not None:
         im = im.resize((size[1], size[0]), Image.BILINEAR, reducing_gap=None)
     arr = np.asarray(im)
@@ -334,8 +331,6 @@ class SegmentationFolder(torch.utils.data.Dataset):
         return _image_tensor(_read_image(path, mode), self.size)
 
     def _read_label(self, path: Path, check_range: bool = True) -> Tensor:
-        from PIL import Image
-
         if path.name.lower().endswith(_NIFTI_EXT):
             arr = _read_nifti(path)
             if not np.all(arr == np.round(arr)):

@@ -27,12 +27,12 @@ import math
 import numbers
 from collections.abc import Callable, Sequence
 
-import geoopt
 import torch
 from torch import Tensor, nn
 
 from hyperleaf import geometry
 from hyperleaf.deprecation import renamed_kwarg
+from hyperleaf.geometry import geoopt  # through geometry: it silences geoopt's import warnings
 
 __all__ = ["H2FRLoss", "to_ball"]
 

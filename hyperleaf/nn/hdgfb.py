@@ -51,7 +51,6 @@ from __future__ import annotations
 import math
 import numbers
 
-import geoopt
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -59,6 +58,7 @@ from torch import Tensor, nn
 from hyperleaf import geometry
 from hyperleaf import paper as _paper
 from hyperleaf.deprecation import renamed_kwarg
+from hyperleaf.geometry import geoopt  # through geometry: it silences geoopt's import warnings
 from hyperleaf.nn._hdgfb_kernels import (
     LN_EPS,
     WIDE_SQNORM_ABOVE,

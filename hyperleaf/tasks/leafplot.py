@@ -17,6 +17,7 @@ points are ringed in red in both views.
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -247,8 +248,6 @@ def plot_leaf(data: dict[str, object], path: str | Path, title: str = "") -> dic
     saturated fraction and each stream's spread (mean geodesic distance of the samples to their
     centroid, averaged over the stages).
     """
-    import io
-
     import matplotlib.pyplot as plt
 
     fig, summary = leaf_figure(data, title)

@@ -38,10 +38,18 @@ from torch import Tensor
 
 from hyperleaf import io as hio
 from hyperleaf.data import SyntheticSegmentation
+from hyperleaf.data.segmentation import (
+    SegmentationCrops,
+    SegmentationDataError,
+    SegmentationFolder,
+    SegmentationItems,
+    default_groups,
+)
 from hyperleaf.distributed import gather_levels
+from hyperleaf.losses import LeafSegmentationLoss
 from hyperleaf.models.registry import create_model
 from hyperleaf.tasks.base import Task, register_task
-from hyperleaf.tasks.common import val_batches
+from hyperleaf.tasks.common import FUSE_KEYS, PANSHARPEN_KEYS, val_batches
 
 __all__ = ["SegmentTask", "SegmentObjective", "LeafUNetObjective", "build_segment_objective",
            "evaluate_segment", "segment_scores", "tile_logits", "eval_tile", "open_segment_data",
@@ -119,8 +127,6 @@ def build_segment_objective(cfg: Any) -> nn.Module:
                              "(open_segment_data) or give the number")
         cfg.num_classes = SyntheticSegmentation.num_classes
     if model != "leafseg":
-        from hyperleaf.losses import LeafSegmentationLoss
-
         ch = cfg.in_channels or 1
         leaf = bool(cfg.leaf)
         common = dict(num_classes=cfg.num_classes, in_channels=(ch, ch), c=cfg.curvature,
@@ -296,12 +302,6 @@ def open_segment_data(cfg: Any, data: str | Path | None = None) -> tuple[Any, li
     ``[0, num_classes)``, a 2-D/3-D mismatch with the network, modality groups the data do not
     have or of unequal channels raise ``ValueError`` (data errors name the file).
     """
-    from hyperleaf.data.segmentation import (
-        SegmentationDataError,
-        SegmentationFolder,
-        default_groups,
-    )
-
     folder = SegmentationFolder(data if data is not None else cfg.data,
                                 num_classes=cfg.num_classes or None)
     mods, label = folder[0]
@@ -328,12 +328,6 @@ def open_segment_data(cfg: Any, data: str | Path | None = None) -> tuple[Any, li
 
 def _folder_datasets(cfg: Any) -> tuple[Any, Any]:
     """Open ``cfg.data`` (:func:`open_segment_data`) and split it (module docstring)."""
-    from hyperleaf.data.segmentation import (
-        SegmentationCrops,
-        SegmentationDataError,
-        SegmentationItems,
-    )
-
     folder, groups, _ = open_segment_data(cfg)
     n = len(folder)
     if n < 2:
@@ -350,6 +344,7 @@ class SegmentTask(Task):
     the label map ``mask``."""
 
     inputs = ("vis", "ir", "mask")
+    foreign_keys = (*FUSE_KEYS, *PANSHARPEN_KEYS)
     config_needs = ("model", "data", "crop", "val_crop", "widths3d")
 
     def check_config(self, cfg: Any) -> None:

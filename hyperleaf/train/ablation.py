@@ -45,13 +45,38 @@ import hashlib
 import io
 import json
 import math
+import multiprocessing
 import os
 import sys
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
+import torch
+from scipy.stats import t as student_t
+
+from hyperleaf.atomic import atomic_write_bytes, atomic_write_text, check_writable_location
+from hyperleaf.data.pairs import split_pairs
+from hyperleaf.io import (
+    ImageError,
+    ImagePair,
+    check_pairs,
+    find_pairs_in,
+    image_size,
+    read_gray,
+    read_gray_levels,
+    write_png,
+)
+from hyperleaf.metrics import evaluate
+from hyperleaf.metrics.folder import evaluate_pair, quiet_third_party
+from hyperleaf.metrics.registry import check_convention, get, resolve
+from hyperleaf.train.build import load_run
+from hyperleaf.train.config import ConfigError, TrainConfig
+from hyperleaf.train.trainer import train
 
 __all__ = ["ARMS", "ARM_LABELS", "DEFAULT_METRICS", "AblationError", "AblationSpec",
            "Interval", "PairedDifference", "confidence_interval", "paired_difference",
@@ -100,9 +125,7 @@ def t_critical(level: float, dof: int) -> float:
     if dof < 1:
         raise AblationError(f"dof: need at least 1 degree of freedom (2 values), got {dof}",
                             "seeds")
-    from scipy.stats import t
-
-    return float(t.ppf(0.5 + level / 2, dof))
+    return float(student_t.ppf(0.5 + level / 2, dof))
 
 
 @dataclass(frozen=True)
@@ -172,10 +195,8 @@ def paired_difference(treated: Sequence[float], control: Sequence[float],
     ci = confidence_interval(d, level)
     n = len(d)
     if ci.sd > 0:
-        from scipy.stats import t as student
-
         t = ci.mean / (ci.sd / math.sqrt(n))
-        p = float(2 * student.sf(abs(t), n - 1))
+        p = float(2 * student_t.sf(abs(t), n - 1))
     elif ci.mean == 0:
         t, p = float("nan"), 1.0
     else:
@@ -234,9 +255,6 @@ def make_split_view(train: Sequence[Any], heldout: Sequence[Any], folder: str | 
     pair and ``held-NAME`` to each held-out one (absolute targets, extensions kept), so that a
     ``hyperleaf train`` run with ``data: folder`` and ``val_fraction = len(heldout) / n``
     trains on exactly ``train`` and validates on ``heldout``. Returns ``folder``."""
-    from hyperleaf.data.pairs import split_pairs
-    from hyperleaf.io import find_pairs_in
-
     root = Path(folder)
     for part in ("ir", "vi"):
         (root / part).mkdir(parents=True, exist_ok=True)
@@ -304,8 +322,6 @@ class AblationSpec:
                 or self.workers < 1):
             raise AblationError(f"workers: expected an integer >= 1, got {self.workers!r}",
                                 "workers")
-        from hyperleaf.metrics.registry import check_convention, resolve
-
         try:
             check_convention(self.convention)
             self.metrics = resolve(list(self.metrics))
@@ -323,8 +339,6 @@ class AblationSpec:
 
 def _run_config(spec: AblationSpec, arm: str, seed: int, view: Path, n_pairs: int,
                 n_heldout: int) -> dict[str, Any]:
-    from hyperleaf.train.config import TrainConfig
-
     steps = int((spec.config or {}).get("steps", TrainConfig.steps))
     d = {"eval_every": steps, "save_every": steps, "log_every": max(1, steps // 10),
          **(spec.config or {}), **ARMS[arm], "seed": seed, "data": str(view),
@@ -338,9 +352,6 @@ def _run_config(spec: AblationSpec, arm: str, seed: int, view: Path, n_pairs: in
 
 def _fuse_gray(net, ir, vis):
     """Fused luminance ``(H, W)`` float in [0, 1] of ``net`` for ``ir``/``vis`` (H, W)."""
-    import numpy as np
-    import torch
-
     v = torch.from_numpy(np.ascontiguousarray(vis, dtype=np.float32))[None, None]
     i = torch.from_numpy(np.ascontiguousarray(ir, dtype=np.float32))[None, None]
     with torch.inference_mode():
@@ -354,14 +365,7 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
     lists), "metrics", "convention"}``. Returns the run's record (see ``ablation.json``) and
     writes ``heldout/NAME.png`` and ``heldout.json`` into the run folder.
     """
-    import torch
 
-    from hyperleaf.atomic import atomic_write_text
-    from hyperleaf.io import ImagePair, read_gray, write_png
-    from hyperleaf.metrics.folder import evaluate_pair, quiet_third_party
-    from hyperleaf.train.build import load_run
-    from hyperleaf.train.config import TrainConfig
-    from hyperleaf.train.trainer import train
 
     quiet_third_party()
     cfg = TrainConfig.from_dict(job["config"], source="ablation")
@@ -422,8 +426,6 @@ def _run_jobs(jobs: list[dict[str, Any]], workers: int,
                 raise failed(job, exc) from exc
         return done  # type: ignore[return-value]
 
-    import multiprocessing
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     # spawn, not fork: a forked child would inherit this process's torch thread pools.
     ctx = multiprocessing.get_context("spawn")
@@ -454,8 +456,6 @@ def summarise(runs: Sequence[dict[str, Any]], arms: Sequence[str], seeds: Sequen
 
     ``runs``: records with ``arm``, ``seed`` and ``metrics`` (``{name: score}``).
     """
-    from hyperleaf.metrics.registry import get
-
     score = {(r["arm"], r["seed"]): r["metrics"] for r in runs}
     missing = [(a, s) for a in arms for s in seeds if (a, s) not in score]
     if missing:
@@ -490,8 +490,6 @@ def _fmt(x: float) -> str:
 def markdown_report(record: dict[str, Any]) -> str:
     """The tables ``hyperleaf ablate`` prints (and writes to ``ablation.md``), from the
     ``ablation.json`` record."""
-    from hyperleaf.metrics.registry import get
-
     summ, arms, metrics = record["summary"], record["arms"], record["metrics"]
     seeds, split = record["seeds"], record["split"]
     k = len(seeds)
@@ -549,9 +547,6 @@ def plot_ablation(record: dict[str, Any], path: str | Path) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from hyperleaf.atomic import atomic_write_bytes
-    from hyperleaf.metrics.registry import get
 
     arms, metrics, seeds = record["arms"], record["metrics"], record["seeds"]
     summ = record["summary"]
@@ -629,10 +624,6 @@ def run_ablation(spec: AblationSpec, report: Callable[[str], None] | None = None
     (:meth:`AblationSpec.validate`), the data (every pair decoded, sizes at least the crops),
     every run's configuration, and that ``out`` holds no earlier ablation.
     """
-    from hyperleaf.atomic import atomic_write_text, check_writable_location
-    from hyperleaf.io import ImageError, check_pairs, find_pairs_in, image_size
-    from hyperleaf.train.config import ConfigError
-
     say = report or (lambda msg: print(msg, file=sys.stderr))
     spec = spec.validate()
     try:
@@ -668,9 +659,6 @@ def run_ablation(spec: AblationSpec, report: Callable[[str], None] | None = None
 
     # The metrics' own requirements (e.g. VIF's minimum size) on the smallest held-out pair,
     # the visible image standing in for the fused one: fail now rather than after training.
-    from hyperleaf.io import read_gray_levels
-    from hyperleaf.metrics import evaluate
-
     small = min(held, key=lambda p: image_size(p.ir)[0] * image_size(p.ir)[1])
     try:
         vis_levels = read_gray_levels(small.vis)
@@ -695,8 +683,6 @@ def run_ablation(spec: AblationSpec, report: Callable[[str], None] | None = None
 
     shared = {k: v for k, v in any_cfg.items()
               if k not in ("seed", "out", "leaf", "h2fr_mode", "h2fr_core")}
-    from hyperleaf.metrics.registry import get
-
     record = {
         "format": FORMAT, "data": str(spec.data), "out": str(out),
         "split": {"rule": rule, "n_pairs": len(pairs),

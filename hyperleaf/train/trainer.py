@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import geoopt
 import numpy as np
 import torch
 import torch.nn as nn
@@ -36,6 +35,7 @@ from hyperleaf.atomic import (
     check_writable_location,
 )
 from hyperleaf.data.synthetic import sample_seed
+from hyperleaf.geometry import geoopt  # through geometry: it silences geoopt's import warnings
 from hyperleaf.tasks import get_task
 from hyperleaf.train import distributed as hd
 from hyperleaf.train.checkpoint import (
