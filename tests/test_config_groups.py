@@ -139,9 +139,6 @@ def test_segment_task_checks_through_its_declared_keys():
 def test_every_task_refuses_keys_only_another_task_reads(task):
     foreign = get_task(task).foreign_keys
     assert foreign, f"{task} declares no foreign keys"
-    for name in foreign:
-        default = getattr(TrainConfig(), name)
-        assert name in SECTION_OF and getattr(TrainConfig(task=task), name) == default
     # a valid value (a bool flipped) of one of them: only the task refuses it
     name = next(k for k in foreign if isinstance(getattr(TrainConfig(), k), bool))
     value = not getattr(TrainConfig(), name)

@@ -5,10 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +28,7 @@ from hyperleaf.train import TrainConfig, train
 from hyperleaf.train.checkpoint import list_checkpoints
 from hyperleaf.train.config import flatten_config
 from hyperleaf.train.pansharpen import evaluate_methods, load_pansharpen, sharpen
+from tests.test_train import _records, kill_and_resume
 
 h5py = pytest.importorskip("h5py", reason="h5py (the 'pan' extra) writes the test file")
 
@@ -57,11 +54,6 @@ def tiny_h5(tmp_path_factory) -> Path:
 
 def _cfg(data, out, **kw) -> TrainConfig:
     return TrainConfig.from_dict({**TINY, "data": str(data), "out": str(out), **kw})
-
-
-def _records(run: Path, kind: str) -> list[dict]:
-    lines = (run / "log.jsonl").read_text().splitlines()
-    return [r for r in map(json.loads, lines) if r.get("kind") == kind]
 
 
 def test_registered_with_its_defaults():
@@ -184,43 +176,12 @@ def test_legacy_run_folder_still_loads(tmp_path):
     assert cfg == config
 
 
-def _cli(args):
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.Popen([sys.executable, "-m", "hyperleaf", "train", "--no-progress", *args],
-                            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-
-
 def test_sigkill_then_resume_is_bit_exact(tiny_h5, tmp_path):
     conf = tmp_path / "tiny.yaml"
     conf.write_text(yaml.safe_dump({**TINY, "data": str(tiny_h5), "steps": 14,
                                     "eval_every": 5}))
     ref, cut = tmp_path / "ref", tmp_path / "cut"
-    p = _cli(["--config", str(conf), "--out", str(ref)])
-    assert p.wait(timeout=600) == 0, p.stderr.read().decode()
-
-    p = _cli(["--config", str(conf), "--out", str(cut)])
-    deadline = time.time() + 600
-    while time.time() < deadline and p.poll() is None:
-        steps = [s for s, _ in list_checkpoints(cut / "checkpoints")]
-        if steps and steps[-1] >= 4:
-            break
-        time.sleep(0.02)
-    p.send_signal(signal.SIGKILL)
-    p.wait()
-    assert p.returncode == -signal.SIGKILL, "the run ended before it could be killed"
-    assert not (cut / "model.safetensors").exists()
-    assert list_checkpoints(cut / "checkpoints")[-1][0] < 14
-
-    p = _cli(["--config", str(conf), "--out", str(cut), "--resume"])
-    assert p.wait(timeout=600) == 0, p.stderr.read().decode()
-    from safetensors.torch import load_file
-
-    a, b = load_file(ref / "model.safetensors"), load_file(cut / "model.safetensors")
-    assert a.keys() == b.keys()
-    for k in a:
-        assert torch.equal(a[k], b[k]), k
-    ra, rb = _records(ref, "train"), _records(cut, "train")
-    assert [r["loss"] for r in ra] == [r["loss"] for r in rb]
+    kill_and_resume(conf, ref, cut, kill_after=4, steps=14)
     assert [r["step"] for r in _records(cut, "val")] == [0, 5, 10, 14]
     assert _records(cut, "val")[-1] == _records(ref, "val")[-1]
 

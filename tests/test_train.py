@@ -17,6 +17,7 @@ import pytest
 import torch
 import yaml
 from PIL import Image
+from safetensors.torch import load_file
 
 from hyperleaf.cli import build_parser, main
 from hyperleaf.tasks.common import FUSE_KEYS
@@ -232,18 +233,18 @@ def _cli(args, **kw):
                             **kw)
 
 
-def test_sigkill_then_resume_is_bit_exact(tmp_path):
-    conf = tmp_path / "tiny.yaml"
-    conf.write_text(yaml.safe_dump({**TINY, "steps": 16, "save_every": 2, "eval_every": 5}))
-    ref, cut = tmp_path / "ref", tmp_path / "cut"
+def kill_and_resume(conf: Path, ref: Path, cut: Path, kill_after: int, steps: int) -> int:
+    """Train ``conf`` uninterrupted into ``ref``; train it into ``cut``, SIGKILL that run once
+    a checkpoint at step >= ``kill_after`` exists, ``--resume`` it; assert both end with equal
+    weights and equal training losses. Returns the last step checkpointed before the kill."""
     p = _cli(["--config", str(conf), "--out", str(ref)])
     assert p.wait(timeout=600) == 0, p.stderr.read().decode()
 
     p = _cli(["--config", str(conf), "--out", str(cut)])
     deadline = time.time() + 600
     while time.time() < deadline and p.poll() is None:
-        steps = [s for s, _ in list_checkpoints(cut / "checkpoints")]
-        if steps and steps[-1] >= 6:
+        done = [s for s, _ in list_checkpoints(cut / "checkpoints")]
+        if done and done[-1] >= kill_after:
             break
         time.sleep(0.02)
     p.send_signal(signal.SIGKILL)
@@ -251,12 +252,10 @@ def test_sigkill_then_resume_is_bit_exact(tmp_path):
     assert p.returncode == -signal.SIGKILL, "the run ended before it could be killed"
     assert not (cut / "model.safetensors").exists()
     killed_at = list_checkpoints(cut / "checkpoints")[-1][0]
-    assert killed_at < 16
+    assert killed_at < steps
 
     p = _cli(["--config", str(conf), "--out", str(cut), "--resume"])
     assert p.wait(timeout=600) == 0, p.stderr.read().decode()
-    from safetensors.torch import load_file
-
     a, b = load_file(ref / "model.safetensors"), load_file(cut / "model.safetensors")
     assert a.keys() == b.keys()
     for k in a:
@@ -264,6 +263,14 @@ def test_sigkill_then_resume_is_bit_exact(tmp_path):
     # The log is the uninterrupted run's, record for record (times aside).
     ra, rb = _records(ref, "train"), _records(cut, "train")
     assert [r["loss"] for r in ra] == [r["loss"] for r in rb]
+    return killed_at
+
+
+def test_sigkill_then_resume_is_bit_exact(tmp_path):
+    conf = tmp_path / "tiny.yaml"
+    conf.write_text(yaml.safe_dump({**TINY, "steps": 16, "save_every": 2, "eval_every": 5}))
+    cut = tmp_path / "cut"
+    kill_and_resume(conf, tmp_path / "ref", cut, kill_after=6, steps=16)
     assert [r["step"] for r in _records(cut, "val")] == [0, 5, 10, 15, 16]
     st = load_checkpoint(list_checkpoints(cut / "checkpoints")[-1][1])
     assert {"model", "optimizer", "scheduler", "rng", "data", "step"} <= set(st)

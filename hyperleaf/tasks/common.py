@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import torch
 
-__all__ = ["FUSE_KEYS", "PANSHARPEN_KEYS", "SEGMENT_KEYS", "val_batches"]
+from hyperleaf.nn.heads import LeafHead
+
+__all__ = ["FUSE_KEYS", "PANSHARPEN_KEYS", "SEGMENT_KEYS", "leaf_head", "ship_leaf_kwargs",
+           "val_batches"]
 
 # Configuration keys only one task reads: the other tasks list them in ``Task.foreign_keys``,
 # so setting one for them is refused instead of silently ignored.
@@ -47,3 +51,20 @@ def val_batches(val_set, chunk: int = 8) -> Iterator[tuple[list[str], dict[str, 
         items.append(it)
     if items:
         yield names, {k: torch.stack([x[k] for x in items]) for k in items[0]}
+
+
+def ship_leaf_kwargs(cfg: Any) -> dict[str, Any]:
+    """``create_model("ship", ...)`` keywords of the LEAF extension as configured: an HDGFB
+    per stage (``hdgfb_mode``, ``hdgfb_hidden``) with ``leaf``, nothing without."""
+    if not cfg.leaf:
+        return {}
+    return {"hdgfb": True, "hdgfb_kwargs": {"mode": cfg.hdgfb_mode, "hidden": cfg.hdgfb_hidden}}
+
+
+def leaf_head(cfg: Any, level_channels: Sequence[int]) -> LeafHead:
+    """The configured :class:`~hyperleaf.nn.heads.LeafHead` (ball, compressor and H2FR) over
+    stages of ``level_channels`` channels."""
+    return LeafHead(level_channels, dim=cfg.ball_dim, c=cfg.curvature,
+                    learn_c=cfg.learn_curvature, clip_r=cfg.clip_r, mode=cfg.h2fr_mode,
+                    core=cfg.h2fr_core, alpha=cfg.h2fr_alpha, beta=cfg.h2fr_beta,
+                    norm=cfg.leaf_norm, radius=cfg.leaf_radius)

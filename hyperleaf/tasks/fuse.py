@@ -25,7 +25,13 @@ from hyperleaf.losses.fusion import FusionLoss
 from hyperleaf.models.registry import create_model
 from hyperleaf.nn.heads import LeafHead, Levels, ordering
 from hyperleaf.tasks.base import Task, register_task
-from hyperleaf.tasks.common import PANSHARPEN_KEYS, SEGMENT_KEYS, val_batches
+from hyperleaf.tasks.common import (
+    PANSHARPEN_KEYS,
+    SEGMENT_KEYS,
+    leaf_head,
+    ship_leaf_kwargs,
+    val_batches,
+)
 from hyperleaf.tasks.diagnostics import geometry_diagnostics
 from hyperleaf.tasks.leafplot import plot_run_objective
 
@@ -82,10 +88,7 @@ class FusionObjective(nn.Module):
 
 def build_fusion_network(cfg: Any) -> nn.Module:
     """SHIP as configured (``n_feat``; with ``leaf``, an HDGFB at each interaction stage)."""
-    if not cfg.leaf:
-        return create_model("ship", n_feat=cfg.n_feat)
-    return create_model("ship", n_feat=cfg.n_feat, hdgfb=True,
-                        hdgfb_kwargs={"mode": cfg.hdgfb_mode, "hidden": cfg.hdgfb_hidden})
+    return create_model("ship", n_feat=cfg.n_feat, **ship_leaf_kwargs(cfg))
 
 
 def build_fusion_objective(cfg: Any) -> FusionObjective:
@@ -93,12 +96,7 @@ def build_fusion_objective(cfg: Any) -> FusionObjective:
     :class:`FusionLoss`; ``"ship-authors"``, :class:`hyperleaf.losses.ShipAuthorsLoss`) and
     (with ``leaf``) head."""
     net = build_fusion_network(cfg)
-    head = None
-    if cfg.leaf:
-        head = LeafHead(net.level_channels, dim=cfg.ball_dim, c=cfg.curvature,
-                        learn_c=cfg.learn_curvature, clip_r=cfg.clip_r, mode=cfg.h2fr_mode,
-                        core=cfg.h2fr_core, alpha=cfg.h2fr_alpha, beta=cfg.h2fr_beta,
-                        norm=cfg.leaf_norm, radius=cfg.leaf_radius)
+    head = leaf_head(cfg, net.level_channels) if cfg.leaf else None
     if cfg.loss == "ship-authors":
         # The authors' L_max and L_grad are FusionLoss's intensity and gradient terms.
         loss = ShipAuthorsLoss(cfg.w_mask, cfg.w_intensity, cfg.w_gradient)

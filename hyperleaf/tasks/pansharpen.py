@@ -45,7 +45,7 @@ from hyperleaf.models.registry import create_model
 from hyperleaf.nn.heads import LeafHead
 from hyperleaf.pansharpen import get_sensor, reduced_resolution
 from hyperleaf.tasks.base import Task, register_task
-from hyperleaf.tasks.common import PANSHARPEN_KEYS
+from hyperleaf.tasks.common import PANSHARPEN_KEYS, leaf_head, ship_leaf_kwargs
 
 __all__ = ["PansharpenTask", "PansharpenObjective", "Standardised", "PanPatches",
            "band_statistics", "patches", "split_indices", "split_samples", "parse_index",
@@ -318,22 +318,14 @@ def build_pansharpen_objective(cfg: Any) -> PansharpenObjective:
     if cfg.ms_bands < 1 or cfg.ratio < 2:
         raise ValueError(f"ms_bands: the network's bands and ratio come from the data (got "
                          f"ms_bands {cfg.ms_bands}, ratio {cfg.ratio}); open the data first")
-    kw: dict[str, Any] = {}
-    if cfg.leaf:
-        kw = {"hdgfb": True, "hdgfb_kwargs": {"mode": cfg.hdgfb_mode, "hidden": cfg.hdgfb_hidden}}
     net: nn.Module = create_model("ship", n_feat=cfg.n_feat, task="pansharpen",
-                                  ms_bands=cfg.ms_bands, ratio=cfg.ratio, **kw)
+                                  ms_bands=cfg.ms_bands, ratio=cfg.ratio, **ship_leaf_kwargs(cfg))
     if cfg.normalise:
         if cfg.pan_statistics is None:
             raise ValueError("pan_statistics: normalise needs the training data's statistics "
                              "(computed when the data are opened)")
         net = Standardised(net, **cfg.pan_statistics)
-    head = None
-    if cfg.leaf:
-        head = LeafHead(net.level_channels, dim=cfg.ball_dim, c=cfg.curvature,
-                        learn_c=cfg.learn_curvature, clip_r=cfg.clip_r, mode=cfg.h2fr_mode,
-                        core=cfg.h2fr_core, alpha=cfg.h2fr_alpha, beta=cfg.h2fr_beta,
-                        norm=cfg.leaf_norm, radius=cfg.leaf_radius)
+    head = leaf_head(cfg, net.level_channels) if cfg.leaf else None
     return PansharpenObjective(net, head, cfg.h2fr_weight)
 
 

@@ -452,13 +452,13 @@ for _f in fields(TrainConfig):
     SECTION_OF[_f.name] = _f.metadata["section"]
     _TYPE_OF[_f.name] = _f.type if isinstance(_f.type, str) else _f.type.__name__
 del _f
+_FIELD = {f.name: f for f in fields(TrainConfig)}
+
 
 def _default_of(name: str) -> Any:
+    """Key ``name``'s default (a fresh copy for list/dict defaults)."""
     f = _FIELD[name]
-    return f.default_factory() if f.default is dataclasses.MISSING else f.default
-
-
-_FIELD = {f.name: f for f in fields(TrainConfig)}
+    return f.default_factory() if f.default is dataclasses.MISSING else f.default  # type: ignore[misc]
 
 #: int keys with a range of their own (the others must be >= 1).
 _OWN_RANGE = frozenset({"seed", "warmup", "threads", "in_channels", "num_classes", "data_seed",
@@ -520,8 +520,7 @@ def markdown_table() -> str:
     ``tests/test_config_groups.py`` checks it is current)."""
     rows = ["| section | key | in the section | default | meaning |", "|---|---|---|---|---|"]
     for f in fields(TrainConfig):
-        default = (f.default if f.default is not dataclasses.MISSING
-                   else f.default_factory())  # type: ignore[misc]
+        default = _default_of(f.name)
         shown = "null" if default is None else yaml.safe_dump(
             default, default_flow_style=True).strip().removesuffix("...").strip()
         rows.append(f"| {f.metadata['section']} | `{f.name}` | `{GROUPED_NAMES.get(f.name, f.name)}`"
