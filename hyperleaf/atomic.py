@@ -78,6 +78,36 @@ def check_writable_location(path: str | Path, *, folder: bool = False) -> Path:
     return p
 
 
+def check_output_file(path: str | Path, *, key: str = "path") -> Path:
+    """Check, before any work, that a file can be written at ``path``: it is not an existing
+    folder, no existing component above it is a file, and the nearest existing folder above it
+    is writable. Nothing is created. ``key`` names the argument in the message.
+
+    Raises :class:`LocationError`.
+
+    >>> import tempfile
+    >>> d = tempfile.mkdtemp()
+    >>> check_output_file(Path(d) / "new" / "rows.json").name
+    'rows.json'
+    >>> try:
+    ...     check_output_file(d, key="json")
+    ... except LocationError as exc:
+    ...     print(str(exc).replace(d, "D"))
+    json: D is a folder; expected a file path
+    """
+    p = Path(path)
+    if p.is_dir():
+        raise LocationError(f"{key}: {p} is a folder; expected a file path")
+    try:
+        check_writable_location(p)
+    except LocationError as exc:
+        raise LocationError(f"{key}: {exc}") from None
+    existing = next((q for q in p.parents if q.exists()), Path("."))
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise LocationError(f"{key}: cannot write {p}: {existing} is not writable")
+    return p
+
+
 def prepare_parent(path: str | Path) -> Path:
     """Create the folders above ``path`` after :func:`check_writable_location`; returns ``path``."""
     p = check_writable_location(path)

@@ -104,6 +104,13 @@ TABLE: list[Case] = [
          "--no-progress --out {ws}/o", "--train-index: does not apply to the segment task",
          ("o",)),
     Case("plot-out-under-a-file", "plot {NOCFG} --out {FILE}/leaf.png", "--out"),
+    # ---- check: output paths refused before the suite runs
+    Case("check-json-is-a-folder", "check --dtype float64 --c 1 --regime tiny --json {ws}",
+         "--json"),
+    Case("check-json-under-a-file", "check --dtype float64 --c 1 --regime tiny "
+         "--json {FILE}/rows.json", "--json"),
+    Case("check-markdown-is-a-folder", "check --dtype float64 --c 1 --regime tiny "
+         "--markdown {ws}", "--markdown"),
     # ---- the top level
     Case("unknown-command", "nosuchcommand", "nosuchcommand"),
 ]

@@ -41,13 +41,22 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from hyperleaf.atomic import atomic_write_text
+    from hyperleaf.atomic import LocationError, atomic_write_text, check_output_file
     from hyperleaf.verify import check
 
     for name, values in (("--c", args.curvatures),):
         for v in values or ():
             if not (v > 0 and v == v and v != float("inf")):
-                print(f"hyperleaf check: {name} must be finite and > 0, got {v}", file=sys.stderr)
+                print(f"hyperleaf check: error: {name} must be finite and > 0, got {v}",
+                      file=sys.stderr)
+                return 2
+    # Output paths are checked before the suite runs, not after it (nothing half-done).
+    for flag, path in (("--json", args.json), ("--markdown", args.markdown)):
+        if path:
+            try:
+                check_output_file(path, key=flag)
+            except LocationError as exc:
+                print(f"hyperleaf check: error: {exc}", file=sys.stderr)
                 return 2
     torch.set_num_threads(max(1, torch.get_num_threads()))
     t0 = time.perf_counter()
