@@ -246,3 +246,26 @@ def test_docs_table_is_generated_from_the_code():
         "docs/configuration.md is stale: regenerate its table with "
         "python -c 'from hyperleaf.train.config import markdown_table; "
         "print(markdown_table(), end=\"\")'")
+
+
+def test_two_curvatures_each_reaches_its_own_part():
+    """`curvature` is the H2FR head's (learned), `hdgfb_curvature` every HDGFB block's (fixed)."""
+    from hyperleaf.tasks.fuse import build_fusion_objective
+
+    cfg = TrainConfig(curvature=0.7, hdgfb_curvature=0.3, n_feat=4, hdgfb_hidden=8,
+                      ball_dim=4).validate()
+    obj = build_fusion_objective(cfg)
+    blocks = list(obj.net.hdgfb)
+    assert len(blocks) == 3
+    assert all(b.c == pytest.approx(0.3, rel=1e-6) for b in blocks)
+    assert obj.head.ball.c.item() == pytest.approx(0.7, rel=1e-12)
+    # the default stays the seed's
+    default = build_fusion_objective(TrainConfig(n_feat=4, hdgfb_hidden=8).validate())
+    assert all(b.c == pytest.approx(0.2, rel=1e-6) for b in default.net.hdgfb)
+    with pytest.raises(ConfigError, match="^hdgfb_curvature: must be finite and > 0"):
+        TrainConfig(hdgfb_curvature=0.0).validate()
+
+
+def test_leaf_unet_refuses_a_second_curvature():
+    with pytest.raises(ConfigError, match="^hdgfb_curvature: leaf-unet3d has one curvature"):
+        TrainConfig(task="segment", model="leaf-unet3d", hdgfb_curvature=0.3).validate()

@@ -55,10 +55,12 @@ def val_batches(val_set, chunk: int = 8) -> Iterator[tuple[list[str], dict[str, 
 
 def ship_leaf_kwargs(cfg: Any) -> dict[str, Any]:
     """``create_model("ship", ...)`` keywords of the LEAF extension as configured: an HDGFB
-    per stage (``hdgfb_mode``, ``hdgfb_hidden``) with ``leaf``, nothing without."""
+    per stage (``hdgfb_mode``, ``hdgfb_hidden``, curvature ``hdgfb_curvature``) with ``leaf``,
+    nothing without."""
     if not cfg.leaf:
         return {}
-    return {"hdgfb": True, "hdgfb_kwargs": {"mode": cfg.hdgfb_mode, "hidden": cfg.hdgfb_hidden}}
+    return {"hdgfb": True, "hdgfb_kwargs": {"mode": cfg.hdgfb_mode, "hidden": cfg.hdgfb_hidden,
+                                            "c": cfg.hdgfb_curvature}}
 
 
 def leaf_head(cfg: Any, level_channels: Sequence[int]) -> LeafHead:

@@ -25,6 +25,7 @@ Loss (``cfg.seg_loss``): ``"ce"`` (CE + ``h2fr_weight`` H2FR) or ``"leaf-authors
 
 from __future__ import annotations
 
+import inspect
 import itertools
 import math
 from collections.abc import Callable
@@ -48,6 +49,7 @@ from hyperleaf.data.segmentation import (
 from hyperleaf.distributed import gather_levels
 from hyperleaf.losses import LeafSegmentationLoss
 from hyperleaf.models.registry import create_model
+from hyperleaf.nn.hdgfb import HDGFB
 from hyperleaf.tasks.base import Task, register_task
 from hyperleaf.tasks.common import FUSE_KEYS, PANSHARPEN_KEYS, val_batches
 
@@ -57,6 +59,8 @@ __all__ = ["SegmentTask", "SegmentObjective", "LeafUNetObjective", "build_segmen
 
 #: The segmentation networks this task builds.
 SEG_MODELS = ("leafseg", "leaf-unet", "leaf-unet3d")
+# HDGFB's own default curvature (the seed's), read from its signature so that it is said once.
+_HDGFB_SEED_C = inspect.signature(HDGFB.__init__).parameters["c"].default
 
 
 class SegmentObjective(nn.Module):
@@ -149,7 +153,7 @@ def build_segment_objective(cfg: Any) -> nn.Module:
                        ball_dim=cfg.ball_dim, c=cfg.curvature, learn_c=cfg.learn_curvature,
                        clip_r=cfg.clip_r, h2fr_mode=cfg.h2fr_mode, h2fr_core=cfg.h2fr_core,
                        hdgfb_mode=cfg.hdgfb_mode, hdgfb_hidden=cfg.hdgfb_hidden,
-                       head_norm=cfg.leaf_norm, head_radius=cfg.leaf_radius)
+                       hdgfb_c=cfg.hdgfb_curvature, head_norm=cfg.leaf_norm, head_radius=cfg.leaf_radius)
     return SegmentObjective(net, cfg.h2fr_weight, leaf=cfg.leaf)
 
 
@@ -345,7 +349,7 @@ class SegmentTask(Task):
 
     inputs = ("vis", "ir", "mask")
     foreign_keys = (*FUSE_KEYS, *PANSHARPEN_KEYS)
-    config_needs = ("model", "data", "crop", "val_crop", "widths3d")
+    config_needs = ("model", "data", "crop", "val_crop", "widths3d", "hdgfb_curvature")
 
     def check_config(self, cfg: Any) -> None:
         model = _model(cfg)
@@ -358,6 +362,10 @@ class SegmentTask(Task):
         if model == "leafseg" and cfg.seg_loss != "ce":
             raise ValueError("seg_loss: leafseg trains with 'ce' (CE + H2FR); 'leaf-authors' "
                              "needs model leaf-unet or leaf-unet3d")
+        if model != "leafseg" and cfg.hdgfb_curvature != _HDGFB_SEED_C:
+            raise ValueError(f"hdgfb_curvature: {model} has one curvature for its head and its "
+                             f"HDGFB blocks (the authors' constant): set `curvature`, not "
+                             f"hdgfb_curvature ({cfg.hdgfb_curvature!r})")
         if cfg.model is not None or cfg.data is None:  # else the data decide (2-D or 3-D)
             _check_sizes(cfg, model)
 

@@ -156,8 +156,13 @@ class TrainConfig:
                                            "volumes)")
     n_feat: int = key("model", 8, "SHIP feature channels")
     leaf: bool = key("model", True, "false: plain SHIP (the ablation)")
-    curvature: float = key("model", 0.5, "initial ball curvature c > 0")
-    learn_curvature: bool = key("model", True, "learn the curvature")
+    curvature: float = key("model", 0.5, "the H2FR head's (LeafHead's) initial ball curvature "
+                                         "c > 0; leaf-unet(3d): the network's one curvature "
+                                         "(head and HDGFB blocks, the authors' constant)")
+    learn_curvature: bool = key("model", True, "learn the H2FR head's curvature")
+    hdgfb_curvature: float = key("model", 0.2, "the HDGFB blocks' fixed curvature c > 0 (SHIP + "
+                                               "LEAF, leafseg; the seed's 0.2); not the head's "
+                                               "`curvature`")
     ball_dim: int = key("model", 16, "LeafHead ball dimension")
     clip_r: float = key("model", 2.0, "LeafHead tangent clip radius")
     leaf_norm: str = key("model", "layer", "LeafHead normalisation: `layer` (radial_layer_norm) "
@@ -321,7 +326,7 @@ class TrainConfig:
         need(self.in_channels >= 0, "in_channels", "must be >= 0 (0: from the data)")
         need(self.num_classes == 0 or self.num_classes >= 2, "num_classes",
              "must be >= 2 (0: from the data)")
-        for name in ("curvature", "clip_r"):
+        for name in ("curvature", "hdgfb_curvature", "clip_r"):
             need(self._finite(name) and getattr(self, name) > 0, name, "must be finite and > 0")
         need(self.leaf_norm != "layer" or (self._finite("leaf_radius")
                                             and 0 < self.leaf_radius < self.clip_r),
