@@ -154,7 +154,7 @@ def run(args) -> int:
     from hyperleaf.cli.paths import make_output_dir
     from hyperleaf.io import read_gray, read_image, write_png
     from hyperleaf.models.ship import fuse_arrays as fuse
-    from hyperleaf.train.build import load_fusion_net
+    from hyperleaf.runs import load_run
 
     try:
         device = resolve_device(args.device)
@@ -164,7 +164,7 @@ def run(args) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
-        net = load_fusion_net(args.weights, device)
+        net = load_run(args.weights, device, task="fuse").model
     except (FileNotFoundError, KeyError, ValueError, TypeError, RuntimeError) as exc:
         msg = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
         print(f"hyperleaf fuse: error: --weights: {msg}", file=sys.stderr)

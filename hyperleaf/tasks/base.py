@@ -87,8 +87,34 @@ class Task:
 
     def build_objective(self, cfg: Any) -> nn.Module:
         """The module the optimizer trains (network and loss; what DDP wraps and
-        ``model.safetensors`` holds)."""
+        ``model.safetensors`` holds). Its network is its ``net`` attribute."""
         raise NotImplementedError
+
+    #: Keyword inputs of :meth:`predict`, in the order the network takes them (empty:
+    #: :attr:`inputs`; a task whose batches hold a training target leaves it out here).
+    predict_inputs: tuple[str, ...] = ()
+
+    def build_network(self, cfg: Any) -> nn.Module:
+        """The network alone, for inference: the objective's ``net`` without its loss (its
+        tensors are the objective's ``net.*`` ones). Override it so that inference builds no
+        loss; the default builds the objective and keeps its ``net``."""
+        return self.build_objective(cfg).net
+
+    def predict(self, cfg: Any, net: nn.Module, **inputs: Tensor) -> Tensor:
+        """The task's output of ``net`` (from :meth:`build_network`, eval mode) for one batch
+        of :attr:`predict_inputs` given by name; the default calls ``net(*inputs)``."""
+        return net(*self.ordered_inputs(inputs))
+
+    def ordered_inputs(self, inputs: Mapping[str, Tensor]) -> tuple[Tensor, ...]:
+        """``inputs`` (by name) in :attr:`predict_inputs` order; ``ValueError`` naming what is
+        missing or unexpected."""
+        names = self.predict_inputs or self.inputs
+        missing = [k for k in names if k not in inputs]
+        extra = [k for k in inputs if k not in names]
+        if missing or extra:
+            raise ValueError(f"inputs: the {self.name} task predicts from {', '.join(names)}; "
+                             f"missing {missing}, unexpected {extra}")
+        return tuple(inputs[k] for k in names)
 
     def loss(self, model: nn.Module, batch: Mapping[str, Tensor]
              ) -> tuple[Tensor, dict[str, Tensor]]:

@@ -164,6 +164,7 @@ class FuseTask(Task):
     """Infrared-visible fusion (see the module docstring). Batches hold ``vis`` and ``ir``."""
 
     inputs = ("vis", "ir")
+    predict_inputs = ("vis", "ir")
     foreign_keys = (*SEGMENT_KEYS, *PANSHARPEN_KEYS)
     config_needs = ("model",)
 
@@ -181,6 +182,9 @@ class FuseTask(Task):
                                         val_fraction=cfg.val_fraction, rot90=cfg.rot90),
                 PairDataset.from_folder(cfg.data, crop=cfg.val_crop, train=False,
                                         val_fraction=cfg.val_fraction))
+
+    def build_network(self, cfg: Any) -> nn.Module:
+        return build_fusion_network(cfg)
 
     def build_objective(self, cfg: Any) -> FusionObjective:
         return build_fusion_objective(cfg)

@@ -315,6 +315,15 @@ class PansharpenObjective(nn.Module):
 def build_pansharpen_objective(cfg: Any) -> PansharpenObjective:
     """The objective ``cfg`` describes (``ms_bands``, ``ratio`` and ``pan_statistics``
     resolved from the data, see the module docstring)."""
+    net = build_pansharpen_network(cfg)
+    head = leaf_head(cfg, net.level_channels) if cfg.leaf else None
+    return PansharpenObjective(net, head, cfg.h2fr_weight)
+
+
+def build_pansharpen_network(cfg: Any) -> nn.Module:
+    """The network ``cfg`` describes, no loss: SHIP for pan-sharpening (``ms_bands``,
+    ``ratio``; HDGFB blocks with ``leaf``), wrapped in :class:`Standardised` with
+    ``normalise``; call it as ``net(pan, lms)``."""
     if cfg.ms_bands < 1 or cfg.ratio < 2:
         raise ValueError(f"ms_bands: the network's bands and ratio come from the data (got "
                          f"ms_bands {cfg.ms_bands}, ratio {cfg.ratio}); open the data first")
@@ -325,8 +334,7 @@ def build_pansharpen_objective(cfg: Any) -> PansharpenObjective:
             raise ValueError("pan_statistics: normalise needs the training data's statistics "
                              "(computed when the data are opened)")
         net = Standardised(net, **cfg.pan_statistics)
-    head = leaf_head(cfg, net.level_channels) if cfg.leaf else None
-    return PansharpenObjective(net, head, cfg.h2fr_weight)
+    return net
 
 
 @torch.no_grad()
@@ -374,6 +382,7 @@ class PansharpenTask(Task):
     """Pan-sharpening (see the module docstring). Batches hold ``pan``, ``lms`` and ``gt``."""
 
     inputs = ("pan", "lms", "gt")
+    predict_inputs = ("pan", "lms")
     defaults = PAN_DEFAULTS
     foreign_keys = _FOREIGN_KEYS
     config_needs = ("data", *PANSHARPEN_KEYS)
@@ -425,6 +434,9 @@ class PansharpenTask(Task):
 
     def build_objective(self, cfg: Any) -> PansharpenObjective:
         return build_pansharpen_objective(cfg)
+
+    def build_network(self, cfg: Any) -> nn.Module:
+        return build_pansharpen_network(cfg)
 
     def evaluate(self, cfg: Any, objective: nn.Module, val_set: Any, device: torch.device,
                  samples_dir: Path | None = None) -> dict[str, float]:

@@ -122,8 +122,22 @@ def _model(cfg: Any) -> str:
 
 
 def build_segment_objective(cfg: Any) -> nn.Module:
-    """The objective of ``cfg``'s segmentation network (module docstring); ``leafseg``:
-    LEAFSegNet of width ``seg_width`` (levels w, 2w, 4w)."""
+    """The objective of ``cfg``'s segmentation network (module docstring): the network of
+    :func:`build_segment_network` and its loss."""
+    net = build_segment_network(cfg)
+    if _model(cfg) != "leafseg":
+        authors = cfg.seg_loss == "leaf-authors"
+        loss = LeafSegmentationLoss(ce=cfg.w_ce, focal_dice=cfg.w_focal_dice if authors else 0.0,
+                                    dice=cfg.w_dice, focal=cfg.w_focal, h2fr=cfg.h2fr_weight,
+                                    focal_class_reduction=cfg.focal_reduction)
+        return LeafUNetObjective(net, loss, leaf=bool(cfg.leaf))
+    return SegmentObjective(net, cfg.h2fr_weight, leaf=cfg.leaf)
+
+
+def build_segment_network(cfg: Any) -> nn.Module:
+    """The segmentation network ``cfg`` describes, no loss (``num_classes`` 0 on the synthetic
+    set resolves to its 4): ``leafseg`` (LEAFSegNet of width ``seg_width``, levels w, 2w, 4w,
+    its LEAF head inside), ``leaf-unet`` or ``leaf-unet3d``."""
     model = _model(cfg)
     if not cfg.num_classes:
         if cfg.data is not None:
@@ -132,29 +146,27 @@ def build_segment_objective(cfg: Any) -> nn.Module:
         cfg.num_classes = SyntheticSegmentation.num_classes
     if model != "leafseg":
         ch = cfg.in_channels or 1
-        leaf = bool(cfg.leaf)
         common = dict(num_classes=cfg.num_classes, in_channels=(ch, ch), c=cfg.curvature,
                       feature_dim=cfg.feature_dim, mode=cfg.leaf_mode,
-                      hdgfb=bool(cfg.hdgfb and leaf), hdgfb_hidden=cfg.hdgfb_hidden,
+                      hdgfb=bool(cfg.hdgfb and cfg.leaf), hdgfb_hidden=cfg.hdgfb_hidden,
                       mlp_dim=cfg.mlp_dim)
         if model == "leaf-unet":
-            net = create_model("leaf-unet", encoder=cfg.encoder, **common)
-        else:
-            volume = (cfg.crop,) * 3 if cfg.leaf_mode == "paper" else None
-            net = create_model("leaf-unet3d", widths=tuple(cfg.widths3d), volume=volume,
-                               **common)
-        authors = cfg.seg_loss == "leaf-authors"
-        loss = LeafSegmentationLoss(ce=cfg.w_ce, focal_dice=cfg.w_focal_dice if authors else 0.0,
-                                    dice=cfg.w_dice, focal=cfg.w_focal, h2fr=cfg.h2fr_weight,
-                                    focal_class_reduction=cfg.focal_reduction)
-        return LeafUNetObjective(net, loss, leaf=leaf)
+            return create_model("leaf-unet", encoder=cfg.encoder, **common)
+        volume = (cfg.crop,) * 3 if cfg.leaf_mode == "paper" else None
+        return create_model("leaf-unet3d", widths=tuple(cfg.widths3d), volume=volume, **common)
     w = cfg.seg_width
-    net = create_model("leafseg", num_classes=cfg.num_classes, widths=(w, 2 * w, 4 * w),
-                       ball_dim=cfg.ball_dim, c=cfg.curvature, learn_c=cfg.learn_curvature,
-                       clip_r=cfg.clip_r, h2fr_mode=cfg.h2fr_mode, h2fr_core=cfg.h2fr_core,
-                       hdgfb_mode=cfg.hdgfb_mode, hdgfb_hidden=cfg.hdgfb_hidden,
-                       hdgfb_c=cfg.hdgfb_curvature, head_norm=cfg.leaf_norm, head_radius=cfg.leaf_radius)
-    return SegmentObjective(net, cfg.h2fr_weight, leaf=cfg.leaf)
+    return create_model("leafseg", num_classes=cfg.num_classes, widths=(w, 2 * w, 4 * w),
+                        ball_dim=cfg.ball_dim, c=cfg.curvature, learn_c=cfg.learn_curvature,
+                        clip_r=cfg.clip_r, h2fr_mode=cfg.h2fr_mode, h2fr_core=cfg.h2fr_core,
+                        hdgfb_mode=cfg.hdgfb_mode, hdgfb_hidden=cfg.hdgfb_hidden,
+                        hdgfb_c=cfg.hdgfb_curvature, head_norm=cfg.leaf_norm,
+                        head_radius=cfg.leaf_radius)
+
+
+def network_logits(net: nn.Module, vis: Tensor, ir: Tensor) -> Tensor:
+    """The logits of a segmentation network alone (LEAFUNet returns ``(logits, h2fr)``)."""
+    out = net(vis, ir)
+    return out[0] if isinstance(out, tuple) else out
 
 
 def tile_logits(forward: Callable[[Tensor, Tensor], Tensor], x1: Tensor, x2: Tensor,
@@ -348,6 +360,7 @@ class SegmentTask(Task):
     the label map ``mask``."""
 
     inputs = ("vis", "ir", "mask")
+    predict_inputs = ("vis", "ir")
     foreign_keys = (*FUSE_KEYS, *PANSHARPEN_KEYS)
     config_needs = ("model", "data", "crop", "val_crop", "widths3d", "hdgfb_curvature")
 
@@ -385,6 +398,17 @@ class SegmentTask(Task):
 
     def build_objective(self, cfg: Any) -> SegmentObjective:
         return build_segment_objective(cfg)
+
+    def build_network(self, cfg: Any) -> nn.Module:
+        return build_segment_network(cfg)
+
+    def predict(self, cfg: Any, net: nn.Module, **inputs: Tensor) -> Tensor:
+        """Logits ``(B, K, *S)`` of whole items ``vis``, ``ir`` ``(B, C, *S)``, cut into the
+        tiles validation uses for real data (:func:`eval_tile`)."""
+        vis, ir = self.ordered_inputs(inputs)
+        tile = None if cfg.data is None else eval_tile(cfg, _model(cfg) == "leaf-unet3d")
+        return tile_logits(lambda a, b: network_logits(net, a, b), vis, ir, tile,
+                           chunk=cfg.batch_size)
 
     def evaluate(self, cfg: Any, objective: nn.Module, val_set: Any, device: torch.device,
                  samples_dir: Path | None = None) -> dict[str, float]:

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch.nn as nn
 from safetensors import SafetensorError
 from safetensors.torch import load_file
+from torch import Tensor
 
 from hyperleaf.compat.ship import ship_from_official
 from hyperleaf.tasks import get_task
 from hyperleaf.tasks.fuse import build_fusion_network
 from hyperleaf.train.config import TrainConfig, load_run_config
 
-__all__ = ["build_network", "build_objective", "load_fusion_net", "load_run", "load_run_files"]
+__all__ = ["build_network", "build_objective", "load_fusion_net", "load_run", "load_run_files",
+           "load_tensors", "read_safetensors"]
 
 
 def build_network(cfg: TrainConfig):
@@ -57,22 +60,37 @@ def load_run_files(config: str | Path, weights: str | Path, device: str = "cpu"
     """
     cfg = load_run_config(config)
     obj = build_objective(cfg)
+    load_tensors(obj, read_safetensors(weights), weights, config)
+    return obj.to(device).eval(), cfg
+
+
+def read_safetensors(weights: str | Path) -> dict[str, Tensor]:
+    """Every tensor of a ``.safetensors`` file (on the CPU); ``ValueError`` naming the file
+    when it cannot be read."""
     try:
-        state = load_file(str(weights), device="cpu")
+        return load_file(str(weights), device="cpu")
     except (SafetensorError, OSError) as exc:
         raise ValueError(f"{weights}: not a readable safetensors file ({exc})") from None
-    own = obj.state_dict()
+
+
+def load_tensors(module: nn.Module, state: Mapping[str, Tensor], weights: str | Path,
+                 config: str | Path) -> None:
+    """Load ``state`` (read from ``weights``) into ``module`` strictly: every tensor used,
+    every one of the module's present with its shape; ``ValueError`` naming both files.
+
+    Tensors the module shares under several names (LEAFUNet registers the authors' aliases,
+    e.g. ``decoder`` = ``model1.decoder``) were saved once, under one of the names: every name
+    of a tensor takes the stored value of whichever of its names the file has. Names are
+    grouped by the memory they view (safetensors' own ``load_model`` picked other names for
+    LEAFUNet's aliased BatchNorm counters than its ``save_model`` kept, and refused the file).
+    """
+    own = module.state_dict()
     for k, v in state.items():
         if k in own and tuple(v.shape) != tuple(own[k].shape):
             raise ValueError(f"{weights}: tensor {k} has shape {tuple(v.shape)}, the network "
                              f"{config} describes expects {tuple(own[k].shape)}")
-    # save_model stored each shared tensor once, under one of its names (LEAFUNet registers
-    # the authors' aliases, e.g. decoder = model1.decoder): every name of a tensor takes the
-    # stored value of whichever of its names the file has. Names are grouped by the memory
-    # they view (safetensors' own load_model picked, for LEAFUNet's aliased BatchNorm
-    # counters, other names than its save_model kept, and refused the file).
     aliases: dict[object, list[str]] = {}
-    for name, t in obj.state_dict(keep_vars=True).items():
+    for name, t in module.state_dict(keep_vars=True).items():
         key = ((t.data_ptr(), t.dtype, tuple(t.shape), tuple(t.stride())) if t.data_ptr()
                else id(t))
         aliases.setdefault(key, []).append(name)
@@ -89,8 +107,7 @@ def load_run_files(config: str | Path, weights: str | Path, device: str = "cpu"
             f"{weights} does not match the network {config} describes: {len(missing)} "
             f"missing tensor(s) {sorted(missing)[:3]}, {len(unexpected)} unexpected "
             f"{sorted(unexpected)[:3]}")
-    obj.load_state_dict(full, strict=True)
-    return obj.to(device).eval(), cfg
+    module.load_state_dict(full, strict=True)
 
 
 def load_fusion_net(weights: str | Path, device: str = "cpu") -> nn.Module:
