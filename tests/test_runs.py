@@ -18,8 +18,8 @@ from hyperleaf.models import SHIP
 from hyperleaf.runs import Run, load_run
 from hyperleaf.tasks.fuse import FusionObjective
 from hyperleaf.tasks.segment import network_logits
-from hyperleaf.train import load_run as load_objective
 from hyperleaf.train import TrainConfig, train
+from hyperleaf.train import load_run as load_objective
 from tests.test_train import tiny
 
 h5py = pytest.importorskip("h5py", reason="h5py (the 'pan' extra) writes the test file")
