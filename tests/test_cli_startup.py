@@ -84,18 +84,37 @@ def test_every_help_shows_its_defaults():
     assert "(default: min(32, TILE/4))" in fuse
 
 
-def test_train_help_defaults_are_trainconfigs():
-    from hyperleaf.cli.train import _FLAGS
+@pytest.mark.parametrize("task", ["fuse", "segment", "pansharpen"])
+def test_train_help_shows_the_named_tasks_defaults(task, capsys):
+    """`hyperleaf train --task T --help` shows T's defaults (Task.defaults under the engine's),
+    each equal to the value a run of T that sets nothing gets; other tasks' flags are hidden."""
+    from hyperleaf.cli import main
+    from hyperleaf.cli import train as cli_train
+    from hyperleaf.tasks import get_task
     from hyperleaf.train import TrainConfig
 
-    cfg = TrainConfig()
-    checked = 0
-    for _flag, key, typ, text in _FLAGS:
-        m = re.search(r"\(default ([-+.\w]+)", text)
-        if m and typ in (int, float):
-            assert typ(m.group(1)) == getattr(cfg, key), (key, m.group(1))
+    with pytest.raises(SystemExit):
+        main(["train", "--task", task, "--help"])  # prepares the parser for `task`
+    printed = " ".join(capsys.readouterr().out.split())
+    sub = _subparsers()["train"]
+    cli_train.prepare([])  # leave the module as a plain parse finds it
+    extra = {"data": "scene.h5"} if task == "pansharpen" else {}  # pansharpen needs data
+    cfg = TrainConfig.from_dict({"task": task, **extra})
+    formatter, checked = sub._get_formatter(), 0
+    for action in sub._actions:
+        if not action.option_strings or action.dest in ("help", "config", "task"):
+            continue
+        if action.dest in get_task(task).foreign_keys:
+            assert action.help == argparse.SUPPRESS, (task, action.dest)
+            assert action.option_strings[0] + " " not in printed
+            continue
+        if action.type in (int, float):
+            text = " ".join(formatter._expand_help(action).split())
+            m = re.search(f"\\(default for --task {task}: ([^ )]+)", text)
+            assert m, (task, action.dest, text)
+            assert action.type(m.group(1)) == getattr(cfg, action.dest), (task, action.dest)
             checked += 1
-    assert checked >= 6
+    assert checked >= 8, checked
 
 
 def test_check_choices_agree_with_hyperleaf_check():

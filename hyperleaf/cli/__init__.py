@@ -73,8 +73,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
-    parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in COMMANDS:
+        # A sub-command may shape its parser from its own arguments (train: the flags of the
+        # task it names, and that task's defaults in --help).
+        prepare = getattr(importlib.import_module(f"hyperleaf.cli.{argv[0]}"), "prepare", None)
+        if prepare is not None:
+            prepare(argv[1:])
+    parser = build_parser()
     if not argv:  # a bare `hyperleaf` is a request for help, not a mistake
         parser.print_help()
         return 0

@@ -40,11 +40,12 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "evaluate", help="fusion metrics (EN, SD, SF, AG, MI, SCD, VIF, Qabf, SSIM, PSNR, ...)",
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--task", choices=("fuse", "pansharpen", "segment"), default="fuse",
+    p.add_argument("--task", default="fuse",
                    help="fuse: infrared-visible metrics of --fused; pansharpen: reduced- and "
                         "full-resolution tables of the baselines (and --weights) on --data; "
                         "segment: mIoU, OA, per-class IoU/Dice and the LEAF authors' mIoU of "
-                        "the segmentation run --weights on the folder --data "
+                        "the segmentation run --weights on the folder --data; any other "
+                        "registered task: its own scores of the run --weights on --data "
                         "(default: %(default)s)")
     p.add_argument("--fused", help="folder of fused images (<name>.png); required for fuse")
     p.add_argument("--ir", help="infrared image folder")
@@ -105,6 +106,8 @@ def _selection(text: str | None) -> tuple[str, ...]:
 
 
 def run(args) -> int:
+    if args.task not in ("fuse", "segment", "pansharpen"):
+        return evaluate_registered(args)
     if args.task == "segment":
         from hyperleaf.cli.segment import evaluate_run as evaluate_segment_run
 
@@ -181,3 +184,70 @@ def _print_table(rows: list[dict], names, convention: str) -> None:
     mean = mean_row(rows, names)
     table.add_row("mean", *(f"{mean[m]:.4f}" for m in names), style="bold")
     Console(width=max(120, 12 * (len(names) + 1))).print(table)
+
+
+def evaluate_registered(args) -> int:
+    """``--task T`` of a task registered outside the three built-in evaluations: the run
+    ``--weights`` loaded by :func:`hyperleaf.runs.load_run`, scored on ``--data`` by the task's
+    own ``evaluate_run``; ``--json``/``--csv``/``--markdown`` written (paths checked first)."""
+    from hyperleaf.atomic import LocationError, atomic_write_text, check_output_file
+    from hyperleaf.tasks import get_task, list_tasks
+
+    name = f"hyperleaf evaluate --task {args.task}"
+    try:
+        if args.task not in list_tasks():
+            raise ValueError(f"--task: unknown task {args.task!r} (known: "
+                             f"{', '.join(list_tasks())})")
+        used = {"weights", "data", "json", "csv", "markdown", "no_progress", "task", "func",
+                "command"}
+        extra = [k for k, v in vars(args).items()
+                 if k not in used and v not in (None, False) and v != _DEFAULTS.get(k)]
+        if extra:
+            raise ValueError(", ".join("--" + k.replace("_", "-") for k in sorted(extra))
+                             + f": does not apply to --task {args.task}")
+        for flag in ("weights", "data"):
+            if not getattr(args, flag):
+                raise ValueError(f"--{flag}: required with --task {args.task}")
+        for flag in ("json", "csv", "markdown"):
+            if getattr(args, flag):
+                check_output_file(getattr(args, flag), key=f"--{flag}")
+        import torch
+
+        from hyperleaf.runs import load_run
+
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        run = load_run(args.weights, device, task=args.task)
+        report = get_task(args.task).evaluate_run(run.config, run.model, args.data, device)
+    except (LocationError, ValueError, FileNotFoundError, NotImplementedError) as exc:
+        print(f"{name}: error: {flag_message(exc)}", file=sys.stderr)
+        return 2
+    scores, higher = report["scores"], report["higher_is_better"]
+    arrows = {k: "↑" if higher[k] else "↓" for k in scores}
+    for k, v in scores.items():
+        print(f"{k} {arrows[k]}: {v:.6g}")
+    written = []
+    record = {"task": args.task, "weights": str(args.weights), "data": str(args.data),
+              **report}
+    if args.json:
+        atomic_write_text(args.json, json.dumps(record, indent=2, allow_nan=False) + "\n")
+        written.append(args.json)
+    if args.csv:
+        buf = io.StringIO()
+        w = csv.writer(buf)
+        w.writerow(["score", "value", "higher_is_better"])
+        for k, v in scores.items():
+            w.writerow([k, f"{v:.10g}", higher[k]])
+        atomic_write_text(args.csv, buf.getvalue())
+        written.append(args.csv)
+    if args.markdown:
+        lines = ["| score | value |", "|---|---:|",
+                 *(f"| {k} {arrows[k]} | {v:.4f} |" for k, v in scores.items())]
+        atomic_write_text(args.markdown, "\n".join(lines) + "\n")
+        written.append(args.markdown)
+    if written:
+        print("wrote " + ", ".join(str(p) for p in written))
+    return 0
+
+
+#: Defaults of the options the registered-task evaluation does not read (set: refused).
+_DEFAULTS = {"convention": "standard", "workers": 1, "patch": 64}

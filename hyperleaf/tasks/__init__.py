@@ -9,6 +9,15 @@
 metrics, data and nn; never the engine (``hyperleaf.train``) or the CLI.
 """
 
-from hyperleaf.tasks.base import Task, get_task, list_tasks, register_task
+from hyperleaf.tasks.base import (
+    Task,
+    TaskKey,
+    get_task,
+    list_tasks,
+    register_task,
+    task_key,
+    unregister_task,
+)
 
-__all__ = ["Task", "register_task", "get_task", "list_tasks"]
+__all__ = ["Task", "TaskKey", "task_key", "register_task", "unregister_task", "get_task",
+           "list_tasks"]

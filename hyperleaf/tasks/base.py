@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -33,7 +34,50 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-__all__ = ["Task", "register_task", "get_task", "list_tasks"]
+__all__ = ["Task", "TaskKey", "task_key", "register_task", "unregister_task", "get_task",
+           "list_tasks"]
+
+#: The sections of a configuration a task's own keys may go in (``run`` is the engine's).
+TASK_SECTIONS = ("task", "model", "data")
+#: The value types a task's own key may have (from its default; ``str | None``: a string or null).
+_KEY_TYPES = {bool: "bool", int: "int", float: "float", str: "str", list: "list", dict: "dict"}
+
+
+@dataclass(frozen=True)
+class TaskKey:
+    """One configuration key a task declares (:func:`task_key`): its section, default, type
+    and one line saying what it is (``docs/configuration.md`` shows it)."""
+
+    section: str
+    default: Any
+    doc: str
+    type: str
+
+    def accepts(self, value: Any) -> bool:
+        """Whether ``value`` has this key's type (an int is a float; null fits ``str | None``)."""
+        if self.type == "str | None":
+            return value is None or isinstance(value, str)
+        if self.type == "float":
+            return isinstance(value, (int, float)) and not isinstance(value, bool)
+        if self.type == "int":
+            return isinstance(value, int) and not isinstance(value, bool)
+        return type(value).__name__ == self.type
+
+
+def task_key(section: str, default: Any, doc: str) -> TaskKey:
+    """Declare a configuration key of a task (in its :attr:`Task.config_keys`): ``section``
+    one of ``task``, ``model``, ``data``; the type is the default's (``None``: ``str | None``).
+
+    >>> task_key("task", 0.5, "weight of the toy term").type
+    'float'
+    """
+    if section not in TASK_SECTIONS:
+        raise ValueError(f"section: must be one of {', '.join(TASK_SECTIONS)}, got {section!r}")
+    kind = "str | None" if default is None else _KEY_TYPES.get(type(default))
+    if kind is None:
+        raise TypeError(f"default: expected a bool, int, float, str, list, dict or None, got "
+                        f"{type(default).__name__}")
+    return TaskKey(section, default, doc, kind)
 
 #: Built-in tasks: name -> module whose import registers it (add a line for a new task).
 _BUILTIN: dict[str, str] = {
@@ -63,13 +107,31 @@ class Task:
     #: flag sets them (applied by ``TrainConfig.from_dict`` under those; empty: the global
     #: defaults).
     defaults: Mapping[str, Any] = {}
-    #: Configuration keys of other tasks that this one does not use (it refuses them set away
-    #: from their defaults); ``load_run_config`` leaves them out of a run folder's
-    #: ``config.yaml``, so a later change of their defaults does not make old runs unloadable.
-    foreign_keys: tuple[str, ...] = ()
+    #: Engine configuration keys that belong to this task: only the tasks listing a key read
+    #: it (several may), every other task refuses it (:attr:`foreign_keys`).
+    own_keys: tuple[str, ...] = ()
+
+    @property
+    def foreign_keys(self) -> tuple[str, ...]:
+        """Keys other tasks own (their :attr:`own_keys` and :attr:`config_keys`) that this one
+        does not: it refuses them set away from their defaults, and ``load_run_config`` leaves
+        them out of a run folder's ``config.yaml`` (a later change of their defaults does not
+        make old runs unloadable). Derived from the registry, never listed by hand."""
+        mine = {*self.own_keys, *self.config_keys}
+        others: set[str] = set()
+        for name in list_tasks():
+            if name != self.name:
+                t = get_task(name)
+                others |= {*t.own_keys, *t.config_keys}
+        return tuple(sorted(others - mine))
     #: Configuration keys outside the ``task`` section that :meth:`check_config` reads (besides
     #: :attr:`foreign_keys`, which it sees too).
     config_needs: tuple[str, ...] = ()
+    #: Configuration keys this task adds (name -> :func:`task_key`): a run of this task accepts
+    #: them (type-checked), reads them flat (``cfg.name``) and writes them into ``config.yaml``
+    #: under their section; any other task refuses them by name. Their flags
+    #: (``--name-with-dashes``) appear in ``hyperleaf train --task NAME --help``.
+    config_keys: Mapping[str, TaskKey] = {}
 
     def check_config(self, cfg: Any) -> None:
         """Reject settings this task cannot run with: ``ValueError`` whose message starts with
@@ -128,6 +190,15 @@ class Task:
         write each validation sample's output there."""
         raise NotImplementedError
 
+    def evaluate_run(self, cfg: Any, net: nn.Module, data: str, device: torch.device
+                     ) -> dict[str, Any]:
+        """Scores of a trained network (:func:`hyperleaf.runs.load_run`'s ``model``, eval mode)
+        on the data at ``data``, for ``hyperleaf evaluate --task NAME --weights RUN --data
+        DATA``: ``{"scores": {name: float}, "higher_is_better": {name: bool}}``, optionally
+        ``"items": [{"item": str, name: float, ...}]`` (one row per scored item)."""
+        raise NotImplementedError(f"task: the {self.name} task does not evaluate a trained "
+                                  "model on data")
+
     def artifacts(self, cfg: Any, objective: nn.Module, val_set: Any, device: torch.device,
                   out: Path) -> dict[str, dict[str, float]]:
         """Write a finished run's extra files into its folder ``out``; returns the log records
@@ -158,6 +229,14 @@ def register_task(name: str) -> Callable[[T], T]:
         return cls
 
     return deco
+
+
+def unregister_task(name: str) -> None:
+    """Remove the task registered as ``name`` (a plugin's or a test's; built-in tasks come
+    back on their next :func:`get_task`). ``KeyError`` when none is registered."""
+    if name not in _REGISTRY:
+        raise KeyError(f"name: no task registered as {name!r}")
+    del _REGISTRY[name]
 
 
 def get_task(name: str) -> Task:

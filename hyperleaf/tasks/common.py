@@ -9,13 +9,16 @@ import torch
 
 from hyperleaf.nn.heads import LeafHead
 
-__all__ = ["FUSE_KEYS", "PANSHARPEN_KEYS", "SEGMENT_KEYS", "leaf_head", "ship_leaf_kwargs",
+__all__ = ["FUSE_KEYS", "FUSE_SEGMENT_KEYS", "PANSHARPEN_KEYS", "SEGMENT_KEYS", "leaf_head", "ship_leaf_kwargs",
            "val_batches"]
 
-# Configuration keys only one task reads: the other tasks list them in ``Task.foreign_keys``,
-# so setting one for them is refused instead of silently ignored.
+# Engine configuration keys some tasks own (``Task.own_keys``): every other task refuses them
+# (``Task.foreign_keys``, derived from the registry), instead of silently ignoring them.
 #: Read only by the fuse task (its losses and SHIP's width; rot90 of its training crops).
 FUSE_KEYS = ("loss", "w_mask", "w_intensity", "w_gradient", "w_ssim", "n_feat", "rot90")
+#: Read by the fuse and segment tasks (recipes, initial weights, the network's name, the
+#: embedded synthetic sets).
+FUSE_SEGMENT_KEYS = ("recipe", "init", "model", "train_size", "val_size", "data_seed")
 #: Read only by the segment task (its losses and networks).
 SEGMENT_KEYS = ("seg_loss", "w_ce", "w_focal_dice", "w_dice", "w_focal", "focal_reduction",
                 "num_classes", "seg_width", "in_channels", "encoder", "feature_dim", "mlp_dim",

@@ -26,8 +26,8 @@ from hyperleaf.models.registry import create_model
 from hyperleaf.nn.heads import LeafHead, Levels, ordering
 from hyperleaf.tasks.base import Task, register_task
 from hyperleaf.tasks.common import (
-    PANSHARPEN_KEYS,
-    SEGMENT_KEYS,
+    FUSE_KEYS,
+    FUSE_SEGMENT_KEYS,
     leaf_head,
     ship_leaf_kwargs,
     val_batches,
@@ -165,7 +165,7 @@ class FuseTask(Task):
 
     inputs = ("vis", "ir")
     predict_inputs = ("vis", "ir")
-    foreign_keys = (*SEGMENT_KEYS, *PANSHARPEN_KEYS)
+    own_keys = (*FUSE_KEYS, *FUSE_SEGMENT_KEYS)
     config_needs = ("model",)
 
     def check_config(self, cfg: Any) -> None:

@@ -60,12 +60,6 @@ PAN_DEFAULTS: dict[str, Any] = {
     "val_fraction": 0.2,
 }
 
-#: Keys of other tasks: a pan-sharpening run refuses any of them set away from its default.
-_FOREIGN_KEYS = ("recipe", "init", "loss", "w_mask", "w_intensity", "w_gradient", "w_ssim",
-                 "rot90", "train_size", "val_size", "data_seed", "num_classes", "seg_width", "model",
-                 "in_channels", "encoder", "feature_dim", "mlp_dim", "leaf_mode", "hdgfb",
-                 "widths3d", "modality_groups", "seg_loss", "w_ce", "w_focal_dice", "w_dice",
-                 "w_focal", "focal_reduction")
 
 
 # ----------------------------------------------------------------------------- data
@@ -384,7 +378,7 @@ class PansharpenTask(Task):
     inputs = ("pan", "lms", "gt")
     predict_inputs = ("pan", "lms")
     defaults = PAN_DEFAULTS
-    foreign_keys = _FOREIGN_KEYS
+    own_keys = (*PANSHARPEN_KEYS, "n_feat")
     config_needs = ("data", *PANSHARPEN_KEYS)
 
     def check_config(self, cfg: Any) -> None:

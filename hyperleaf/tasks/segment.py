@@ -51,7 +51,7 @@ from hyperleaf.losses import LeafSegmentationLoss
 from hyperleaf.models.registry import create_model
 from hyperleaf.nn.hdgfb import HDGFB
 from hyperleaf.tasks.base import Task, register_task
-from hyperleaf.tasks.common import FUSE_KEYS, PANSHARPEN_KEYS, val_batches
+from hyperleaf.tasks.common import FUSE_SEGMENT_KEYS, SEGMENT_KEYS, val_batches
 
 __all__ = ["SegmentTask", "SegmentObjective", "LeafUNetObjective", "build_segment_objective",
            "evaluate_segment", "segment_scores", "tile_logits", "eval_tile", "open_segment_data",
@@ -361,7 +361,7 @@ class SegmentTask(Task):
 
     inputs = ("vis", "ir", "mask")
     predict_inputs = ("vis", "ir")
-    foreign_keys = (*FUSE_KEYS, *PANSHARPEN_KEYS)
+    own_keys = (*SEGMENT_KEYS, *FUSE_SEGMENT_KEYS)
     config_needs = ("model", "data", "crop", "val_crop", "widths3d", "hdgfb_curvature")
 
     def check_config(self, cfg: Any) -> None:

@@ -47,7 +47,7 @@ import yaml
 
 from hyperleaf.tasks import get_task, list_tasks
 
-__all__ = ["TrainConfig", "load_yaml", "load_run_config", "ConfigError", "RESUME_OVERRIDABLE",
+__all__ = ["TrainConfig", "task_key_owners", "task_defaults", "key_doc", "load_yaml", "load_run_config", "ConfigError", "RESUME_OVERRIDABLE",
            "RECIPES", "RUN_FILE_FALLBACKS", "SECTIONS", "SECTION_OF", "key", "flatten_config",
            "ConfigView", "markdown_table"]
 
@@ -210,18 +210,40 @@ class TrainConfig:
         "model", None, "pansharpen: Standardised's statistics of the training tiles (computed "
                        "from the data and saved)")
     # ---- end of the pan-sharpening block ----
+    # ---- the running task's own keys (Task.config_keys), read and written flat: cfg.<name>
+    task_options: dict[str, Any] = dataclasses.field(default_factory=dict, repr=False,
+                                                     metadata={"task_options": True})
+
+    def __getattr__(self, name: str) -> Any:
+        # Called only when ordinary lookup fails: a key the running task declares.
+        options = self.__dict__.get("task_options")
+        if options is not None and name in options:
+            return options[name]
+        declared = _declared_keys(self.__dict__.get("task"))
+        if name in declared:
+            return copy.deepcopy(declared[name].default)
+        raise AttributeError(f"{name!r} is no config key")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        options = self.__dict__.get("task_options")
+        if options is not None and name not in _FIELD and (
+                name in options or name in _declared_keys(self.__dict__.get("task"))):
+            options[name] = value
+            return
+        object.__setattr__(self, name, value)
 
     def validate(self) -> TrainConfig:
         """Check types and ranges, section by section, then let the task check its section;
         raises :class:`ConfigError` naming the key."""
-        for f in fields(self):
+        for f in _FIELD.values():
             self._check_type(f)
         for section in SECTIONS:
             _SECTION_CHECKS[section](self)
-        for f in fields(self):
+        for f in _FIELD.values():
             if _TYPE_OF[f.name] == "float":
                 self._need(self._finite(f.name), f.name, "must be finite")
         task = get_task(self.task)
+        self._check_options(task)
         # A key only another task reads would be silently ignored: refuse it set at all.
         foreign = [k for k in RECIPES.get(self.recipe or "", {}) if k in task.foreign_keys]
         if foreign and "recipe" not in task.foreign_keys:
@@ -229,16 +251,38 @@ class TrainConfig:
                               f"(it sets {', '.join(foreign)}, which that task does not use)",
                               key="recipe")
         for name in task.foreign_keys:
+            if name not in _FIELD:
+                continue  # another task's own key: refused by _check_options when given
             if getattr(self, name) != _default_of(name):
                 raise ConfigError(f"{name}: does not apply to the {self.task} task (got "
                                   f"{getattr(self, name)!r})", key=name)
         try:
-            needs = (*task.config_needs, *task.foreign_keys)
+            needs = (*task.config_needs, *task.foreign_keys, *task.config_keys)
             task.check_config(self.section_view("task", needs, owner=f"task {self.task!r}"))
         except ValueError as exc:
             named = str(exc).split(":", 1)[0]
             raise ConfigError(str(exc), key=named if named in SECTION_OF else None) from exc
         return self
+
+    def _check_options(self, task: Any) -> None:
+        """The keys ``task`` declares (``Task.config_keys``): defaults filled in, types checked;
+        a key it does not declare is refused by name."""
+        declared = task.config_keys
+        clash = sorted(set(declared) & set(_FIELD))
+        if clash:
+            raise TypeError(f"task {task.name!r} declares config keys the engine has: {clash}")
+        for name in self.task_options:
+            if name not in declared:
+                others = [t for t, _ in task_key_owners(name)]
+                raise ConfigError(f"{name}: does not apply to the {task.name} task" + (
+                    f" (a key of the {', '.join(others)} task)" if others else " (unknown key)"),
+                    key=name)
+        for name, k in declared.items():
+            value = self.task_options.setdefault(name, copy.deepcopy(k.default))
+            if not k.accepts(value):
+                raise ConfigError(f"{name}: must be of type {k.type}, got {value!r}", key=name)
+            if k.type == "float":
+                self.task_options[name] = float(value)
 
     def _need(self, cond: bool, key: str, what: str) -> None:
         if not cond:
@@ -364,14 +408,16 @@ class TrainConfig:
         if section not in SECTIONS:
             raise ValueError(f"section: must be one of {', '.join(SECTIONS)}, got {section!r}")
         needs = tuple(needs)
-        unknown = [n for n in needs if n not in SECTION_OF]
+        unknown = [n for n in needs if n not in SECTION_OF and not task_key_owners(n)]
         if unknown:
             raise ValueError(f"needs: unknown config keys {unknown} (of {owner})")
         return ConfigView(self, (*_keys_of(section), *needs), owner)
 
     def to_dict(self) -> dict[str, Any]:
-        """Flat ``{key: value}`` (what checkpoints store)."""
-        return dataclasses.asdict(self)
+        """Flat ``{key: value}`` (what checkpoints store), the task's own keys included."""
+        flat = dataclasses.asdict(self)
+        return {**{k: v for k, v in flat.items() if k != "task_options"},
+                **flat["task_options"]}
 
     def to_grouped(self) -> dict[str, dict[str, Any]]:
         """``{section: {name: value}}`` in :data:`SECTIONS` order, the form ``config.yaml``
@@ -387,7 +433,10 @@ class TrainConfig:
             True
         """
         flat = self.to_dict()
-        return {s: {GROUPED_NAMES.get(k, k): flat[k] for k in _keys_of(s)} for s in SECTIONS}
+        grouped = {s: {GROUPED_NAMES.get(k, k): flat[k] for k in _keys_of(s)} for s in SECTIONS}
+        for name, k in _declared_keys(self.task).items():
+            grouped[k.section][name] = flat.get(name, k.default)
+        return grouped
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], source: str = "config") -> TrainConfig:
@@ -399,7 +448,7 @@ class TrainConfig:
         """
         clean = flatten_config(d, source)
         for k in clean:
-            if k not in SECTION_OF:
+            if k not in SECTION_OF and not task_key_owners(k):
                 raise ConfigError(f"{source}: unknown key {k!r} "
                                   f"(known: {', '.join(sorted(SECTION_OF))})")
         name = clean.get("recipe")
@@ -412,10 +461,16 @@ class TrainConfig:
         task = clean.get("task", cls.task)
         if task in list_tasks():
             clean = {**get_task(task).defaults, **clean}
-        return cls(**clean).validate()
+        fields_, options = _split_options(clean)
+        return cls(**fields_, task_options=options).validate()
 
     def replace(self, **changes: Any) -> TrainConfig:
-        return dataclasses.replace(self, **changes).validate()
+        fields_, options = _split_options(changes)
+        if "task" in fields_ and fields_["task"] != self.task:
+            merged = options  # another task: the old task's own keys do not carry over
+        else:
+            merged = {**self.task_options, **options}
+        return dataclasses.replace(self, **fields_, task_options=merged).validate()
 
 
 class ConfigView:
@@ -452,12 +507,62 @@ SECTION_OF: dict[str, str] = {}
 #: Key -> its annotation as written (``"int"``, ``"str | None"``, ...).
 _TYPE_OF: dict[str, str] = {}
 for _f in fields(TrainConfig):
+    if _f.metadata.get("task_options"):
+        continue
     if "section" not in _f.metadata:
         raise TypeError(f"TrainConfig.{_f.name}: declare it with key(section, default, doc)")
     SECTION_OF[_f.name] = _f.metadata["section"]
     _TYPE_OF[_f.name] = _f.type if isinstance(_f.type, str) else _f.type.__name__
 del _f
-_FIELD = {f.name: f for f in fields(TrainConfig)}
+_FIELD = {f.name: f for f in fields(TrainConfig) if f.name != "task_options"}
+
+
+def _declared_keys(task: str | None) -> Mapping[str, Any]:
+    """The keys task ``task`` declares (``Task.config_keys``); none for an unknown name."""
+    if task is None or task not in list_tasks():
+        return {}
+    return get_task(task).config_keys
+
+
+def task_key_owners(name: str) -> list[tuple[str, Any]]:
+    """``[(task, TaskKey)]`` of every registered (or built-in) task declaring key ``name``."""
+    return [(t, get_task(t).config_keys[name]) for t in list_tasks()
+            if name in get_task(t).config_keys]
+
+
+def task_defaults(task: str) -> dict[str, Any]:
+    """Every key's value for a run of ``task`` that sets nothing: the engine's defaults under
+    the task's own (``Task.defaults``) and its declared keys' defaults (no recipe applied).
+
+    >>> task_defaults("pansharpen")["steps"], task_defaults("fuse")["steps"]
+    (200, 100)
+    """
+    t = get_task(task)
+    out = {k: _default_of(k) for k in SECTION_OF}
+    out.update(copy.deepcopy(dict(t.defaults)))
+    out.update({k: copy.deepcopy(v.default) for k, v in t.config_keys.items()})
+    out["task"] = task
+    return out
+
+
+def key_doc(name: str, task: str | None = None) -> str:
+    """The one-line meaning of key ``name`` (an engine key, or one ``task`` declares)."""
+    if name in _FIELD:
+        return _FIELD[name].metadata["doc"]
+    declared = _declared_keys(task)
+    if name in declared:
+        return declared[name].doc
+    owners = task_key_owners(name)
+    return owners[0][1].doc if owners else ""
+
+
+def _split_options(values: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(engine keys, task-declared keys)`` of a flat mapping."""
+    fields_ = {k: v for k, v in values.items() if k in _FIELD or k == "task_options"}
+    options = {k: v for k, v in values.items() if k not in fields_}
+    if "task_options" in fields_:
+        options = {**fields_.pop("task_options"), **options}
+    return fields_, options
 
 
 def _default_of(name: str) -> Any:
@@ -508,6 +613,8 @@ def flatten_config(d: Mapping[str, Any], source: str = "config") -> dict[str, An
                 sub = str(sk).replace("-", "_")
                 name = inner.get(sub, sub)
                 owner = SECTION_OF.get(name)
+                if owner is None and task_key_owners(name):
+                    owner = task_key_owners(name)[0][1].section
                 if owner is None:
                     raise ConfigError(f"{source}: {top}.{sk}: unknown key (known in {top}: "
                                       f"{', '.join(GROUPED_NAMES.get(n, n) for n in _keys_of(top))})")
@@ -525,6 +632,8 @@ def markdown_table() -> str:
     ``tests/test_config_groups.py`` checks it is current)."""
     rows = ["| section | key | in the section | default | meaning |", "|---|---|---|---|---|"]
     for f in fields(TrainConfig):
+        if f.name == "task_options":
+            continue
         default = _default_of(f.name)
         shown = "null" if default is None else yaml.safe_dump(
             default, default_flow_style=True).strip().removesuffix("...").strip()
