@@ -192,3 +192,25 @@ def test_resume_notes_name_the_key_in_the_library_and_the_flag_on_the_command_li
                  "--out", str(tmp_path / "cli")]) == 0
     err = capsys.readouterr().err
     assert f"hyperleaf train: --resume: no run in {tmp_path / 'cli'} yet; starting it" in err
+
+
+def test_the_key_to_flag_map_is_read_from_the_parsers_and_commands_agree():
+    """No key -> flag table is written by hand (issue 21): hyperleaf.cli.flags.key_flags reads
+    the parsers, so every command must spell a key the same way."""
+    import argparse
+
+    from hyperleaf.cli import build_parser
+    from hyperleaf.cli.flags import ARGUMENT_ALIASES, KEY_FLAGS, key_flags
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    spelled: dict[str, set[str]] = {}
+    for name, parser in sub.choices.items():
+        for action in parser._actions:
+            longs = [o for o in action.option_strings if o.startswith("--")]
+            if longs and action.dest != "help":
+                spelled.setdefault(action.dest, set()).add(longs[0])
+    assert {k: v for k, v in spelled.items() if len(v) > 1} == {}
+    flags = key_flags()
+    assert {k: flags[k] for k in spelled} == {k: next(iter(v)) for k, v in spelled.items()}
+    assert all(flags[a] == flags[d] for a, d in ARGUMENT_ALIASES.items())
+    assert dict(KEY_FLAGS) == flags and KEY_FLAGS["n_feat"] == "--n-feat"

@@ -15,30 +15,58 @@ from __future__ import annotations
 import re
 from collections.abc import Collection, Mapping
 
-__all__ = ["KEY_FLAGS", "flag_message"]
+__all__ = ["KEY_FLAGS", "ARGUMENT_ALIASES", "key_flags", "flag_message"]
 
-#: Library argument or configuration key -> the flag that sets it. Every hyperleaf command
-#: spells a key the same way; a key without a flag is absent (its message keeps the key).
-KEY_FLAGS: dict[str, str] = {
-    # inputs and outputs
-    "ir": "--ir", "vis": "--vis", "data": "--data", "data_dir": "--data", "fused": "--fused",
-    "out": "--out", "weights": "--weights", "config": "--config", "resume": "--resume",
-    # train (hyperleaf/cli/train.py's table) and ablate
-    "task": "--task", "steps": "--steps", "batch_size": "--batch-size", "lr": "--lr",
-    "seed": "--seed", "save_every": "--save-every", "log_every": "--log-every",
-    "eval_every": "--eval-every", "device": "--device", "crop": "--crop",
-    "h2fr_weight": "--h2fr-weight", "optimizer": "--optimizer", "threads": "--threads",
-    "recipe": "--recipe", "model": "--model", "encoder": "--encoder",
-    "num_classes": "--num-classes", "weight_decay": "--weight-decay", "init": "--init",
-    "n_feat": "--n-feat", "sensor": "--sensor", "val_crop": "--val-crop",
-    "val_fraction": "--val-fraction", "train_index": "--train-index", "val_index": "--val-index",
-    "seeds": "--seeds", "arms": "--arms", "workers": "--workers", "metrics": "--metrics",
-    "convention": "--convention", "heldout": "--heldout",
-    "heldout_fraction": "--heldout-fraction", "level": "--level",
-    "leaf": "--no-leaf", "hdgfb": "--no-hdgfb", "normalise": "--no-normalise",
-    # fuse
-    "tile": "--tile", "overlap": "--overlap",
-}
+#: Library arguments named differently from the option they come from (argument -> option dest).
+ARGUMENT_ALIASES: dict[str, str] = {"data_dir": "data"}
+
+
+def key_flags() -> dict[str, str]:
+    """Library argument or configuration key -> the flag that sets it, read from every
+    sub-command's parser (an option's ``dest`` is the key it sets; ``--no-leaf`` sets
+    ``leaf``), plus :data:`ARGUMENT_ALIASES`. Every hyperleaf command spells a key the same way
+    (``tests/test_architecture.py`` checks that no two commands disagree); a key without a flag
+    is absent (its message keeps the key).
+
+    >>> flags = key_flags()
+    >>> flags["crop"], flags["leaf"], flags["data_dir"]
+    ('--crop', '--no-leaf', '--data')
+    """
+    import argparse
+
+    from hyperleaf.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    out: dict[str, str] = {}
+    for parser in sub.choices.values():
+        for action in parser._actions:
+            longs = [o for o in action.option_strings if o.startswith("--")]
+            if longs and action.dest not in ("help", "version"):
+                out.setdefault(action.dest, longs[0])
+    out.update({alias: out[dest] for alias, dest in ARGUMENT_ALIASES.items() if dest in out})
+    return out
+
+
+class _KeyFlags(Mapping):
+    """:func:`key_flags`, read when first used (building the parsers imports every command
+    module: not at import time) and again whenever asked, so a task's own flags are in it."""
+
+    def __getitem__(self, key: str) -> str:
+        return key_flags()[key]
+
+    def __iter__(self):
+        return iter(key_flags())
+
+    def __len__(self) -> int:
+        return len(key_flags())
+
+    def get(self, key, default=None):
+        return key_flags().get(key, default)
+
+
+#: Library argument or configuration key -> the flag that sets it (:func:`key_flags`; no table
+#: written by hand).
+KEY_FLAGS: Mapping[str, str] = _KeyFlags()
 
 _PREFIX = re.compile(r"^([a-z_][a-z0-9_]*(?:, [a-z_][a-z0-9_]*)*): ")
 _QUOTED = re.compile(r"`([a-z_][a-z0-9_]*)`")
@@ -63,6 +91,8 @@ def flag_message(message: object, flags: Mapping[str, str] = KEY_FLAGS,
         'lr: Lower --lr or raise grad_clip'
     """
     text = str(message)
+    if isinstance(flags, _KeyFlags):
+        flags = key_flags()  # one reading of the parsers per message
     m = _PREFIX.match(text)
     if m:
         keys = m.group(1).split(", ")

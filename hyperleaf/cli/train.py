@@ -7,7 +7,7 @@ import argparse
 import os
 import sys
 
-from hyperleaf.cli.flags import KEY_FLAGS, flag_message
+from hyperleaf.cli.flags import flag_message
 
 # flag -> (TrainConfig key, type, help). Flags default to None so that only the ones given
 # override --config (and the defaults).
@@ -186,10 +186,7 @@ def _flag_message(exc, args: argparse.Namespace) -> str:
     file), keys quoted inside it always (:func:`hyperleaf.cli.flags.flag_message`)."""
     given = set(_given_keys(args))
     given |= {k for k in ("config", "resume") if getattr(args, k, None)}
-    flags = dict(KEY_FLAGS)
-    if _PREPARED is not None:
-        flags.update({k: "--" + k.replace("_", "-") for k in _PREPARED[2]})
-    return flag_message(exc, flags=flags, given=given)
+    return flag_message(exc, given=given)  # the task's own flags are in the parser
 
 
 def _given_keys(args: argparse.Namespace) -> list[str]:
