@@ -204,7 +204,7 @@ def test_the_key_to_flag_map_is_read_from_the_parsers_and_commands_agree():
 
     sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
     spelled: dict[str, set[str]] = {}
-    for name, parser in sub.choices.items():
+    for parser in sub.choices.values():
         for action in parser._actions:
             longs = [o for o in action.option_strings if o.startswith("--")]
             if longs and action.dest != "help":
