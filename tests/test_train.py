@@ -395,3 +395,23 @@ def test_train_on_tno(shared_dir, tmp_path):
     train(tiny(out, data=str(shared_dir / "data" / "tno"), steps=2, crop=32, val_crop=64),
           progress=False)
     assert len(list((out / "samples").glob("*.png"))) == 2  # the 2 held-out pairs of 21
+
+
+def test_end_of_run_table_names_scores_with_their_direction(capsys):
+    """The summary says what each validation number is and which way is better (issue 21:
+    `val ssim 0.77 -> 0.30` was the 1 - SSIM loss term, read as fusion getting worse)."""
+    from hyperleaf.tasks import get_task
+    from hyperleaf.train.summary import print_summary
+    from hyperleaf.train.trainer import RunResult
+
+    r = RunResult(Path("runs/x"), 2, 1.0, 0.5, 0, 1.0,
+                  val_first={"ssim": 0.77, "ssim_ir": 0.4, "order_levels": 0.0, "spread_fused": 1.0},
+                  val_last={"ssim": 0.30, "ssim_ir": 0.6, "order_levels": 1.0, "spread_fused": 2.0})
+    print_summary(r, get_task("fuse"))
+    out = capsys.readouterr().out
+    assert "loss term: 1 - SSIM ↓" in out and "SSIM(fused, infrared) ↑" in out
+    assert "H2FR ordering, levels ↑" in out and "geometry: spread of fused " in out
+    assert "train loss ↓" in out
+    seg = get_task("segment")
+    assert seg.describe_score("dice_1") == "Dice of class 1 ↑"
+    assert get_task("pansharpen").describe_score("SAM") == "SAM ↓"

@@ -224,5 +224,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"hyperleaf train: error: {exc.strerror or exc}{where}", file=sys.stderr)
         return 2
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, rank 0 reports
-        print_summary(result)
+        from hyperleaf.tasks import get_task
+
+        print_summary(result, get_task(cfg.task))
     return 0

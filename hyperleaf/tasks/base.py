@@ -24,6 +24,7 @@ first use. See ``docs/architecture.md``.
 
 from __future__ import annotations
 
+import fnmatch
 import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -132,6 +133,25 @@ class Task:
     #: under their section; any other task refuses them by name. Their flags
     #: (``--name-with-dashes``) appear in ``hyperleaf train --task NAME --help``.
     config_keys: Mapping[str, TaskKey] = {}
+
+    #: How reports name the validation scores :meth:`evaluate` returns: a key or a
+    #: ``fnmatch`` pattern -> ``(label, higher_is_better)`` (``None``: no better direction).
+    #: ``{key}`` in a label is the score's key, ``{star}`` what a pattern's ``*`` matched.
+    #: First match wins; unmatched keys show as is.
+    score_labels: Mapping[str, tuple[str, bool | None]] = {"loss": ("validation loss", False)}
+
+    def describe_score(self, key: str) -> str:
+        """``key``'s label with its direction: ``↑`` higher is better, ``↓`` lower is better.
+
+        >>> Task().describe_score("loss"), Task().describe_score("other")
+        ('validation loss ↓', 'other')
+        """
+        for pattern, (label, higher) in self.score_labels.items():
+            if fnmatch.fnmatchcase(key, pattern):
+                arrow = "" if higher is None else (" ↑" if higher else " ↓")
+                star = key[pattern.index("*"):] if "*" in pattern else ""
+                return label.format(key=key, star=star) + arrow
+        return key
 
     def check_config(self, cfg: Any) -> None:
         """Reject settings this task cannot run with: ``ValueError`` whose message starts with

@@ -166,6 +166,22 @@ class FuseTask(Task):
     inputs = ("vis", "ir")
     predict_inputs = ("vis", "ir")
     own_keys = (*FUSE_KEYS, *FUSE_SEGMENT_KEYS)
+    score_labels = {
+        "loss": ("validation loss (fusion loss)", False),
+        "fusion": ("loss: fusion terms", False),
+        "intensity": ("loss term: intensity", False),
+        "gradient": ("loss term: gradient", False),
+        "ssim": ("loss term: 1 - SSIM", False),
+        "mask": ("loss term: saliency mask", False),
+        "max": ("loss term: max intensity", False),
+        "ssim_ir": ("SSIM(fused, infrared)", True),
+        "ssim_vis": ("SSIM(fused, visible)", True),
+        "h2fr": ("loss term: H2FR", False),
+        "order_*": ("H2FR ordering, {star}", True),
+        "saturated": ("saturated ball vectors", False),
+        "spread_*": ("geometry: spread of {star}", None),
+        "core_dist_*": ("geometry: distance of {star} to the core", None),
+    }
     config_needs = ("model",)
 
     def check_config(self, cfg: Any) -> None:

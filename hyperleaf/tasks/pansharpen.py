@@ -379,6 +379,10 @@ class PansharpenTask(Task):
     predict_inputs = ("pan", "lms")
     defaults = PAN_DEFAULTS
     own_keys = (*PANSHARPEN_KEYS, "n_feat")
+    score_labels = {
+        "loss": ("validation L1", False), "SAM": ("SAM", False), "ERGAS": ("ERGAS", False),
+        "Q2n": ("Q2n", True), "Q*": ("{key}", True), "SCC": ("SCC", True),
+    }
     config_needs = ("data", *PANSHARPEN_KEYS)
 
     def check_config(self, cfg: Any) -> None:

@@ -362,6 +362,12 @@ class SegmentTask(Task):
     inputs = ("vis", "ir", "mask")
     predict_inputs = ("vis", "ir")
     own_keys = (*SEGMENT_KEYS, *FUSE_SEGMENT_KEYS)
+    score_labels = {
+        "loss": ("validation loss (cross-entropy)", False),
+        "miou": ("mIoU", True), "mdice": ("mean Dice", True), "pixel_acc": ("overall accuracy", True),
+        "authors_miou": ("mIoU, the LEAF authors' way", True),
+        "dice_*": ("Dice of class {star}", True), "iou_*": ("IoU of class {star}", True),
+    }
     config_needs = ("model", "data", "crop", "val_crop", "widths3d", "hdgfb_curvature")
 
     def check_config(self, cfg: Any) -> None:
