@@ -25,7 +25,7 @@ def test_builtin_models_by_name():
 def test_register_model_and_duplicates(monkeypatch):
     from hyperleaf.models import registry
 
-    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    monkeypatch.setattr(registry.MODELS, "_entries", registry.MODELS.loaded())
 
     @register_model("tiny-test")
     class Tiny(nn.Linear):
@@ -90,7 +90,7 @@ def test_task_checks_its_config():
 
 
 def test_register_task(monkeypatch):
-    monkeypatch.setattr(task_base, "_REGISTRY", dict(task_base._REGISTRY))
+    monkeypatch.setattr(task_base.TASKS, "_entries", task_base.TASKS.loaded())
 
     @register_task("echo-test")
     class Echo(Task):
@@ -115,3 +115,22 @@ def test_fusion_objective_needs_levels():
 
     with pytest.raises(TypeError, match="forward_levels"):
         FusionObjective(nn.Identity(), FusionLoss(), LeafHead([4, 4]))
+
+
+def test_one_registry_class_serves_tasks_and_models():
+    from hyperleaf.models import registry as model_registry
+    from hyperleaf.registry import Registry
+
+    assert isinstance(task_base.TASKS, Registry) and isinstance(model_registry.MODELS, Registry)
+    reg = Registry("widget", {"builtin-one": "hyperleaf.nonexistent_module"})
+    assert reg.names() == ["builtin-one"] and "builtin-one" in reg
+    reg.register("w")(len)
+    assert reg.get("w") is len and reg.names() == ["builtin-one", "w"]
+    reg.add("w", len)  # the same entry again: allowed
+    with pytest.raises(ValueError, match="widget 'w' is already registered"):
+        reg.add("w", max)
+    with pytest.raises(ValueError, match="widget: unknown name 'x' \\(known: builtin-one, w\\)"):
+        reg.get("x")
+    reg.remove("w")
+    with pytest.raises(KeyError, match="no widget registered as 'w'"):
+        reg.remove("w")

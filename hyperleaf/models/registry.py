@@ -22,12 +22,13 @@ Example:
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import torch.nn as nn
 from torch import Tensor
+
+from hyperleaf.registry import Registry
 
 __all__ = ["register_model", "create_model", "get_model", "list_models", "LevelFeatures"]
 
@@ -39,7 +40,8 @@ _BUILTIN: dict[str, str] = {
     "leaf-unet3d": "hyperleaf.models.leafunet",
 }
 
-_REGISTRY: dict[str, Callable[..., nn.Module]] = {}
+#: The model registry (:class:`hyperleaf.registry.Registry`, shared by every kind of entry).
+MODELS: Registry[Callable[..., nn.Module]] = Registry("model", _BUILTIN)
 
 T = TypeVar("T", bound=Callable[..., nn.Module])
 
@@ -70,11 +72,8 @@ def register_model(name: str) -> Callable[[T], T]:
         raise ValueError(f"name: expected a non-empty string, got {name!r}")
 
     def deco(factory: T) -> T:
-        old = _REGISTRY.get(name)
-        if old is not None and old is not factory and \
-                getattr(old, "__qualname__", None) != getattr(factory, "__qualname__", None):
-            raise ValueError(f"model {name!r} is already registered (by {old!r})")
-        _REGISTRY[name] = factory
+        MODELS.add(name, factory, same=lambda a, b: a is b or getattr(a, "__qualname__", None)
+                   == getattr(b, "__qualname__", None))
         return factory
 
     return deco
@@ -82,13 +81,7 @@ def register_model(name: str) -> Callable[[T], T]:
 
 def get_model(name: str) -> Callable[..., nn.Module]:
     """The class (or factory) registered as ``name``; ``ValueError`` lists the known names."""
-    if name not in _REGISTRY and name in _BUILTIN:
-        importlib.import_module(_BUILTIN[name])
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise ValueError(f"model: unknown name {name!r} (known: {', '.join(list_models())})"
-                         ) from None
+    return MODELS.get(name)
 
 
 def create_model(name: str, **kwargs: Any) -> nn.Module:
@@ -98,4 +91,4 @@ def create_model(name: str, **kwargs: Any) -> nn.Module:
 
 def list_models() -> list[str]:
     """Sorted names of the registered and built-in networks."""
-    return sorted(set(_REGISTRY) | set(_BUILTIN))
+    return MODELS.names()

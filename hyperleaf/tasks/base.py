@@ -25,7 +25,6 @@ first use. See ``docs/architecture.md``.
 from __future__ import annotations
 
 import fnmatch
-import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +33,8 @@ from typing import Any, TypeVar
 import torch
 import torch.nn as nn
 from torch import Tensor
+
+from hyperleaf.registry import Registry
 
 __all__ = ["Task", "TaskKey", "task_key", "register_task", "unregister_task", "get_task",
            "list_tasks"]
@@ -87,7 +88,8 @@ _BUILTIN: dict[str, str] = {
     "pansharpen": "hyperleaf.tasks.pansharpen",
 }
 
-_REGISTRY: dict[str, Task] = {}
+#: The task registry (:class:`hyperleaf.registry.Registry`, shared by every kind of entry).
+TASKS: Registry[Task] = Registry("task", _BUILTIN)
 
 
 class Task:
@@ -240,12 +242,10 @@ def register_task(name: str) -> Callable[[T], T]:
     def deco(cls: T) -> T:
         if not (isinstance(cls, type) and issubclass(cls, Task)):
             raise TypeError(f"register_task({name!r}): expected a Task subclass, got {cls!r}")
-        old = _REGISTRY.get(name)
-        if old is not None and type(old).__qualname__ != cls.__qualname__:
-            raise ValueError(f"task {name!r} is already registered ({old!r})")
         task = cls()
         task.name = name
-        _REGISTRY[name] = task
+        # the same class imported again (a module reloaded) replaces its instance
+        TASKS.add(name, task, same=lambda a, b: type(a).__qualname__ == type(b).__qualname__)
         return cls
 
     return deco
@@ -254,9 +254,7 @@ def register_task(name: str) -> Callable[[T], T]:
 def unregister_task(name: str) -> None:
     """Remove the task registered as ``name`` (a plugin's or a test's; built-in tasks come
     back on their next :func:`get_task`). ``KeyError`` when none is registered."""
-    if name not in _REGISTRY:
-        raise KeyError(f"name: no task registered as {name!r}")
-    del _REGISTRY[name]
+    TASKS.remove(name)
 
 
 def get_task(name: str) -> Task:
@@ -267,15 +265,9 @@ def get_task(name: str) -> Task:
         >>> get_task("fuse").inputs
         ('vis', 'ir')
     """
-    if name not in _REGISTRY and name in _BUILTIN:
-        importlib.import_module(_BUILTIN[name])
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise ValueError(f"task: unknown name {name!r} (known: {', '.join(list_tasks())})"
-                         ) from None
+    return TASKS.get(name)
 
 
 def list_tasks() -> list[str]:
     """Sorted names of the registered and built-in tasks."""
-    return sorted(set(_REGISTRY) | set(_BUILTIN))
+    return TASKS.names()
