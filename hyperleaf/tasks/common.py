@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import torch
 
+from hyperleaf.distributed import gather_levels
 from hyperleaf.nn.heads import LeafHead
 
-__all__ = ["FUSE_KEYS", "FUSE_SEGMENT_KEYS", "PANSHARPEN_KEYS", "SEGMENT_KEYS", "leaf_head", "ship_leaf_kwargs",
+__all__ = ["add_h2fr", "FUSE_KEYS", "FUSE_SEGMENT_KEYS", "PANSHARPEN_KEYS", "SEGMENT_KEYS", "leaf_head", "ship_leaf_kwargs",
            "val_batches"]
 
 # Engine configuration keys some tasks own (``Task.own_keys``): every other task refuses them
@@ -26,6 +27,26 @@ SEGMENT_KEYS = ("seg_loss", "w_ce", "w_focal_dice", "w_dice", "w_focal", "focal_
 #: Read only by the pansharpen task.
 PANSHARPEN_KEYS = ("sensor", "normalise", "train_index", "val_index", "ms_bands", "ratio",
                    "pan_statistics")
+
+
+def add_h2fr(total: torch.Tensor, parts: dict[str, torch.Tensor], levels: Any,
+             h2fr: Callable[[Any], torch.Tensor], weight: float, training: bool
+             ) -> torch.Tensor:
+    """The "task loss + weight x H2FR" step every LEAF objective ends with, written once:
+    while ``training``, H2FR ranks the union batch of every rank (``gather_levels``); its value
+    goes to ``parts["h2fr"]`` (detached) and ``total + weight * H2FR`` is returned.
+
+    >>> parts = {}
+    >>> add_h2fr(torch.tensor(1.0), parts, None, lambda _: torch.tensor(2.0), 0.5, False)
+    tensor(2.)
+    >>> parts
+    {'h2fr': tensor(2.)}
+    """
+    if training:
+        levels = gather_levels(levels)
+    h = h2fr(levels)
+    parts["h2fr"] = h.detach()
+    return total + weight * h
 
 
 def val_batches(val_set, chunk: int = 8) -> Iterator[tuple[list[str], dict[str, torch.Tensor]]]:

@@ -19,7 +19,6 @@ from torch import Tensor
 
 from hyperleaf import io as hio
 from hyperleaf.data import PairDataset, SyntheticFusion
-from hyperleaf.distributed import gather_levels
 from hyperleaf.losses import ShipAuthorsLoss
 from hyperleaf.losses.fusion import FusionLoss
 from hyperleaf.models.registry import create_model
@@ -28,6 +27,7 @@ from hyperleaf.tasks.base import Task, register_task
 from hyperleaf.tasks.common import (
     FUSE_KEYS,
     FUSE_SEGMENT_KEYS,
+    add_h2fr,
     leaf_head,
     ship_leaf_kwargs,
     val_batches,
@@ -78,11 +78,8 @@ class FusionObjective(nn.Module):
         total, parts = self.fusion_loss(fused, vis, ir)
         parts["fusion"] = total.detach()
         if levels is not None:
-            if self.training:
-                levels = gather_levels(levels)
-            h = self.head.loss(levels)
-            parts["h2fr"] = h.detach()
-            total = total + self.h2fr_weight * h
+            total = add_h2fr(total, parts, levels, self.head.loss, self.h2fr_weight,
+                             self.training)
         return total, parts, fused
 
 

@@ -39,13 +39,12 @@ from torch import Tensor
 
 from hyperleaf import atomic
 from hyperleaf.data import PanCollection
-from hyperleaf.distributed import gather_levels
 from hyperleaf.metrics import pansharpening as pm
 from hyperleaf.models.registry import create_model
 from hyperleaf.nn.heads import LeafHead
 from hyperleaf.pansharpen import get_sensor, reduced_resolution
 from hyperleaf.tasks.base import Task, register_task
-from hyperleaf.tasks.common import PANSHARPEN_KEYS, leaf_head, ship_leaf_kwargs
+from hyperleaf.tasks.common import PANSHARPEN_KEYS, add_h2fr, leaf_head, ship_leaf_kwargs
 
 __all__ = ["PansharpenTask", "PansharpenObjective", "Standardised", "PanPatches",
            "band_statistics", "patches", "split_indices", "split_samples", "parse_index",
@@ -298,12 +297,11 @@ class PansharpenObjective(nn.Module):
             l1 = (out - gt).abs().mean()
             return l1, {"l1": l1.detach()}, out
         out, stages = self.net.forward_levels(pan, lms)
-        levels = self.head.embed(stages)
-        if self.training:
-            levels = gather_levels(levels)
         l1 = (out - gt).abs().mean()
-        h = self.head.loss(levels)
-        return l1 + self.h2fr_weight * h, {"l1": l1.detach(), "h2fr": h.detach()}, out
+        parts = {"l1": l1.detach()}
+        total = add_h2fr(l1, parts, self.head.embed(stages), self.head.loss, self.h2fr_weight,
+                         self.training)
+        return total, parts, out
 
 
 def build_pansharpen_objective(cfg: Any) -> PansharpenObjective:

@@ -46,12 +46,11 @@ from hyperleaf.data.segmentation import (
     SegmentationItems,
     default_groups,
 )
-from hyperleaf.distributed import gather_levels
 from hyperleaf.losses import LeafSegmentationLoss
 from hyperleaf.models.registry import create_model
 from hyperleaf.nn.hdgfb import HDGFB
 from hyperleaf.tasks.base import Task, register_task
-from hyperleaf.tasks.common import FUSE_SEGMENT_KEYS, SEGMENT_KEYS, val_batches
+from hyperleaf.tasks.common import FUSE_SEGMENT_KEYS, SEGMENT_KEYS, add_h2fr, val_batches
 
 __all__ = ["SegmentTask", "SegmentObjective", "LeafUNetObjective", "build_segment_objective",
            "evaluate_segment", "segment_scores", "tile_logits", "eval_tile", "open_segment_data",
@@ -78,11 +77,8 @@ class SegmentObjective(nn.Module):
         parts = {"seg": ce.detach()}
         total = ce
         if self.leaf:
-            if self.training:
-                points = gather_levels(points)
-            h = self.net.h2fr_loss(points)
-            parts["h2fr"] = h.detach()
-            total = total + self.h2fr_weight * h
+            total = add_h2fr(total, parts, points, self.net.h2fr_loss, self.h2fr_weight,
+                             self.training)
         return total, parts, logits
 
     def logits(self, vis: Tensor, ir: Tensor) -> Tensor:
