@@ -214,3 +214,19 @@ def test_the_key_to_flag_map_is_read_from_the_parsers_and_commands_agree():
     assert {k: flags[k] for k in spelled} == {k: next(iter(v)) for k, v in spelled.items()}
     assert all(flags[a] == flags[d] for a, d in ARGUMENT_ALIASES.items())
     assert dict(KEY_FLAGS) == flags and KEY_FLAGS["n_feat"] == "--n-feat"
+
+
+def test_no_layer_imports_the_top_level_package():
+    """`import hyperleaf` inside a layer reaches every layer through the lazy top-level names,
+    unseen by import-linter (issue 21): modules import the module they use."""
+    import ast
+
+    root = Path(__file__).resolve().parents[1] / "hyperleaf"
+    offenders = []
+    for path in sorted(root.rglob("*.py")):
+        if path == root / "__init__.py" or path.name == "__main__.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import) and any(a.name == "hyperleaf" for a in node.names):
+                offenders.append(f"{path.relative_to(root.parent)}:{node.lineno}")
+    assert offenders == []

@@ -29,7 +29,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-import hyperleaf
+from hyperleaf import geometry
 from hyperleaf.models.registry import register_model
 from hyperleaf.nn import HDGFB
 from hyperleaf.nn.heads import LeafHead
@@ -169,7 +169,7 @@ class LEAFSegNet(nn.Module):
         self.seg = conv(ch[0], num_classes, 1)
 
     def _inject(self, x: Tensor, i: int, g: Tensor) -> Tensor:
-        v = self.inject[i](hyperleaf.logmap0(g, self.head.ball, dim=-1))
+        v = self.inject[i](geometry.logmap0(g, self.head.ball, dim=-1))
         return x + v.view(*v.shape, *([1] * self.spatial_dims))
 
     @property

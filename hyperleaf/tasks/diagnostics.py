@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-import hyperleaf
+from hyperleaf import geometry
 
 __all__ = ["STREAMS", "saturation_mask", "geometry_diagnostics"]
 
@@ -34,7 +34,8 @@ def saturation_mask(points: Tensor, c: float, clip_r: float) -> Tensor:
 
     Example::
 
-        >>> x = hyperleaf.nn.to_ball(torch.tensor([[3.0, 0.0], [0.5, 0.0]]), c=0.5, clip_r=2.0)
+        >>> from hyperleaf.nn import to_ball
+        >>> x = to_ball(torch.tensor([[3.0, 0.0], [0.5, 0.0]]), c=0.5, clip_r=2.0)
         >>> saturation_mask(x, c=0.5, clip_r=2.0).tolist()
         [True, False]
     """
@@ -61,7 +62,7 @@ def geometry_diagnostics(points: Tensor, core: Tensor, c: float, clip_r: float |
 
     Example::
 
-        >>> pts = hyperleaf.expmap0(torch.randn(3, 5, 2, 4) * 0.3, c=1.0, dim=-1)
+        >>> pts = geometry.expmap0(torch.randn(3, 5, 2, 4) * 0.3, c=1.0, dim=-1)
         >>> d = geometry_diagnostics(pts, torch.zeros(4), c=1.0, clip_r=2.0)
         >>> sorted(d["groups"])[:2], d["saturated"]
         (['fused1', 'fused2'], 0.0)
@@ -73,10 +74,10 @@ def geometry_diagnostics(points: Tensor, core: Tensor, c: float, clip_r: float |
     s_count, _, n_levels, _ = x.shape
     sat = (saturation_mask(x, c, clip_r) if clip_r is not None
            else torch.zeros(x.shape[:-1], dtype=torch.bool))
-    tangent = hyperleaf.logmap0(x, c=c, dim=-1)
-    centroid = hyperleaf.expmap0(tangent.mean(1, keepdim=True), c=c, dim=-1)  # (S, 1, L, D)
-    spread = hyperleaf.dist(x, centroid.expand_as(x), c=c, dim=-1).mean(1)  # (S, L)
-    core_d = hyperleaf.dist(x, core.expand_as(x), c=c, dim=-1).mean(1)  # (S, L)
+    tangent = geometry.logmap0(x, c=c, dim=-1)
+    centroid = geometry.expmap0(tangent.mean(1, keepdim=True), c=c, dim=-1)  # (S, 1, L, D)
+    spread = geometry.dist(x, centroid.expand_as(x), c=c, dim=-1).mean(1)  # (S, L)
+    core_d = geometry.dist(x, core.expand_as(x), c=c, dim=-1).mean(1)  # (S, L)
     names = list(STREAMS) + [f"modality{i}" for i in range(3, s_count)]
     groups = {}
     for s in range(s_count):

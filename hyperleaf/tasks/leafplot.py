@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-import hyperleaf
+from hyperleaf import geometry
 from hyperleaf.atomic import atomic_write_bytes
 from hyperleaf.nn.heads import ordering
 from hyperleaf.tasks.common import val_batches
@@ -61,9 +61,9 @@ def disk_coordinates(points: torch.Tensor, core: torch.Tensor, c: float) -> tupl
     """``(xy, dist)``: 2-D Poincaré-disk coordinates (radius ``1/sqrt(c)``) of ``points``
     (``(..., D)``) and their geodesic distance to ``core``; ``|xy|`` is at hyperbolic distance
     ``dist`` from the disk's centre."""
-    d = hyperleaf.dist(points, core, c=c, dim=-1)
-    moved = hyperleaf.mobius_add((-core).expand_as(points), points, c=c, dim=-1)
-    v = hyperleaf.logmap0(moved, c=c, dim=-1).reshape(-1, points.shape[-1])
+    d = geometry.dist(points, core, c=c, dim=-1)
+    moved = geometry.mobius_add((-core).expand_as(points), points, c=c, dim=-1)
+    v = geometry.logmap0(moved, c=c, dim=-1).reshape(-1, points.shape[-1])
     v = v - v.mean(0, keepdim=True)
     # Principal axes of the directions (unit vectors, so large distances do not dominate).
     u = v / v.norm(dim=1, keepdim=True).clamp_min(1e-12)
@@ -94,7 +94,7 @@ def group_coordinates(points: torch.Tensor, c: float) -> tuple[np.ndarray, np.nd
 
         >>> v = torch.zeros(1, 2, 1, 3, dtype=torch.float64)
         >>> v[0, 0, 0, 0], v[0, 1, 0, 0] = 0.1, -0.1
-        >>> xy, d = group_coordinates(hyperleaf.expmap0(v, c=1.0, dim=-1), c=1.0)
+        >>> xy, d = group_coordinates(geometry.expmap0(v, c=1.0, dim=-1), c=1.0)
         >>> [round(float(x), 6) for x in d.ravel()], round(float(abs(xy[0, 0, 0, 0])), 6)
         ([0.2, 0.2], 0.2)
     """
@@ -102,10 +102,10 @@ def group_coordinates(points: torch.Tensor, c: float) -> tuple[np.ndarray, np.nd
         raise ValueError(f"points: expected (S, N, L, D), got shape {tuple(points.shape)}")
     x = points.double()
     s_count, n, n_levels, dim = x.shape
-    centroid = hyperleaf.expmap0(hyperleaf.logmap0(x, c=c, dim=-1).mean(1, keepdim=True),
+    centroid = geometry.expmap0(geometry.logmap0(x, c=c, dim=-1).mean(1, keepdim=True),
                                  c=c, dim=-1).expand_as(x)
-    d = hyperleaf.dist(x, centroid, c=c, dim=-1)  # (S, N, L)
-    v = hyperleaf.logmap0(hyperleaf.mobius_add(-centroid, x, c=c, dim=-1), c=c, dim=-1)
+    d = geometry.dist(x, centroid, c=c, dim=-1)  # (S, N, L)
+    v = geometry.logmap0(geometry.mobius_add(-centroid, x, c=c, dim=-1), c=c, dim=-1)
     # Per group: principal axes of the directions (unit vectors, as in disk_coordinates).
     u = v / v.norm(dim=-1, keepdim=True).clamp_min(1e-300)
     u = u.permute(0, 2, 1, 3).reshape(s_count * n_levels, n, dim)  # (groups, N, D)

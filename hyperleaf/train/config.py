@@ -250,7 +250,8 @@ class TrainConfig:
             raise ConfigError(f"recipe: {self.recipe!r} is not a recipe of the {self.task} task "
                               f"(it sets {', '.join(foreign)}, which that task does not use)",
                               key="recipe")
-        for name in task.foreign_keys:
+        # the recipe first: the keys it sets were not given by the user
+        for name in sorted(task.foreign_keys, key=lambda n: n != "recipe"):
             if name not in _FIELD:
                 continue  # another task's own key: refused by _check_options when given
             if getattr(self, name) != _default_of(name):
