@@ -134,3 +134,22 @@ def test_one_registry_class_serves_tasks_and_models():
     reg.remove("w")
     with pytest.raises(KeyError, match="no widget registered as 'w'"):
         reg.remove("w")
+
+
+def test_the_loss_registry_builds_what_the_configuration_names():
+    from hyperleaf.losses import LOSSES, FusionLoss, ShipAuthorsLoss, get_loss, list_losses
+    from hyperleaf.registry import Registry
+    from hyperleaf.tasks.fuse import build_fusion_objective
+
+    assert isinstance(LOSSES, Registry)
+    assert list_losses("fuse") == ["hyperleaf", "ship-authors"]
+    assert list_losses("segment") == ["leaf-authors"]
+    cfg = TrainConfig(loss="ship-authors", w_mask=2.0, w_intensity=3.0, w_gradient=4.0,
+                      n_feat=4, hdgfb_hidden=8, ball_dim=4).validate()
+    loss = build_fusion_objective(cfg).fusion_loss
+    assert isinstance(loss, ShipAuthorsLoss) and get_loss("ship-authors") is ShipAuthorsLoss
+    assert (loss.w_mask, loss.w_max, loss.w_grad) == (2.0, 3.0, 4.0)
+    plain = build_fusion_objective(cfg.replace(loss="hyperleaf", w_ssim=0.25)).fusion_loss
+    assert isinstance(plain, FusionLoss)
+    with pytest.raises(ValueError, match="^loss: must be one of hyperleaf, ship-authors"):
+        TrainConfig(loss="leaf-authors").validate()

@@ -11,6 +11,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn as nn
 from torch import Tensor
@@ -34,6 +36,14 @@ class FusionLoss(nn.Module):
         >>> float(total), sorted(parts)
         (0.0, ['gradient', 'intensity'])
     """
+
+    #: The task this loss trains (the loss registry lists losses by task).
+    task = "fuse"
+
+    @classmethod
+    def from_config(cls, cfg: Any) -> FusionLoss:
+        """The loss a configuration describes (``w_intensity``, ``w_gradient``, ``w_ssim``)."""
+        return cls(cfg.w_intensity, cfg.w_gradient, cfg.w_ssim)
 
     def __init__(self, intensity: float = 1.0, gradient: float = 1.0, ssim: float = 0.0):
         super().__init__()

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -101,6 +102,19 @@ class LeafSegmentationLoss(nn.Module):
     """``ce·CE + focal_dice·(dice·Dice + focal·Focal) + h2fr·H2FR`` (the authors' recipe by
     default: ``1, 0.5, 1.0, 1.2, 0.5``). ``forward(logits, target, h2fr=None)`` ->
     ``(total, parts)`` with ``parts`` the detached terms (``h2fr`` only when given)."""
+
+    #: The task this loss trains (the loss registry lists losses by task).
+    task = "segment"
+
+    @classmethod
+    def from_config(cls, cfg: Any) -> LeafSegmentationLoss:
+        """The loss a configuration describes (``w_ce``, ``w_dice``, ``w_focal``,
+        ``h2fr_weight``, ``focal_reduction``); Dice + Focal only with ``seg_loss:
+        leaf-authors`` (``w_focal_dice``), plain CE + H2FR otherwise."""
+        authors = cfg.seg_loss == "leaf-authors"
+        return cls(ce=cfg.w_ce, focal_dice=cfg.w_focal_dice if authors else 0.0,
+                   dice=cfg.w_dice, focal=cfg.w_focal, h2fr=cfg.h2fr_weight,
+                   focal_class_reduction=cfg.focal_reduction)
 
     def __init__(self, ce: float = 1.0, focal_dice: float = 0.5, dice: float = 1.0,
                  focal: float = 1.2, h2fr: float = 0.5, *, focal_alpha: float = 0.25,

@@ -36,6 +36,8 @@ is far from most of the image's levels.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn as nn
 from torch import Tensor
@@ -170,6 +172,15 @@ class ShipAuthorsLoss(nn.Module):
         >>> sorted(parts)
         ['gradient', 'mask', 'max']
     """
+
+    #: The task this loss trains (the loss registry lists losses by task).
+    task = "fuse"
+
+    @classmethod
+    def from_config(cls, cfg: Any) -> ShipAuthorsLoss:
+        """The loss a configuration describes: ``w_mask``; the authors' L_max and L_grad are
+        the intensity and gradient terms (``w_intensity``, ``w_gradient``)."""
+        return cls(cfg.w_mask, cfg.w_intensity, cfg.w_gradient)
 
     def __init__(self, w_mask: float = 3.0, w_max: float = 10.0, w_grad: float = 10.0):
         super().__init__()

@@ -19,7 +19,7 @@ from torch import Tensor
 
 from hyperleaf import io as hio
 from hyperleaf.data import PairDataset, SyntheticFusion
-from hyperleaf.losses import ShipAuthorsLoss
+from hyperleaf.losses import get_loss
 from hyperleaf.losses.fusion import FusionLoss
 from hyperleaf.models.registry import create_model
 from hyperleaf.nn.heads import LeafHead, Levels, ordering
@@ -94,11 +94,7 @@ def build_fusion_objective(cfg: Any) -> FusionObjective:
     (with ``leaf``) head."""
     net = build_fusion_network(cfg)
     head = leaf_head(cfg, net.level_channels) if cfg.leaf else None
-    if cfg.loss == "ship-authors":
-        # The authors' L_max and L_grad are FusionLoss's intensity and gradient terms.
-        loss = ShipAuthorsLoss(cfg.w_mask, cfg.w_intensity, cfg.w_gradient)
-    else:
-        loss = FusionLoss(cfg.w_intensity, cfg.w_gradient, cfg.w_ssim)
+    loss = get_loss(cfg.loss).from_config(cfg)  # the loss registry (hyperleaf.losses.LOSSES)
     return FusionObjective(net, loss, head, h2fr_weight=cfg.h2fr_weight)
 
 

@@ -46,7 +46,7 @@ from hyperleaf.data.segmentation import (
     SegmentationItems,
     default_groups,
 )
-from hyperleaf.losses import LeafSegmentationLoss
+from hyperleaf.losses import get_loss
 from hyperleaf.models.registry import create_model
 from hyperleaf.nn.hdgfb import HDGFB
 from hyperleaf.tasks.base import Task, register_task
@@ -122,10 +122,7 @@ def build_segment_objective(cfg: Any) -> nn.Module:
     :func:`build_segment_network` and its loss."""
     net = build_segment_network(cfg)
     if _model(cfg) != "leafseg":
-        authors = cfg.seg_loss == "leaf-authors"
-        loss = LeafSegmentationLoss(ce=cfg.w_ce, focal_dice=cfg.w_focal_dice if authors else 0.0,
-                                    dice=cfg.w_dice, focal=cfg.w_focal, h2fr=cfg.h2fr_weight,
-                                    focal_class_reduction=cfg.focal_reduction)
+        loss = get_loss("leaf-authors").from_config(cfg)  # CE + H2FR unless seg_loss says so
         return LeafUNetObjective(net, loss, leaf=bool(cfg.leaf))
     return SegmentObjective(net, cfg.h2fr_weight, leaf=cfg.leaf)
 

@@ -45,6 +45,7 @@ from typing import Any
 
 import yaml
 
+from hyperleaf.losses import list_losses
 from hyperleaf.tasks import get_task, list_tasks
 
 __all__ = ["TrainConfig", "task_key_owners", "task_defaults", "key_doc", "load_yaml", "load_run_config", "ConfigError", "RESUME_OVERRIDABLE",
@@ -345,8 +346,8 @@ class TrainConfig:
     def _check_task(self) -> None:
         need = self._need
         need(self.task in list_tasks(), "task", f"must be one of {', '.join(list_tasks())}")
-        need(self.loss in ("hyperleaf", "ship-authors"), "loss",
-             "must be 'hyperleaf' or 'ship-authors'")
+        fusion_losses = list_losses("fuse")
+        need(self.loss in fusion_losses, "loss", f"must be one of {', '.join(fusion_losses)}")
         need(self.seg_loss in ("ce", "leaf-authors"), "seg_loss", "must be 'ce' or 'leaf-authors'")
         need(self.focal_reduction in ("sum", "mean"), "focal_reduction", "must be 'sum' or 'mean'")
         need(self.h2fr_mode in ("paper", "geodesic"), "h2fr_mode", "must be 'paper' or 'geodesic'")
