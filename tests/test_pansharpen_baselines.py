@@ -89,9 +89,16 @@ def test_pca_with_its_own_first_component_changes_nothing():
 
 @pytest.mark.parametrize("method", ["MTF-GLP", "MTF-GLP-HPM"])
 def test_glp_methods_inject_nothing_from_a_flat_pan(method):
+    from hyperleaf.pansharpen import get_sensor, toolbox_mtf_kernel
+
     _, pan, ms, lms = _inputs(seed=5)
     flat = torch.full_like(pan, 0.5)
-    torch.testing.assert_close(fuse(method, flat, lms, ms, 4, "QB"), lms, rtol=1e-9, atol=1e-9)
+    want = lms
+    if method == "MTF-GLP-HPM":  # P / P_LP: the toolbox's genMTF kernels have DC gain < 1
+        dc = torch.tensor([float(toolbox_mtf_kernel(g, 4).sum())
+                           for g in get_sensor("QB").ms_gains], dtype=lms.dtype)
+        want = lms / dc.view(1, -1, 1, 1)
+    torch.testing.assert_close(fuse(method, flat, lms, ms, 4, "QB"), want, rtol=1e-9, atol=1e-9)
 
 
 def test_fuse_errors():

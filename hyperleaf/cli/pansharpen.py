@@ -147,10 +147,11 @@ def evaluate_run(args: argparse.Namespace) -> int:
         rr = patches(ds, args.sensor, args.patch)
         full = [{k: v.double() for k, v in ds[i].items()} for i in range(len(ds))]
         text = ["Reduced resolution (Wald; SAM in degrees):", "",
-                markdown_tables(evaluate_methods(methods, rr, ds.ratio, args.sensor)),
+                markdown_tables(evaluate_methods(methods, rr, ds.ratio, args.sensor,
+                                                 scale=ds.scale)),
                 "Full resolution:", "",
                 markdown_tables(evaluate_methods(methods, full, ds.ratio, args.sensor,
-                                                 full=True))]
+                                                 full=True, scale=ds.scale))]
     except (ValueError, FileNotFoundError, ImportError) as exc:
         return _error("evaluate", exc)
     report = "\n".join(text)

@@ -131,13 +131,16 @@ def load_pansharpen(run: str | Path) -> tuple[nn.Module, dict[str, Any]]:
 
 
 def evaluate_methods(methods: dict[str, Any], samples: list[dict[str, Tensor]], ratio: int,
-                     sensor: Any = None, full: bool = False, block: int = 32, cut: int = 0
+                     sensor: Any = None, full: bool = False, block: int = 32, cut: int = 0,
+                     convention: str = "toolbox", scale: float | None = None
                      ) -> dict[str, dict[str, float]]:
     """Mean indices per method over ``samples`` (float64 (C, H, W) dicts).
 
     ``methods[name]`` is a baseline name of :data:`hyperleaf.pansharpen.METHODS` or a model
     (``net(pan, lms)``). ``full=False``: reduced-resolution indices against ``gt``;
-    ``full=True``: full-resolution indices from ``pan`` and ``ms``.
+    ``full=True``: full-resolution indices from ``pan`` and ``ms``. ``convention`` and
+    ``scale`` (the digital number of 1.0 in the samples) as in
+    :mod:`hyperleaf.metrics.pansharpening`.
     """
     table: dict[str, dict[str, float]] = {}
     for name, m in methods.items():
@@ -148,10 +151,11 @@ def evaluate_methods(methods: dict[str, Any], samples: list[dict[str, Tensor]], 
             else:
                 f = sharpen(m, s["pan"], s["lms"])
             if full:
-                rows.append(pm.full_resolution(f, s["ms"], s["pan"], ratio, sensor, block))
+                rows.append(pm.full_resolution(f, s["ms"], s["pan"], ratio, sensor, block,
+                                               convention=convention, scale=scale))
             else:
                 rows.append(pm.reduced_resolution(s["gt"], f, ratio, min(block, f.shape[-1]),
-                                                  cut))
+                                                  cut, convention=convention, scale=scale))
         table[name] = {k: sum(r[k] for r in rows) / len(rows) for k in rows[0]}
     return table
 
