@@ -356,11 +356,15 @@ def evaluate_pansharpen(objective: PansharpenObjective, val_set, device: torch.d
     Each tile is sharpened alone (float32 compute, as :func:`sharpen`) and scored in float64
     against its ``gt`` (``reduced_resolution`` with Q block ``min(block, side)``, no cut); with
     ``samples_dir`` each output is written there as ``val_NNN.npy`` (C, H, W) float32.
-    ``scale``: the digital-number scale of the toolbox's Q2n (default ``val_set.scale``).
+    ``scale``: the digital-number scale of the toolbox's Q2n (default ``val_set.scale``); when
+    it is unknown (data stored in [0, 1] without a bit depth) Q2n is computed without the
+    toolbox's uint16 rounding (``convention="legacy"``).
     """
     objective.eval()
     if scale is None:
         scale = getattr(val_set, "scale", None)
+    if scale is None:
+        convention = "legacy"
     sums: dict[str, float] = {}
     for i in range(len(val_set)):
         s = val_set[i]
@@ -434,7 +438,7 @@ class PansharpenTask(Task):
                 raise ValueError("pan_statistics: differ from the training data's (they are "
                                  "computed from the data; leave the key out)")
             cfg.pan_statistics = stats
-        return PanPatches(train, scale=ds.scale), PanPatches(val, torch.float64, ds.scale)
+        return PanPatches(train, scale=ds.dn_scale), PanPatches(val, torch.float64, ds.dn_scale)
 
     def build_objective(self, cfg: Any) -> PansharpenObjective:
         return build_pansharpen_objective(cfg)
