@@ -3,6 +3,7 @@ PAN carries the MS's missing detail."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -93,11 +94,14 @@ def test_glp_methods_inject_nothing_from_a_flat_pan(method):
 
     _, pan, ms, lms = _inputs(seed=5)
     flat = torch.full_like(pan, 0.5)
-    want = lms
-    if method == "MTF-GLP-HPM":  # P / P_LP: the toolbox's genMTF kernels have DC gain < 1
-        dc = torch.tensor([float(toolbox_mtf_kernel(g, 4).sum())
-                           for g in get_sensor("QB").ms_gains], dtype=lms.dtype)
-        want = lms / dc.view(1, -1, 1, 1)
+    # the toolbox's genMTF kernels have a DC gain below 1: the flat PAN (equalised to each
+    # band's mean m) leaves m (1 - dc) in P - P_LP and 1 / dc in P / P_LP
+    dc = torch.tensor([float(toolbox_mtf_kernel(g, 4).sum())
+                       for g in get_sensor("QB").ms_gains], dtype=lms.dtype).view(1, -1, 1, 1)
+    if method == "MTF-GLP-HPM":
+        want = lms / dc
+    else:
+        want = lms + lms.mean((-2, -1), keepdim=True) * (1 - dc)
     torch.testing.assert_close(fuse(method, flat, lms, ms, 4, "QB"), want, rtol=1e-9, atol=1e-9)
 
 
@@ -111,3 +115,83 @@ def test_fuse_errors():
         fuse("GSA", pan, lms, ms, 2, "QB")
     with pytest.raises(ValueError, match="has 4 MS bands, the image has 4|8"):
         fuse("GSA", pan, lms, ms, 4, "WV3")
+
+
+# ----------------------------------------------------------------------------- toolbox names
+
+
+def _np_prctile(v, p):
+    """MATLAB prctile of a vector: sorted values at 100 (i - 0.5) / n, linear in between."""
+    v = np.sort(np.ravel(v))
+    n = v.size
+    pts = 100 * (np.arange(1, n + 1) - 0.5) / n
+    return float(np.interp(p, pts, v))
+
+
+def _np_glp_low(img, gain):
+    """PAN_LP of the toolbox's MTF-GLP family: genMTF filter, nearest decimation, 23 taps."""
+    from hyperleaf.pansharpen import decimate, toolbox_mtf_kernel
+
+    k = toolbox_mtf_kernel(gain, 4).numpy()
+    p = np.pad(img, 20, mode="edge")
+    low = np.zeros_like(img)
+    for i in range(41):
+        for j in range(41):
+            low += k[i, j] * p[i:i + img.shape[0], j:j + img.shape[1]]
+    t = decimate(torch.from_numpy(low)[None, None], 4)
+    return interp23(t, 4)[0, 0].numpy()
+
+
+def test_mtf_glp_unit_gains_and_fs_regression_as_the_toolbox():
+    _, pan, ms, lms = _inputs(seed=7)
+    gains = (0.34, 0.32, 0.30, 0.22)
+    glp = fuse("MTF-GLP", pan, lms, ms, 4, "QB")[0].numpy()
+    fs = fuse("MTF-GLP-FS", pan, lms, ms, 4, "QB")[0].numpy()
+    P, L = pan[0, 0].numpy(), lms[0].numpy()
+    for b, g in enumerate(gains):
+        # MTF_GLP.m: equalise the PAN to the band (std2: N - 1), unit gain
+        eq = (P - P.mean()) * (L[b].std(ddof=1) / P.std(ddof=1)) + L[b].mean()
+        np.testing.assert_allclose(glp[b], L[b] + eq - _np_glp_low(eq, g), rtol=0, atol=1e-12)
+        # MTF_GLP_FS.m: no equalisation, g = cov(MS, PAN) / cov(PAN_LP, PAN)
+        low = _np_glp_low(P, g)
+        gfs = np.cov(L[b].ravel(), P.ravel())[0, 1] / np.cov(low.ravel(), P.ravel())[0, 1]
+        np.testing.assert_allclose(fs[b], L[b] + gfs * (P - low), rtol=0, atol=1e-12)
+
+
+def test_bt_h_as_broveyreghazemin():
+    from hyperleaf.pansharpen import lp_filter_gauss
+    from hyperleaf.pansharpen.baselines import prctile
+
+    _, pan, ms, lms = _inputs(seed=8)
+    L, P = lms[0].numpy(), pan[0, 0].numpy()
+    for b in range(4):
+        assert float(prctile(lms[0, b], 1)) == pytest.approx(_np_prctile(L[b], 1), abs=1e-15)
+    haze = np.array([0.95, 0.45, 0.40, 0.05]) * np.array([_np_prctile(L[b], 1) for b in range(4)])
+    plp = lp_filter_gauss(pan, 4)[0, 0].numpy()
+    alpha = np.linalg.lstsq(L.reshape(4, -1).T, plp.ravel(), rcond=None)[0]
+    i = sum(alpha[b] * (L[b] - haze[b]) for b in range(4))
+    p = (P - plp.mean()) * (i.std(ddof=1) / plp.std(ddof=1)) + i.mean()
+    want = np.stack([np.maximum(L[b] - haze[b], 0) * p / (i + np.finfo(float).eps) + haze[b]
+                     for b in range(4)])
+    np.testing.assert_allclose(fuse("BT-H", pan, lms, ms, 4, "QB")[0].numpy(), want, rtol=0,
+                               atol=1e-10)
+
+
+@pytest.mark.shared
+def test_pleiades_baselines_follow_the_toolbox_ordering(shared_dir):
+    """Reduced-resolution Pleiades scene (the CDIF file: gt, lrms, pan), toolbox indices
+    (Q2n on the 10-bit digital numbers): EXP is the worst of the toolbox methods; the
+    relations the 2021 benchmark reports hold: GSA > GS, MTF-GLP-FS > MTF-GLP, BT-H > GSA."""
+    from hyperleaf.data import PanCollection
+
+    ds = PanCollection(shared_dir / "data" / "pansharpening" / "pleiades" / "Pleiades_test.mat",
+                       scale=1023, dtype=F64)
+    s = ds[0]
+    names = ("EXP", "GS", "GSA", "BT-H", "MTF-GLP", "MTF-GLP-FS", "MTF-GLP-HPM")
+    t = {m: pm.reduced_resolution(s["gt"], fuse(m, s["pan"], s["lms"], s["ms"], 4), 4,
+                                  scale=1023) for m in names}
+    for m in names[1:]:
+        assert t[m]["ERGAS"] < t["EXP"]["ERGAS"] and t[m]["Q2n"] > t["EXP"]["Q2n"], m
+    for better, worse in (("GSA", "GS"), ("MTF-GLP-FS", "MTF-GLP"), ("BT-H", "GSA")):
+        assert t[better]["ERGAS"] < t[worse]["ERGAS"], (better, worse)
+        assert t[better]["Q2n"] > t[worse]["Q2n"], (better, worse)

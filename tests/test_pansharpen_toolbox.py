@@ -38,9 +38,11 @@ def _rand(*shape, seed=0, lo=0.0, hi=1.0):
 # ----------------------------------------------------------------------------- transcriptions
 
 
-def _ref_genmtf(gain: float, ratio: int, n: int = 41) -> np.ndarray:
-    """genMTF.m for one band: fspecial Gaussian, Hd = H / max H, fwind1(Hd, kaiser(n))."""
-    alpha = math.sqrt(((n - 1) * (1 / ratio) / 2) ** 2 / (-2 * math.log(gain)))
+def _ref_genmtf(gain: float, ratio: int, n: int = 41, span: int | None = None) -> np.ndarray:
+    """genMTF.m for one band: fspecial Gaussian, Hd = H / max H, fwind1(Hd, kaiser(n)).
+    ``span``: N - 1 in genMTF, N in LPfilterGauss.m."""
+    span = n - 1 if span is None else span
+    alpha = math.sqrt((span * (1 / ratio) / 2) ** 2 / (-2 * math.log(gain)))
     c = (n - 1) / 2
     big = np.zeros((n, n))
     for i in range(n):
@@ -235,6 +237,14 @@ def test_mtf_filter_toolbox_is_imfilter_replicate_with_the_kernel():
     for b, g in enumerate(gains):
         want = _ref_imfilter_replicate(x[0, b].numpy(), _ref_genmtf(g, 4))
         assert np.abs(got[0, b].numpy() - want).max() <= 1e-13
+
+
+def test_lp_filter_gauss_is_lpfiltergauss():
+    from hyperleaf.pansharpen import lp_filter_gauss
+
+    x = _rand(1, 1, 24, 24, seed=9)
+    want = _ref_imfilter_replicate(x[0, 0].numpy(), _ref_genmtf(0.3, 4, span=41))
+    assert np.abs(lp_filter_gauss(x, 4)[0, 0].numpy() - want).max() <= 1e-13
 
 
 def test_degrade_ms_is_filter_then_matlab_nearest_decimation():

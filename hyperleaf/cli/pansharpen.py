@@ -27,8 +27,10 @@ def register(subparsers) -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--weights", help="run folder of 'hyperleaf train --task pansharpen'")
-    src.add_argument("--method", help="a classical baseline instead: EXP, Brovey, IHS, PCA, "
-                                      "GS, GSA, MTF-GLP, MTF-GLP-HPM")
+    src.add_argument("--method", help="a classical baseline instead, toolbox names: EXP, "
+                                      "Brovey, IHS, PCA, GS, GSA, BT-H, MTF-GLP (unit gains), "
+                                      "MTF-GLP-FS, MTF-GLP-HPM; MTF-GLP-REG (hyperleaf's former "
+                                      "MTF-GLP)")
     p.add_argument("--data", required=True,
                    help="PanCollection .h5, .mat, a folder of PAN + MS pairs (GeoTIFF/.mat)")
     p.add_argument("--out", required=True, help="output folder")

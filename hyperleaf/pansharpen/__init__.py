@@ -17,6 +17,7 @@ from hyperleaf.pansharpen.filters import (
     decimate,
     interp23,
     interpolate,
+    lp_filter_gauss,
     mtf_filter,
     mtf_kernel,
     mtf_sigma,
@@ -27,4 +28,5 @@ from hyperleaf.pansharpen.wald import degrade, degrade_ms, reduced_resolution
 
 __all__ = ["CONVENTIONS", "METHODS", "SENSORS", "fuse", "Sensor", "bicubic", "custom_sensor",
            "decimate", "degrade", "degrade_ms", "get_sensor", "interp23", "interpolate",
-           "mtf_filter", "mtf_kernel", "mtf_sigma", "reduced_resolution", "toolbox_mtf_kernel"]
+           "lp_filter_gauss", "mtf_filter", "mtf_kernel", "mtf_sigma", "reduced_resolution",
+           "toolbox_mtf_kernel"]

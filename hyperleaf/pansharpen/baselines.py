@@ -15,10 +15,23 @@ through :func:`fuse`. ``equalise(p, t)`` below is ``(p - mean p) std(t) / std(p)
   ``lms_b + g_b (equalise(pan, I) - I)`` with ``g_b = cov(lms_b, I) / var(I)``.
 * ``GSA``: GS with an adaptive ``I = sum_b w_b lms_b + w_0``, the weights regressing the
   PAN, MTF-filtered and decimated to the MS grid, on the original MS bands (least squares).
-* ``MTF-GLP``: ``lms_b + g_b (P_b - L_b)`` with ``P_b = equalise(pan, lms_b)``, ``L_b`` its
-  low-pass through band b's MTF Gaussian, decimation and 23-tap interpolation (the generalised
-  Laplacian pyramid), ``g_b = cov(lms_b, L_b) / var(L_b)`` (regression gains).
-* ``MTF-GLP-HPM``: ``lms_b * P_b / L_b`` (high-pass modulation).
+* ``MTF-GLP`` (toolbox ``MTF_GLP.m``): ``lms_b + (P_b - L_b)`` (unit gains) with
+  ``P_b = equalise(pan, lms_b)``, ``L_b`` its low-pass through band b's MTF filter
+  (:func:`~hyperleaf.pansharpen.filters.mtf_filter`, the toolbox's ``genMTF``), decimation
+  and 23-tap interpolation (the generalised Laplacian pyramid).
+* ``MTF-GLP-FS`` (toolbox ``MTF_GLP_FS.m``, Vivone et al. 2018): no equalisation;
+  ``lms_b + g_b (pan - L_b)`` with ``L_b`` the PAN through band b's MTF, decimation and
+  interpolation, and full-scale regression gains ``g_b = cov(lms_b, pan) / cov(L_b, pan)``.
+* ``MTF-GLP-HPM`` (toolbox ``MTF_GLP_HPM.m``): ``lms_b * P_b / L_b`` (high-pass modulation).
+* ``MTF-GLP-REG``: hyperleaf's former ``MTF-GLP`` (before issue 24; not a toolbox method):
+  ``lms_b + g_b (P_b - L_b)``, ``g_b = cov(lms_b, L_b) / var(L_b)``. The former name now
+  means the toolbox's unit-gain MTF-GLP.
+* ``BT-H`` (toolbox ``BroveyRegHazeMin.m``, Lolli et al. 2017): Brovey with haze correction.
+  Haze ``L_b``: for 4 bands ``(0.95, 0.45, 0.40, 0.05)`` times the 1st percentile of
+  ``lms_b`` (MATLAB ``prctile``), otherwise the band minimum; ``I = sum_b a_b (lms_b - L_b)``
+  with ``a`` the least-squares weights (no intercept) of ``lms`` on the PAN low-passed by
+  :func:`~hyperleaf.pansharpen.filters.lp_filter_gauss`; the PAN equalised to ``I`` through
+  the low-passed PAN's moments; ``max(lms_b - L_b, 0) P / (I + eps) + L_b``.
 
 Example::
 
@@ -36,7 +49,13 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from hyperleaf.pansharpen.filters import decimate, interp23, interpolate, mtf_filter
+from hyperleaf.pansharpen.filters import (
+    decimate,
+    interp23,
+    interpolate,
+    lp_filter_gauss,
+    mtf_filter,
+)
 from hyperleaf.pansharpen.sensors import Sensor, get_sensor
 
 __all__ = ["METHODS", "fuse"]
@@ -125,9 +144,52 @@ def _glp_lowpass(p: Tensor, ratio: int, sensor: Sensor) -> Tensor:
 
 def mtf_glp(pan: Tensor, lms: Tensor, ms: Tensor, ratio: int, sensor: Sensor) -> Tensor:
     p = _equalise(pan.expand_as(lms), lms)
+    return lms + (p - _glp_lowpass(p, ratio, sensor))
+
+
+def mtf_glp_reg(pan: Tensor, lms: Tensor, ms: Tensor, ratio: int, sensor: Sensor) -> Tensor:
+    p = _equalise(pan.expand_as(lms), lms)
     low = _glp_lowpass(p, ratio, sensor)
     g = _cov(lms, low) / _cov(low, low).clamp_min(_TINY)
     return lms + g * (p - low)
+
+
+def mtf_glp_fs(pan: Tensor, lms: Tensor, ms: Tensor, ratio: int, sensor: Sensor) -> Tensor:
+    p = pan.expand_as(lms)
+    low = _glp_lowpass(p.contiguous(), ratio, sensor)
+    g = _cov(lms, p) / _cov(low, p)
+    return lms + g * (p - low)
+
+
+def prctile(x: Tensor, percent: float) -> Tensor:
+    """MATLAB's ``prctile`` of each (H, W) image of ``x`` (..., H, W) -> (...): sorted values
+    at percentages ``100 (i - 0.5) / n``, linear interpolation, clamped at the ends."""
+    v = x.flatten(-2).sort(-1).values
+    n = v.shape[-1]
+    pos = percent / 100.0 * n - 0.5  # 0-based fractional index
+    if pos <= 0:
+        return v[..., 0]
+    if pos >= n - 1:
+        return v[..., -1]
+    lo = int(pos)
+    f = pos - lo
+    return v[..., lo] * (1 - f) + v[..., lo + 1] * f
+
+
+def bt_h(pan: Tensor, lms: Tensor, ms: Tensor, ratio: int, sensor: Sensor) -> Tensor:
+    n, c, h, w = lms.shape
+    if c == 4:
+        haze = torch.tensor([0.95, 0.45, 0.40, 0.05], dtype=lms.dtype) * prctile(lms, 1)
+    else:
+        haze = lms.amin((-2, -1))
+    haze = haze.view(n, c, 1, 1)
+    pan_lp = lp_filter_gauss(pan, ratio)
+    a = lms.reshape(n, c, -1).transpose(1, 2)  # (N, HW, C)
+    alpha = torch.linalg.lstsq(a, pan_lp.reshape(n, -1, 1)).solution  # (N, C, 1)
+    i = ((lms - haze) * alpha.view(n, c, 1, 1)).sum(1, keepdim=True)
+    p = (pan - _mean(pan_lp)) * (_std(i) / _std(pan_lp)) + _mean(i)
+    eps = torch.finfo(torch.float64).eps
+    return (lms - haze).clamp_min(0) * (p / (i + eps)) + haze
 
 
 def mtf_glp_hpm(pan: Tensor, lms: Tensor, ms: Tensor, ratio: int, sensor: Sensor) -> Tensor:
@@ -139,7 +201,8 @@ def mtf_glp_hpm(pan: Tensor, lms: Tensor, ms: Tensor, ratio: int, sensor: Sensor
 #: Baselines by name, in the order the tables list them.
 METHODS: dict[str, Callable[..., Tensor]] = {
     "EXP": exp_, "Brovey": brovey, "IHS": ihs, "PCA": pca, "GS": gs, "GSA": gsa,
-    "MTF-GLP": mtf_glp, "MTF-GLP-HPM": mtf_glp_hpm,
+    "BT-H": bt_h, "MTF-GLP": mtf_glp, "MTF-GLP-FS": mtf_glp_fs, "MTF-GLP-HPM": mtf_glp_hpm,
+    "MTF-GLP-REG": mtf_glp_reg,
 }
 
 
@@ -152,7 +215,8 @@ def fuse(method: str, pan: Tensor, lms: Tensor, ms: Tensor | None = None, ratio:
     the 23-tap interpolation). Returns (N, C, H, W) in ``lms``' dtype.
     """
     if method not in METHODS:
-        raise ValueError(f"method: unknown {method!r}; expected one of {list(METHODS)}")
+        raise ValueError(f"method: unknown {method!r}; expected one of {list(METHODS)} (the "
+                         "former regression-gain MTF-GLP is MTF-GLP-REG)")
     squeeze = lms.ndim == 3
     if squeeze:
         pan, lms = pan[None], lms[None]

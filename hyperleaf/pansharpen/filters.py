@@ -55,6 +55,7 @@ from torch import Tensor
 
 __all__ = ["CONVENTIONS", "MTF_TAPS", "INTERP23_HALF", "bicubic", "check_convention", "decimate",
            "fsamp2", "fspecial_gaussian", "fwind1", "interp23", "interpolate", "kaiser",
+           "lp_filter_gauss",
            "mtf_filter", "mtf_kernel", "mtf_sigma", "resize_matrix", "toolbox_mtf_kernel"]
 
 #: Conventions of the pan-sharpening protocol. ``"toolbox"``: the MATLAB toolbox of Vivone et
@@ -202,14 +203,37 @@ def toolbox_mtf_kernel(gain: float, ratio: int, taps: int = MTF_TAPS) -> Tensor:
     >>> tuple(h.shape), round(float(h.sum()), 6)
     ((41, 41), 0.99874)
     """
+    return _toolbox_gauss(gain, ratio, taps, taps - 1)
+
+
+def _toolbox_gauss(gain: float, ratio: int, taps: int, span: int) -> Tensor:
     _check_ratio(ratio)
     if not 0.0 < gain < 1.0:
         raise ValueError(f"gain: expected a value in (0, 1), got {gain}")
     if taps < 3 or taps % 2 == 0:
         raise ValueError(f"taps: expected an odd number >= 3, got {taps}")
-    alpha = math.sqrt(((taps - 1) * (1.0 / ratio) / 2) ** 2 / (-2.0 * math.log(gain)))
+    alpha = math.sqrt((span * (1.0 / ratio) / 2) ** 2 / (-2.0 * math.log(gain)))
     big_h = fspecial_gaussian(taps, alpha)
     return torch.from_numpy(fwind1(big_h / big_h.max(), kaiser(taps, 0.5)))
+
+
+def lp_filter_gauss(x: Tensor, ratio: int) -> Tensor:
+    r"""The toolbox's ``LPfilterGauss`` (used by GSA and BT-H to low-pass the PAN): the
+    :func:`toolbox_mtf_kernel` design with gain 0.3 on 41 taps, except that its Gaussian's
+    width uses ``N`` where ``genMTF`` uses ``N - 1`` (``alpha = sqrt((N / (2 ratio))^2 /
+    (-2 ln 0.3))``), applied as ``imfilter(x, h, 'replicate')``. ``x`` (..., C, H, W).
+
+    >>> import torch
+    >>> y = lp_filter_gauss(torch.ones(1, 1, 8, 8, dtype=torch.float64), 4)
+    >>> round(float(y[0, 0, 4, 4]), 5)
+    0.9988
+    """
+    _check_image(x, "x")
+    k = _toolbox_gauss(0.3, ratio, MTF_TAPS, MTF_TAPS).to(x.dtype).to(x.device)
+    flat, lead = _flat(x)
+    c, p = flat.shape[1], MTF_TAPS // 2
+    y = F.conv2d(F.pad(flat, (p, p, p, p), mode="replicate"), k.expand(c, 1, -1, -1), groups=c)
+    return y.reshape(*lead, *y.shape[-3:])
 
 
 def _separable(x: Tensor, k: Tensor, mode: str) -> Tensor:
