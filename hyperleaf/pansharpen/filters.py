@@ -287,10 +287,28 @@ def mtf_filter(x: Tensor, gains: float | Sequence[float], ratio: int,
         for v in g:
             if v not in cache:
                 cache[v] = toolbox_mtf_kernel(v, ratio, taps)
-        k = torch.stack([cache[v] for v in g])[:, None].to(x.dtype).to(x.device)
-        p = taps // 2
-        y = F.conv2d(F.pad(flat, (p, p, p, p), mode="replicate"), k, groups=c)
+        k = torch.stack([cache[v] for v in g]).to(x.dtype).to(x.device)
+        y = _correlate_replicate(flat, k)
     return y.reshape(*lead, *y.shape[-3:])
+
+
+def _correlate_replicate(x: Tensor, k: Tensor) -> Tensor:
+    """``imfilter(x, k, 'replicate')`` per channel: x (N, C, H, W), k (C, T, T), T odd.
+
+    Computed by FFT on the replicate-padded image (the 2-D kernels of the toolbox are not
+    separable; a direct 41 x 41 correlation costs 1681 products per pixel). The circular
+    convolution of the padded image with the flipped kernel equals the correlation on the
+    ``H x W`` interior (no wrap-around reaches it); float64 results agree with the direct sum
+    to ~1e-16 relative. The FFT runs in float64 for float64 inputs, float32 otherwise.
+    """
+    t = k.shape[-1]
+    p = t // 2
+    xp = F.pad(x, (p, p, p, p), mode="replicate")
+    hp, wp = xp.shape[-2:]
+    kf = torch.fft.rfft2(k.flip(-2, -1), s=(hp, wp))
+    y = torch.fft.irfft2(torch.fft.rfft2(xp) * kf, s=(hp, wp))
+    h, w = x.shape[-2:]
+    return y[..., t - 1:t - 1 + h, t - 1:t - 1 + w].contiguous()
 
 
 def decimate(x: Tensor, ratio: int) -> Tensor:
@@ -314,20 +332,41 @@ def interp23(x: Tensor, ratio: int) -> Tensor:
     if ratio & (ratio - 1):
         raise ValueError(f"ratio: the 23-tap interpolation needs a power of 2, got {ratio} "
                          "(use bicubic)")
-    half = torch.tensor(INTERP23_HALF, dtype=x.dtype, device=x.device)
-    kernel = torch.cat([half.flip(0), half[1:]])  # 23 taps, centre at index 11
     y, lead = _flat(x)
-    c = y.shape[1]
-    k = kernel.expand(c, -1)
     first = True
     while ratio > 1:
-        n, _, h, w = y.shape
-        up = y.new_zeros(n, c, 2 * h, 2 * w)
         o = 1 if first else 0  # the toolbox's first pass puts samples on odd positions
-        up[..., o::2, o::2] = y
-        y = _separable(up, k, "circular")
+        y = _up2(_up2(y, -1, o), -2, o)
         first, ratio = False, ratio // 2
     return y.reshape(*lead, *y.shape[-3:])
+
+
+def _up2(x: Tensor, dim: int, o: int) -> Tensor:
+    """One 23-tap doubling along ``dim`` (circular), polyphase: the samples land on positions
+    ``o::2`` unchanged (the kernel is 1 at 0 and 0 at the other even offsets); the new
+    positions are the 12 odd taps applied to the samples, as pairs of equal coefficients.
+
+    For ``o = 1`` the new value at ``2t`` is ``sum_j h_(2j+1) (x[t + j] + x[t - 1 - j])``; for
+    ``o = 0`` the new value at ``2t + 1`` is ``sum_j h_(2j+1) (x[t + 1 + j] + x[t - j])``,
+    ``j = 0..5``, indices modulo the length: exactly the zero-inserted signal filtered by the
+    23-tap kernel with circular borders.
+    """
+    n = x.shape[dim]
+    pad = 6
+    idx = torch.arange(-pad, n + pad, device=x.device) % n
+    xp = x.index_select(dim, idx)  # xp[pad + i] = x[i mod n]
+    new = None
+    for j in range(6):
+        h = INTERP23_HALF[2 * j + 1]
+        a, b = (j, -1 - j) if o == 1 else (1 + j, -j)
+        term = xp.narrow(dim, pad + a, n) + xp.narrow(dim, pad + b, n)
+        new = term * h if new is None else new + term * h
+    pair = (new, x) if o == 1 else (x, new)
+    d = dim % x.ndim
+    out = torch.stack(pair, d + 1)
+    shape = list(x.shape)
+    shape[d] = 2 * n
+    return out.reshape(shape)
 
 
 def _cubic(x: Tensor) -> Tensor:
