@@ -176,7 +176,9 @@ def render(rec: dict) -> str:
              f"deviation: {min(rec['landsat_pan_degradation_rmse_over_std']):.3f}-"
              f"{max(rec['landsat_pan_degradation_rmse_over_std']):.3f}.",
              "- SAM, ERGAS, Q, SCC and D_s are the same computation under both conventions.",
-             "", "Pleiades scene (reduced resolution; Q2n on 10-bit digital numbers), "
+             "", "Pleiades scene (the reduced-resolution scene as shipped; Q2n on 10-bit "
+             "digital numbers; the same fused images, only the indices' convention changes; "
+             "the full-resolution indices computed on the reduced scene's `lrms` and `pan`), "
              "toolbox / legacy:", "",
              "| method | " + " | ".join(keys) + " |", "|---|" + "---:|" * len(keys)]
     for name, row in rec["pleiades_indices"].items():

@@ -399,3 +399,19 @@ def test_interp23_polyphase_equals_zero_insertion_and_23_tap_filtering(shape, ra
     got = interp23(x, ratio)
     assert np.abs(got.numpy() - y).max() <= 1e-14
     assert interp23(x.float(), ratio).dtype == torch.float32
+
+
+def test_docs_conventions_table_is_rendered_from_the_results_file():
+    import importlib.util
+    import json as _json
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("bench_pansharpen",
+                                                  root / "benchmarks" / "bench_pansharpen.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    rec = _json.loads((root / "results" / "pansharpen_conventions.json").read_text())
+    doc = (root / "docs" / "pansharpening.md").read_text()
+    assert mod.BEGIN + "\n\n" + mod.render(rec) + "\n\n" + mod.END in doc
+    assert rec["pleiades_lrms_max_abs_diff"]["toolbox"] <= 1e-10
