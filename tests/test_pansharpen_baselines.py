@@ -195,3 +195,35 @@ def test_pleiades_baselines_follow_the_toolbox_ordering(shared_dir):
     for better, worse in (("GSA", "GS"), ("MTF-GLP-FS", "MTF-GLP"), ("BT-H", "GSA")):
         assert t[better]["ERGAS"] < t[worse]["ERGAS"], (better, worse)
         assert t[better]["Q2n"] > t[worse]["Q2n"], (better, worse)
+
+
+def test_gs_and_gsa_as_the_toolbox_structure():
+    """GS.m: PAN equalised to the mean-free band mean I0, g_b = cov(I0, MS_b) / var(I0), final
+    mean equalisation. GSA.m's structure: weights of [MS_LR - mean, 1] regressing the low-passed,
+    decimated mean-free PAN; no equalisation (low-pass: LPfilterGauss + nearest decimation)."""
+    from hyperleaf.pansharpen import decimate, lp_filter_gauss
+
+    _, pan, ms, lms = _inputs(seed=9)
+    L, P, M = lms[0].numpy(), pan[0, 0].numpy(), ms[0].numpy()
+    L0 = L - L.mean((1, 2), keepdims=True)
+
+    def fuse_cs(i0, p):
+        out = []
+        for b in range(4):
+            g = np.cov(i0.ravel(), L0[b].ravel())[0, 1] / np.var(i0.ravel(), ddof=1)
+            f = L0[b] + g * (p - i0)
+            out.append(f - f.mean() + L[b].mean())
+        return np.stack(out)
+
+    i0 = L.mean(0) - L.mean()
+    p = (P - P.mean()) * (i0.std(ddof=1) / P.std(ddof=1)) + i0.mean()
+    np.testing.assert_allclose(fuse("GS", pan, lms, ms, 4)[0].numpy(), fuse_cs(i0, p), rtol=0,
+                               atol=1e-12)
+    p0 = P - P.mean()
+    plr = decimate(lp_filter_gauss(torch.from_numpy(p0)[None, None], 4), 4)[0, 0].numpy()
+    M0 = M - M.mean((1, 2), keepdims=True)
+    a = np.concatenate([M0.reshape(4, -1), np.ones((1, M0[0].size))]).T
+    w = np.linalg.lstsq(a, plr.ravel(), rcond=None)[0]
+    i = sum(w[b] * L0[b] for b in range(4)) + w[4]
+    np.testing.assert_allclose(fuse("GSA", pan, lms, ms, 4)[0].numpy(),
+                               fuse_cs(i - i.mean(), p0), rtol=0, atol=1e-12)

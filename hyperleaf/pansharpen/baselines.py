@@ -13,8 +13,13 @@ through :func:`fuse`. ``equalise(p, t)`` below is ``(p - mean p) std(t) / std(p)
   correlate positively with the PAN) replaced by ``equalise(pan, PC1)``, transformed back.
 * ``GS``: Gram-Schmidt in its injection form (Aiazzi et al. 2007): ``I`` the band mean,
   ``lms_b + g_b (equalise(pan, I) - I)`` with ``g_b = cov(lms_b, I) / var(I)``.
-* ``GSA``: GS with an adaptive ``I = sum_b w_b lms_b + w_0``, the weights regressing the
-  PAN, MTF-filtered and decimated to the MS grid, on the original MS bands (least squares).
+* ``GSA`` (the structure of toolbox ``GSA.m``): an adaptive intensity
+  ``I = sum_b w_b (lms_b - mean lms_b)`` with weights (and an intercept) regressing the
+  mean-free PAN, low-passed and decimated to the MS grid, on the mean-free original MS bands
+  (least squares); ``lms_b + g_b ((pan - mean pan) - (I - mean I))``, ``g_b = cov(lms_b, I) /
+  var(I)``, no histogram matching. The PAN's low-pass is the toolbox's ``LPfilterGauss`` plus
+  nearest decimation (its ``gen_LP_image`` choice for GSA), not ``GSA.m``'s Starck-Murtagh
+  wavelet filter.
 * ``MTF-GLP`` (toolbox ``MTF_GLP.m``): ``lms_b + (P_b - L_b)`` (unit gains) with
   ``P_b = equalise(pan, lms_b)``, ``L_b`` its low-pass through band b's MTF filter
   (:func:`~hyperleaf.pansharpen.filters.mtf_filter`, the toolbox's ``genMTF``), decimation
@@ -126,13 +131,18 @@ def gs(pan: Tensor, lms: Tensor, ms: Tensor, ratio: int, sensor: Sensor) -> Tens
 
 def gsa(pan: Tensor, lms: Tensor, ms: Tensor, ratio: int, sensor: Sensor) -> Tensor:
     n, c = ms.shape[:2]
-    pan_lr = decimate(mtf_filter(pan, sensor.pan_gain, ratio), ratio)  # (N, 1, h, w)
-    a = torch.cat([ms.reshape(n, c, -1), torch.ones_like(ms[:, :1]).reshape(n, 1, -1)], 1)
+    pan0 = pan - _mean(pan)
+    pan_lr = decimate(lp_filter_gauss(pan0, ratio), ratio)  # (N, 1, h, w)
+    ms0 = ms - _mean(ms)
+    a = torch.cat([ms0.reshape(n, c, -1), torch.ones_like(ms[:, :1]).reshape(n, 1, -1)], 1)
     a = a.transpose(1, 2)  # (N, hw, C+1)
     weights = torch.linalg.lstsq(a, pan_lr.reshape(n, -1, 1)).solution  # (N, C+1, 1)
-    i = (lms * weights[:, :c].view(n, c, 1, 1)).sum(1, keepdim=True) + weights[:, c:].view(
-        n, 1, 1, 1)
-    return _gs_inject(pan, lms, i)
+    lms0 = lms - _mean(lms)
+    i = (lms0 * weights[:, :c].view(n, c, 1, 1)).sum(1, keepdim=True)
+    i0 = i - _mean(i)
+    g = _cov(lms, i0) / _cov(i0, i0).clamp_min(_TINY)
+    out = lms0 + g * (pan0 - i0)
+    return out - _mean(out) + _mean(lms)
 
 
 def _glp_lowpass(p: Tensor, ratio: int, sensor: Sensor) -> Tensor:
