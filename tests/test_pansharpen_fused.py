@@ -211,3 +211,17 @@ def test_pleiades_file_reads_and_exp_scores(shared_dir, tmp_path):
     assert main(["evaluate", "--task", "pansharpen", "--data", str(path), "--scale", "1023",
                  "--fused", str(tmp_path / "exp.npy"), "--json", str(js)]) == 0
     assert json.loads(js.read_text())["full_resolution"]["scenes"][0]["D_lambda"] == 0.0
+
+
+def test_h5_with_lrms_and_bit_depth(tmp_path):
+    s = _scenes(2, seed=7)
+    with h5py.File(tmp_path / "x.h5", "w") as f:
+        f["gt"], f["lrms"], f["pan"] = s["gt"], s["ms"], s["pan"]
+        f.attrs["L"] = 11
+    ds = PanCollection(tmp_path / "x.h5", dtype=torch.float64)
+    assert ds.scale == 2047 and ds.names == ["0", "1"]
+    np.testing.assert_allclose(ds[1]["ms"].numpy(), s["ms"][1] / 2047, rtol=1e-15)
+    with h5py.File(tmp_path / "y.h5", "w") as f:
+        f["gt"], f["pan"] = s["gt"], s["pan"]
+    with pytest.raises(ValueError, match=r"missing datasets \['ms'\]; has \['gt', 'pan'\]"):
+        PanCollection(tmp_path / "y.h5")

@@ -8,8 +8,9 @@ QuickBird, 1023 for 10-bit GaoFen-2, 255 for 8-bit products), ``r`` the resoluti
 Layouts (``path``):
 
 * HDF5 (``.h5``/``.hdf5``), the PanCollection layout: datasets ``pan`` (N, 1, H, W), ``ms``
-  (N, C, h, w), ``lms`` (N, C, H, W) and, at reduced resolution, ``gt`` (N, C, H, W); read one
-  sample at a time (files of several GB stay on disk).
+  (N, C, h, w; or ``lrms``), ``lms`` (N, C, H, W) and, at reduced resolution, ``gt``
+  (N, C, H, W); attributes ``scale``/``max_value``/``L``; read one sample at a time (files of
+  several GB stay on disk).
 * MATLAB ``.mat`` (v5 through SciPy, v7.3 through h5py), bands last: the toolbox's / Z-PNN's
   ``I_PAN`` (H, W), ``I_MS_LR`` (h, w, C), ``I_MS`` (H, W, C, the MS interpolated to the PAN
   grid, or at MS size when ``I_MS_LR`` is absent) and, at reduced resolution, ``I_GT``; or the
@@ -105,21 +106,26 @@ class _H5Source(_Source):
         h5py = _need("h5py")
         self.path = path
         with h5py.File(path, "r") as f:
-            missing = [k for k in ("pan", "ms") if k not in f]
+            #: sample key -> dataset name (``lrms`` is read as ``ms`` when ``ms`` is absent)
+            self.names = {k: k for k in ("gt", "lms", "ms", "pan") if k in f}
+            if "ms" not in f and "lrms" in f:
+                self.names["ms"] = "lrms"
+            missing = [k for k in ("pan", "ms") if k not in self.names]
             if missing:
                 raise ValueError(f"{path}: not a PanCollection file (missing datasets "
                                  f"{missing}; has {sorted(f)})")
-            self.keys = [k for k in ("gt", "lms", "ms", "pan") if k in f]
+            self.keys = list(self.names)
             n = f["pan"].shape[0]
             for k in self.keys:
-                if f[k].ndim != 4 or f[k].shape[0] != n:
-                    raise ValueError(f"{path}: dataset {k!r} has shape {f[k].shape}, expected "
-                                     f"(N={n}, C, H, W)")
+                d = f[self.names[k]]
+                if d.ndim != 4 or d.shape[0] != n:
+                    raise ValueError(f"{path}: dataset {self.names[k]!r} has shape {d.shape}, "
+                                     f"expected (N={n}, C, H, W)")
             if f["pan"].shape[1] != 1:
                 raise ValueError(f"{path}: 'pan' must have one band, got {f['pan'].shape}")
             self.n = n
             self.attr_scale = _mat_scale({k: f.attrs[k] for k in f.attrs})
-            self.dtype = f["ms"].dtype
+            self.dtype = f[self.names["ms"]].dtype
             self._max = None
         self._file = None
 
@@ -127,7 +133,7 @@ class _H5Source(_Source):
         if self._max is None:
             h5py = _need("h5py")
             with h5py.File(self.path, "r") as f:
-                d, m = f["ms"], -np.inf
+                d, m = f[self.names["ms"]], -np.inf
                 step = max(1, 4096 // max(1, int(np.prod(d.shape[1:])) // 4096 + 1))
                 for s in range(0, d.shape[0], step):
                     m = max(m, float(np.max(d[s:s + step])))
@@ -140,7 +146,8 @@ class _H5Source(_Source):
     def read(self, i: int) -> dict[str, np.ndarray]:
         if self._file is None:
             self._file = _need("h5py").File(self.path, "r")
-        return {k: np.asarray(self._file[k][i], dtype=np.float64) for k in self.keys}
+        return {k: np.asarray(self._file[self.names[k]][i], dtype=np.float64)
+                for k in self.keys}
 
     def __getstate__(self) -> dict:  # DataLoader workers reopen the file
         st = dict(self.__dict__)
