@@ -122,6 +122,12 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _need_dn_scale(ds, data: str) -> None:
+    if ds.dn_scale is None:
+        raise ValueError(f"--scale: {data} is stored in [0, 1] without its bit depth; give the "
+                         "largest digital number (e.g. 1023 for 10 bits) for the toolbox's Q2n")
+
+
 def _fused_files(ds, fused: str) -> list[Path]:
     """``--fused``: a file for a one-scene ``--data``, or a folder matched to the scenes."""
     from hyperleaf.data.pancollection import FUSED_SUFFIXES, match_files
@@ -180,10 +186,7 @@ def evaluate_fused(args: argparse.Namespace) -> int:
                     raise ValueError(f"{flag}: {exc}") from None
         ds = PanCollection(args.data, scale=getattr(args, "scale", None), dtype=torch.float64)
         files = _fused_files(ds, args.fused)
-        if ds.dn_scale is None:
-            raise ValueError(f"--scale: {args.data} is stored in [0, 1] without its bit depth; "
-                             "give the largest digital number (e.g. 1023 for 10 bits) for the "
-                             "toolbox's Q2n")
+        _need_dn_scale(ds, args.data)
         result = score_fused(ds, files, args.sensor)
     except (ValueError, FileNotFoundError, ImportError, OSError) as exc:
         return _error("evaluate", exc)
@@ -229,7 +232,8 @@ def evaluate_run(args: argparse.Namespace) -> int:
 
         if not args.data:
             raise ValueError("--data: --task pansharpen needs a PanCollection file or folder")
-        ds = PanCollection(args.data, dtype=torch.float64)
+        ds = PanCollection(args.data, scale=getattr(args, "scale", None), dtype=torch.float64)
+        _need_dn_scale(ds, args.data)
         names = list(METHODS) if not args.methods else [m.strip() for m in
                                                           args.methods.split(",")]
         bad = [m for m in names if m not in METHODS]
