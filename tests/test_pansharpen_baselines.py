@@ -187,7 +187,7 @@ def test_pleiades_baselines_follow_the_toolbox_ordering(shared_dir):
     ds = PanCollection(shared_dir / "data" / "pansharpening" / "pleiades" / "Pleiades_test.mat",
                        scale=1023, dtype=F64)
     s = ds[0]
-    names = ("EXP", "GS", "GSA", "BT-H", "MTF-GLP", "MTF-GLP-FS", "MTF-GLP-HPM")
+    names = ("EXP", "GS", "GSA", "BT-H", "PRACS", "MTF-GLP", "MTF-GLP-FS", "MTF-GLP-HPM")
     t = {m: pm.reduced_resolution(s["gt"], fuse(m, s["pan"], s["lms"], s["ms"], 4), 4,
                                   scale=1023) for m in names}
     for m in names[1:]:
@@ -227,3 +227,35 @@ def test_gs_and_gsa_as_the_toolbox_structure():
     i = sum(w[b] * L0[b] for b in range(4)) + w[4]
     np.testing.assert_allclose(fuse("GSA", pan, lms, ms, 4)[0].numpy(),
                                fuse_cs(i - i.mean(), p0), rtol=0, atol=1e-12)
+
+
+def test_pracs_as_the_toolbox():
+    """PRACS.m, line by line in NumPy (regress: least squares with an offset column; corr2;
+    std/std2 with N - 1; imresize bicubic down and up)."""
+    from hyperleaf.pansharpen import bicubic
+
+    _, pan, ms, lms = _inputs(seed=10)
+    L, P = lms[0].numpy(), pan[0, 0].numpy()
+    nb, n, m = L.shape
+
+    def low(img):
+        t = torch.from_numpy(img)[None, None]
+        return bicubic(bicubic(t, size=(n // 4, m // 4)), size=(n, m))[0, 0].numpy()
+
+    def corr2(a, b):
+        return np.corrcoef(a.ravel(), b.ravel())[0, 1]
+
+    hm = np.stack([np.maximum((L[k] - L[k].mean() + P.mean() / P.std(ddof=1) * L[k].std(ddof=1))
+                              * P.std(ddof=1) / L[k].std(ddof=1), 0) for k in range(nb)])
+    bb = np.concatenate([np.ones((n * m, 1)), hm.reshape(nb, -1).T], 1)
+    i_l = (bb @ np.linalg.lstsq(bb, low(P).ravel(), rcond=None)[0]).reshape(n, m)
+    i_h = np.stack([corr2(i_l, hm[k]) * P + (1 - corr2(i_l, hm[k])) * hm[k] for k in range(nb)])
+    i_lp = np.stack([(bb @ np.linalg.lstsq(bb, low(i_h[k]).ravel(), rcond=None)[0]).reshape(n, m)
+                     for k in range(nb)])
+    delta = i_h - i_lp - (i_h.mean((1, 2)) - i_lp.mean((1, 2)))[:, None, None]
+    aux3 = np.mean([L[k].std(ddof=1) for k in range(nb)])
+    w = [0.95 * corr2(i_lp[k], L[k]) * L[k].std(ddof=1) / aux3 for k in range(nb)]
+    li = np.stack([1 - np.abs(1 - corr2(i_l, L[k]) * L[k] / i_lp[k]) for k in range(nb)])
+    want = np.stack([L[k] + w[k] * li[k] * delta[k] for k in range(nb)])
+    np.testing.assert_allclose(fuse("PRACS", pan, lms, ms, 4)[0].numpy(), want, rtol=0,
+                               atol=1e-10)
