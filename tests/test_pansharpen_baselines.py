@@ -187,7 +187,8 @@ def test_pleiades_baselines_follow_the_toolbox_ordering(shared_dir):
     ds = PanCollection(shared_dir / "data" / "pansharpening" / "pleiades" / "Pleiades_test.mat",
                        scale=1023, dtype=F64)
     s = ds[0]
-    names = ("EXP", "GS", "GSA", "BT-H", "PRACS", "MTF-GLP", "MTF-GLP-FS", "MTF-GLP-HPM")
+    names = ("EXP", "GS", "GSA", "BT-H", "BDSD", "PRACS", "MTF-GLP", "MTF-GLP-FS",
+             "MTF-GLP-HPM")
     t = {m: pm.reduced_resolution(s["gt"], fuse(m, s["pan"], s["lms"], s["ms"], 4), 4,
                                   scale=1023) for m in names}
     for m in names[1:]:
@@ -259,3 +260,33 @@ def test_pracs_as_the_toolbox():
     want = np.stack([L[k] + w[k] * li[k] * delta[k] for k in range(nb)])
     np.testing.assert_allclose(fuse("PRACS", pan, lms, ms, 4)[0].numpy(), want, rtol=0,
                                atol=1e-10)
+
+
+def test_bdsd_as_the_toolbox_global_estimation():
+    """BDSD.m with S = the image size (one block), in NumPy: MTF_PAN + pixels 3:ratio:end,
+    imresize(I_MS, 1/ratio), MTF at that scale, gamma = (Hd'Hd) \\ Hd' (ms_orig - ms_LP_d)."""
+    from hyperleaf.pansharpen import bicubic, get_sensor, toolbox_mtf_kernel
+
+    _, pan, ms, lms = _inputs(seed=11)
+    s = get_sensor("QB")
+    L, P = lms[0].numpy(), pan[0, 0].numpy()
+
+    def imfilter(img, k):
+        p = np.pad(img, 20, mode="edge")
+        out = np.zeros_like(img)
+        for i in range(41):
+            for j in range(41):
+                out += k[i, j] * p[i:i + img.shape[0], j:j + img.shape[1]]
+        return out
+
+    pan_lp_d = imfilter(P, toolbox_mtf_kernel(s.pan_gain, 4).numpy())[2::4, 2::4]
+    ms_orig = bicubic(lms, size=(16, 16))[0].numpy()
+    ms_lp_d = np.stack([imfilter(ms_orig[k], toolbox_mtf_kernel(s.ms_gains[k], 4).numpy())
+                        for k in range(4)])
+    hd = np.concatenate([ms_lp_d.reshape(4, -1), pan_lp_d.reshape(1, -1)]).T
+    b = np.linalg.solve(hd.T @ hd, hd.T)
+    big = np.concatenate([L.reshape(4, -1), P.reshape(1, -1)]).T
+    want = np.stack([L[k] + (big @ (b @ (ms_orig[k] - ms_lp_d[k]).ravel())).reshape(64, 64)
+                     for k in range(4)])
+    np.testing.assert_allclose(fuse("BDSD", pan, lms, ms, 4, "QB")[0].numpy(), want, rtol=0,
+                               atol=1e-9)

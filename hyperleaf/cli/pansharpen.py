@@ -28,7 +28,8 @@ def register(subparsers) -> None:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--weights", help="run folder of 'hyperleaf train --task pansharpen'")
     src.add_argument("--method", help="a classical baseline instead, toolbox names: EXP, "
-                                      "Brovey, IHS, PCA, GS, GSA, BT-H, PRACS, MTF-GLP (unit gains), "
+                                      "Brovey, IHS, PCA, GS, GSA, BT-H, BDSD, PRACS, MTF-GLP (unit "
+                                      "gains), "
                                       "MTF-GLP-FS, MTF-GLP-HPM; MTF-GLP-REG (hyperleaf's former "
                                       "MTF-GLP)")
     p.add_argument("--data", required=True,
