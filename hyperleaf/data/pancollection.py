@@ -316,11 +316,17 @@ class PanCollection(Dataset):
 
     Args:
         path: an ``.h5``/``.mat`` file, a ``(pan, ms)`` pair of files, or a folder of pairs.
-        scale: divide digital numbers by this (``None``: from the file, else inferred).
+        scale: divide digital numbers by this (``None``: from the file, else inferred); for
+            data already in [0, 1], their largest digital number (not divided again).
         dtype: dtype of the returned tensors (float32 by default; metrics use float64).
 
     Attributes:
-        scale, scale_source: the divisor and how it was chosen.
+        scale, scale_source: the divisor and how it was chosen (1 for data already in [0, 1]).
+        dn_scale: the digital number of 1.0 in the returned tensors (the toolbox's Q2n rounds
+            ``dn_scale * x``): ``scale``, or for data already in [0, 1] the explicit ``scale``
+            or ``2**L - 1``; None when unknown.
+        names: one name per sample (what external results are matched to).
+        sensor: the file's ``sensor`` variable (``.mat``), else None.
         ratio: PAN-to-MS resolution ratio (from the shapes).
         bands: number of MS bands. ``reduced``: True when samples carry ``gt``.
         geo: GeoTIFF georeferencing tags of the PAN (pairs of GeoTIFFs only), else None.
