@@ -22,7 +22,10 @@ folder rebuilds the model without the data.
 Loss: the L1 distance of the output to ``gt`` (reduced resolution). Validation: the L1 distance
 and the reduced-resolution indices SAM (degrees), ERGAS, Q2n, Q and SCC
 (:func:`hyperleaf.metrics.pansharpening.reduced_resolution`: Q blocks of 32 or the tile side if
-smaller, no border cut, no clipping), each the mean over the validation tiles.
+smaller, no border cut, no clipping; the toolbox convention, Q2n rounded on the data's digital
+numbers ``PanCollection.dn_scale``, or unrounded when that is unknown), each the mean over the
+validation tiles. Full-resolution scenes are degraded with the toolbox's protocol
+(:func:`hyperleaf.pansharpen.degrade`: genMTF filters for the MS, bicubic PAN).
 """
 
 from __future__ import annotations
