@@ -225,3 +225,27 @@ def test_h5_with_lrms_and_bit_depth(tmp_path):
         f["gt"], f["pan"] = s["gt"], s["pan"]
     with pytest.raises(ValueError, match=r"missing datasets \['ms'\]; has \['gt', 'pan'\]"):
         PanCollection(tmp_path / "y.h5")
+
+
+def test_sharpened_folder_scores_back_by_scene_name(tmp_path, capsys):
+    """hyperleaf pansharpen names its outputs after the scenes, so evaluate --fused matches
+    them back (a folder of K_pan.mat + K_ms.mat pairs, scenes "1", "2", "10")."""
+    rng = np.random.default_rng(9)
+    d = tmp_path / "pairs"
+    d.mkdir()
+    for k in (1, 2, 10):
+        sio.savemat(d / f"{k}_ms.mat", {"m": rng.integers(10, 250, (32, 32, 3)).astype(np.uint8)})
+        sio.savemat(d / f"{k}_pan.mat", {"p": rng.integers(10, 250, (64, 64)).astype(np.uint8)})
+    assert main(["pansharpen", "--method", "EXP", "--data", str(d), "--out",
+                 str(tmp_path / "exp")]) == 0
+    assert sorted(p.name for p in (tmp_path / "exp").iterdir()) == ["1.npy", "10.npy", "2.npy"]
+    js = tmp_path / "o.json"
+    assert main(["evaluate", "--task", "pansharpen", "--data", str(d), "--fused",
+                 str(tmp_path / "exp"), "--json", str(js)]) == 0
+    rec = json.loads(js.read_text())
+    assert rec["reduced_resolution"] is None
+    rows = rec["full_resolution"]["scenes"]
+    assert [r["scene"] for r in rows] == ["1", "2", "10"]
+    assert all(r["file"].endswith(f"/{r['scene']}.npy") for r in rows)
+    # EXP, written as float32 digital numbers: D_lambda = 0 up to float32 rounding
+    assert all(r["D_lambda"] <= 1e-5 for r in rows), [r["D_lambda"] for r in rows]

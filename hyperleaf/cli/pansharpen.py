@@ -115,7 +115,10 @@ def run(args: argparse.Namespace) -> int:
             s = ds[i]
             f = sharpen(net, s["pan"], s["lms"]) if net is not None else \
                 fuse(args.method, s["pan"], s["lms"], s["ms"], ds.ratio, args.sensor)
-            _write(out / f"{i:04d}.{fmt}", (f * ds.scale).numpy(), fmt, ds.geo)
+            # named after the scene (what evaluate --fused matches); HDF5 samples by index
+            name = ds.names[i]
+            stem = f"{i:04d}" if name == str(i) else name
+            _write(out / f"{stem}.{fmt}", (f * ds.scale).numpy(), fmt, ds.geo)
     except (ValueError, FileNotFoundError, ImportError, OSError) as exc:
         return _error("pansharpen", exc)
     print(f"wrote {len(ds)} images ({fmt}, digital numbers, scale {ds.scale:g}) to {out} in "
