@@ -534,12 +534,12 @@ def d_s(fused: Any, ms: Any, pan: Any, ratio: int, block: int = 32, q: int = 1,
     f, m, pn = _fr_inputs(fused, ms, pan, ratio)
     up = _upsampled(m, lms, f, ratio)
     out = []
-    for fi, lms, pi in zip(f, up, pn, strict=True):
+    for fi, ui, pi in zip(f, up, pn, strict=True):
         h, w = pi.shape[-2:]
         pan_lr = bicubic(pi, size=(h // ratio, w // ratio))
         pan_filt = interp23(pan_lr, ratio)
         q_high = _block_q(fi, pi.expand_as(fi), block)
-        q_low = _block_q(lms, pan_filt.expand_as(lms), block)
+        q_low = _block_q(ui, pan_filt.expand_as(ui), block)
         out.append(float(((q_high - q_low).abs() ** q).mean() ** (1 / q)))
     return float(np.mean(out))
 
