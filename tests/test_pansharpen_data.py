@@ -84,9 +84,17 @@ def test_mtf_sigma_by_hand():
 
 def test_mtf_filter_keeps_constants_and_lowers_contrast():
     x = torch.full((2, 3, 20, 24), 7.0, dtype=F64)
-    assert torch.allclose(mtf_filter(x, [0.3, 0.2, 0.1], 4), x, atol=1e-12)
+    legacy = {"convention": "legacy"}
+    assert torch.allclose(mtf_filter(x, [0.3, 0.2, 0.1], 4, **legacy), x, atol=1e-12)
+    # the toolbox's genMTF kernels are not normalised: a constant is scaled by the DC gain
+    from hyperleaf.pansharpen import toolbox_mtf_kernel
+
+    dc = torch.tensor([float(toolbox_mtf_kernel(g, 4).sum()) for g in (0.3, 0.2, 0.1)], dtype=F64)
+    assert bool(((dc > 0.99) & (dc < 1.0)).all())
+    torch.testing.assert_close(mtf_filter(x, [0.3, 0.2, 0.1], 4),
+                               7.0 * dc.view(1, 3, 1, 1).expand_as(x), rtol=0, atol=1e-12)
     checker = (torch.arange(32)[:, None] + torch.arange(32)[None, :]) % 2
-    y = mtf_filter(checker[None, None].to(F64), 0.3, 4)
+    y = mtf_filter(checker[None, None].to(F64), 0.3, 4, **legacy)
     assert float(y[0, 0, 8:-8, 8:-8].std()) < 1e-6  # the PAN Nyquist is fully removed
     with pytest.raises(ValueError, match="gains: expected 1 or 3"):
         mtf_filter(x, [0.3, 0.3], 4)
@@ -147,9 +155,12 @@ def test_bicubic_matches_hand_computed_matlab_value():
 def test_degrade_shapes_constants_and_errors():
     pan = torch.full((2, 1, 64, 64), 0.5, dtype=F64)
     ms = torch.full((2, 4, 16, 16), 0.25, dtype=F64)
-    pan_lr, ms_lr = degrade(pan, ms, 4, "QB")
+    pan_lr, ms_lr = degrade(pan, ms, 4, "QB", convention="legacy")
     assert pan_lr.shape == (2, 1, 16, 16) and ms_lr.shape == (2, 4, 4, 4)
     assert torch.allclose(ms_lr, torch.full_like(ms_lr, 0.25), atol=1e-12)
+    pan_lr, ms_lr = degrade(pan, ms, 4, "QB")  # toolbox: bicubic PAN keeps constants exactly
+    assert pan_lr.shape == (2, 1, 16, 16) and ms_lr.shape == (2, 4, 4, 4)
+    assert torch.allclose(pan_lr, torch.full_like(pan_lr, 0.5), atol=1e-14)
     sample = reduced_resolution(pan, ms, 4, "QB")
     assert sample["gt"] is ms and sample["lms"].shape == (2, 4, 16, 16)
     with pytest.raises(ValueError, match="has 4 MS bands, the image has 8"):

@@ -80,7 +80,7 @@ def test_q2n_one_band_is_uiqi_of_the_normalised_block():
     x = _rand(1, 8, 8, seed=5).numpy()
     y = (0.8 * x + 0.2 * _rand(1, 8, 8, seed=6).numpy())
     a, b = _normalised(x[0], y[0])
-    assert pm.q2n(x, y, block=8) == pytest.approx(abs(_np_q(a, b)), rel=1e-12)
+    assert pm.q2n(x, y, block=8, convention="legacy") == pytest.approx(abs(_np_q(a, b)), rel=1e-12)
 
 
 def test_q2n_two_bands_is_the_complex_uiqi():
@@ -95,17 +95,17 @@ def test_q2n_two_bands_is_the_complex_uiqi():
     var = k * (np.mean(abs(z) ** 2) - abs(z.mean()) ** 2) + k * (np.mean(abs(w) ** 2)
                                                                  - abs(w.mean()) ** 2)
     q = cov * 2 * abs(z.mean()) * abs(w.mean()) / (abs(z.mean()) ** 2 + abs(w.mean()) ** 2) * 2 / var
-    assert pm.q2n(x, y, block=8) == pytest.approx(abs(q), rel=1e-12)
+    assert pm.q2n(x, y, block=8, convention="legacy") == pytest.approx(abs(q), rel=1e-12)
 
 
 @pytest.mark.parametrize("bands", [3, 4, 8])
 def test_q2n_identities(bands):
     x = _rand(bands, 40, 40, seed=bands)
-    assert pm.q2n(x, x) == pytest.approx(1.0, abs=1e-12)  # 40 px: mirror-extended to 64
+    assert pm.q2n(x, x, convention="legacy") == pytest.approx(1.0, abs=1e-12)  # 40 px: mirror-extended to 64
     noisy = x + 0.2 * _rand(bands, 40, 40, seed=99, lo=-1)
-    assert 0 < pm.q2n(x, noisy) < 1
+    assert 0 < pm.q2n(x, noisy, convention="legacy") < 1
     flat = torch.full((bands, 32, 32), 0.5, dtype=F64)
-    assert pm.q2n(flat, flat) == pytest.approx(1.0, abs=1e-12)  # degenerate block branch
+    assert pm.q2n(flat, flat, convention="legacy") == pytest.approx(1.0, abs=1e-12)  # degenerate block branch
 
 
 def test_q2n_mirror_extension_by_hand():
@@ -147,9 +147,9 @@ def test_d_lambda_matches_a_loop_transcription_and_is_zero_for_replicated_ms():
     want = np.mean([abs(_np_block_q(fused[i].numpy(), fused[j].numpy(), 8)
                         - _np_block_q(ms[i].numpy(), ms[j].numpy(), 2))
                     for i in range(3) for j in range(i + 1, 3)])
-    assert pm.d_lambda(fused, ms, 4, block=8) == pytest.approx(want, rel=1e-12)
+    assert pm.d_lambda(fused, ms, 4, block=8, convention="legacy") == pytest.approx(want, rel=1e-12)
     nearest = ms.repeat_interleave(4, -1).repeat_interleave(4, -2)
-    assert pm.d_lambda(nearest, ms, 4, block=8) == pytest.approx(0.0, abs=1e-12)
+    assert pm.d_lambda(nearest, ms, 4, block=8, convention="legacy") == pytest.approx(0.0, abs=1e-12)
 
 
 def test_d_s_matches_a_loop_transcription():
@@ -167,11 +167,11 @@ def test_d_s_matches_a_loop_transcription():
 def test_qnr_hqnr_compose_their_distortions():
     ms, pan = _rand(4, 16, 16, seed=16), _rand(1, 64, 64, seed=17)
     fused = interp23(ms, 4) + 0.2 * (pan - pan.mean())
-    out = pm.full_resolution(fused, ms, pan, 4, "QB")
+    out = pm.full_resolution(fused, ms, pan, 4, "QB", convention="legacy")
     assert out["QNR"] == pytest.approx((1 - out["D_lambda"]) * (1 - out["D_s"]), rel=1e-14)
     assert out["HQNR"] == pytest.approx((1 - out["D_lambda_K"]) * (1 - out["D_s"]), rel=1e-14)
-    assert pm.qnr(fused, ms, pan, 4) == pytest.approx(out["QNR"], rel=1e-14)
-    assert pm.hqnr(fused, ms, pan, 4, "QB") == pytest.approx(out["HQNR"], rel=1e-14)
+    assert pm.qnr(fused, ms, pan, 4, convention="legacy") == pytest.approx(out["QNR"], rel=1e-14)
+    assert pm.hqnr(fused, ms, pan, 4, "QB", convention="legacy") == pytest.approx(out["HQNR"], rel=1e-14)
     assert all(0 <= out[k] <= 1 for k in pm.FULL_RESOLUTION)
 
 
@@ -181,22 +181,26 @@ def test_d_lambda_khan_composes_mtf_and_q2n():
     ms = _rand(4, 16, 16, seed=20)
     good = interp23(ms, 4)
     bad = _rand(4, 64, 64, seed=21)
-    want = 1 - pm.q2n(interp23(ms, 4), mtf_filter(good, get_sensor("QB").ms_gains, 4))
-    assert pm.d_lambda_khan(good, ms, 4, "QB") == pytest.approx(want, rel=1e-14)
-    assert 0 <= pm.d_lambda_khan(good, ms, 4, "QB") < pm.d_lambda_khan(bad, ms, 4, "QB") <= 1
+    low = mtf_filter(good, get_sensor("QB").ms_gains, 4, convention="legacy")
+    want = 1 - pm.q2n(interp23(ms, 4), low, convention="legacy")
+    assert pm.d_lambda_khan(good, ms, 4, "QB", convention="legacy") == pytest.approx(want, rel=1e-14)
+    lk = {"convention": "legacy"}
+    assert 0 <= pm.d_lambda_khan(good, ms, 4, "QB", **lk) < pm.d_lambda_khan(bad, ms, 4, "QB",
+                                                                                **lk) <= 1
 
 
 def test_reduced_resolution_table_and_cut():
     ref = _rand(4, 64, 64, seed=18)
     fus = ref + 0.05 * _rand(4, 64, 64, seed=19, lo=-1)
-    out = pm.reduced_resolution(ref, fus, 4)
+    out = pm.reduced_resolution(ref, fus, 4, convention="legacy")
     assert list(out) == list(pm.REDUCED_RESOLUTION)
-    cut = pm.reduced_resolution(ref, fus, 4, cut=11)
+    cut = pm.reduced_resolution(ref, fus, 4, cut=11, convention="legacy")
     assert cut["SAM"] == pytest.approx(pm.sam(ref[:, 10:53, 10:53], fus[:, 10:53, 10:53]))
-    ident = pm.reduced_resolution(ref, ref, 4)
+    ident = pm.reduced_resolution(ref, ref, 4, convention="legacy")
     assert ident["SAM"] == pytest.approx(0, abs=1e-5) and ident["ERGAS"] == 0
     assert ident["Q2n"] == pytest.approx(1) and ident["Q"] == pytest.approx(1)
-    clipped = pm.reduced_resolution(ref, ref + 2, 4, clip=1.0)
+    clipped = pm.reduced_resolution(ref, ref + 2, 4, clip=1.0,
+                                    convention="legacy")
     assert clipped["ERGAS"] == pm.ergas(ref, torch.ones_like(ref), 4)
 
 

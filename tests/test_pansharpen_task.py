@@ -123,7 +123,7 @@ def test_engine_run_folder_loads_and_scores_as_the_tables(tiny_h5, tmp_path):
     assert isinstance(net, Standardised) and cfg["ratio"] == 4
     # the final validation record equals the evaluation tables' function on the same tile
     ds = PanCollection(tiny_h5, dtype=torch.float64)
-    table = evaluate_methods({"m": net}, [ds[4]], 4)["m"]
+    table = evaluate_methods({"m": net}, [ds[4]], 4, scale=ds.scale)["m"]
     val = _records(run, "val")[-1]
     assert val["step"] == 6
     # float32 network (the run used 1 thread, this process maybe more: another summation

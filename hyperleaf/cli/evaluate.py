@@ -47,12 +47,16 @@ def register(subparsers) -> None:
                         "the segmentation run --weights on the folder --data; any other "
                         "registered task: its own scores of the run --weights on --data "
                         "(default: %(default)s)")
-    p.add_argument("--fused", help="folder of fused images (<name>.png); required for fuse")
+    p.add_argument("--fused", help="folder of fused images (<name>.png); required for fuse. "
+                                    "--task pansharpen: external results to score (.mat, .tif, "
+                                    ".h5, .npy): a file when --data is one scene, else a folder "
+                                    "whose files are matched to the scenes by name")
     p.add_argument("--ir", help="infrared image folder")
     p.add_argument("--vis", help="visible image folder")
     p.add_argument("--data", help="dataset folder: ir/ + vi/, or IRk/VISk files")
     p.add_argument("--csv", help="CSV output (default FUSED/metrics.csv)")
-    p.add_argument("--json", help="JSON output (default FUSED/metrics.json)")
+    p.add_argument("--json", help="JSON output (default FUSED/metrics.json; --task pansharpen "
+                                   "--fused: written only when given)")
     p.add_argument("--markdown", help="also write a Markdown table here")
     p.add_argument("--metrics", default=None,
                    help="comma-separated names, case-insensitive, e.g. en,sd,Qabf; 'all' for "
@@ -69,6 +73,9 @@ def register(subparsers) -> None:
                                       "--task segment: the segmentation run folder")
     p.add_argument("--methods", help="--task pansharpen: comma-separated baselines (default all)")
     p.add_argument("--sensor", help="--task pansharpen: sensor of the MTF gains")
+    p.add_argument("--scale", type=float, default=None,
+                   help="--task pansharpen: the data's largest digital number (default: from "
+                        "the file: scale, max_value or bit depth L, else inferred)")
     p.add_argument("--patch", type=int, default=64,
                    help="--task pansharpen: PAN-grid tile of the reduced-resolution table "
                         "(default: %(default)s)")

@@ -27,8 +27,11 @@ def register(subparsers) -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--weights", help="run folder of 'hyperleaf train --task pansharpen'")
-    src.add_argument("--method", help="a classical baseline instead: EXP, Brovey, IHS, PCA, "
-                                      "GS, GSA, MTF-GLP, MTF-GLP-HPM")
+    src.add_argument("--method", help="a classical baseline instead, toolbox names: EXP, "
+                                      "Brovey, IHS, PCA, GS, GSA, BT-H, BDSD, PRACS, MTF-GLP (unit "
+                                      "gains), "
+                                      "MTF-GLP-FS, MTF-GLP-HPM; MTF-GLP-REG (hyperleaf's former "
+                                      "MTF-GLP)")
     p.add_argument("--data", required=True,
                    help="PanCollection .h5, .mat, a folder of PAN + MS pairs (GeoTIFF/.mat)")
     p.add_argument("--out", required=True, help="output folder")
@@ -112,7 +115,10 @@ def run(args: argparse.Namespace) -> int:
             s = ds[i]
             f = sharpen(net, s["pan"], s["lms"]) if net is not None else \
                 fuse(args.method, s["pan"], s["lms"], s["ms"], ds.ratio, args.sensor)
-            _write(out / f"{i:04d}.{fmt}", (f * ds.scale).numpy(), fmt, ds.geo)
+            # named after the scene (what evaluate --fused matches); HDF5 samples by index
+            name = ds.names[i]
+            stem = f"{i:04d}" if name == str(i) else name
+            _write(out / f"{stem}.{fmt}", (f * ds.scale).numpy(), fmt, ds.geo)
     except (ValueError, FileNotFoundError, ImportError, OSError) as exc:
         return _error("pansharpen", exc)
     print(f"wrote {len(ds)} images ({fmt}, digital numbers, scale {ds.scale:g}) to {out} in "
@@ -120,8 +126,103 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _need_dn_scale(ds, data: str) -> None:
+    if ds.dn_scale is None:
+        raise ValueError(f"--scale: {data} is stored in [0, 1] without its bit depth; give the "
+                         "largest digital number (e.g. 1023 for 10 bits) for the toolbox's Q2n")
+
+
+def _fused_files(ds, fused: str) -> list[Path]:
+    """``--fused``: a file for a one-scene ``--data``, or a folder matched to the scenes."""
+    from hyperleaf.data.pancollection import FUSED_SUFFIXES, match_files
+
+    p = Path(fused)
+    if p.is_dir():
+        try:
+            return match_files(ds.names, p)
+        except ValueError as exc:
+            raise ValueError(f"--fused: {exc}") from None
+    if not p.is_file():
+        raise FileNotFoundError(f"--fused: {p} does not exist")
+    if p.suffix.lower() not in FUSED_SUFFIXES:
+        raise ValueError(f"--fused: {p} is not one of {', '.join(FUSED_SUFFIXES)}")
+    if len(ds) != 1:
+        raise ValueError(f"--fused: a single file, but --data holds {len(ds)} scenes (give a "
+                         "folder of fused files named after the scenes)")
+    return [p]
+
+
+def _scene_table(part: dict) -> str:
+    keys = list(part["mean"])
+    rows = {r["scene"]: r for r in part["scenes"]}
+    rows["**mean**"] = part["mean"]
+    from hyperleaf.train.pansharpen import markdown_tables
+
+    return markdown_tables({k: {m: v[m] for m in keys} for k, v in rows.items()}).replace(
+        "| method |", "| scene |", 1)
+
+
+def evaluate_fused(args: argparse.Namespace) -> int:
+    """``hyperleaf evaluate --task pansharpen --fused PATH``: external results scored."""
+    import json
+
+    from hyperleaf.atomic import atomic_write_text, check_writable_location
+
+    try:
+        import torch
+
+        from hyperleaf.data import PanCollection
+        from hyperleaf.train.pansharpen import score_fused
+
+        if not args.data:
+            raise ValueError("--data: --task pansharpen needs a PanCollection file or folder")
+        if args.methods or args.weights:
+            raise ValueError("--fused: scores external results alone; drop --methods/--weights "
+                             "(or run without --fused for the baselines' tables)")
+        outputs = []
+        for flag, x in (("--json", args.json), ("--markdown", args.markdown)):
+            if x:
+                if Path(x).is_dir():
+                    raise ValueError(f"{flag}: {x} is a folder; give a file name")
+                try:
+                    outputs.append(check_writable_location(x))
+                except ValueError as exc:
+                    raise ValueError(f"{flag}: {exc}") from None
+        ds = PanCollection(args.data, scale=getattr(args, "scale", None), dtype=torch.float64)
+        files = _fused_files(ds, args.fused)
+        _need_dn_scale(ds, args.data)
+        result = score_fused(ds, files, args.sensor)
+    except (ValueError, FileNotFoundError, ImportError, OSError) as exc:
+        return _error("evaluate", exc)
+    record = {"task": "pansharpen", "data": str(args.data), "fused": str(args.fused),
+              "ratio": ds.ratio, "sensor": args.sensor, **result}
+    text = [f"Convention: {result['convention']} (digital-number scale {ds.dn_scale:g})", ""]
+    for key, title in (("reduced_resolution", "Reduced resolution (SAM in degrees):"),
+                       ("full_resolution", "Full resolution:")):
+        if result[key] is not None:
+            text += [title, "", _scene_table(result[key])]
+    for line in result["skipped"]:
+        text.append(f"skipped: {line}")
+    report = "\n".join(text)
+    print(report)
+    written = []
+    if args.json:
+        atomic_write_text(outputs[0], json.dumps(record, indent=2) + "\n")
+        written.append(args.json)
+    if args.markdown:
+        atomic_write_text(outputs[-1], report + "\n")
+        written.append(args.markdown)
+    if written:
+        print("wrote " + ", ".join(written))
+    return 0
+
+
 def evaluate_run(args: argparse.Namespace) -> int:
-    """``hyperleaf evaluate --task pansharpen``: reduced- and full-resolution tables."""
+    """``hyperleaf evaluate --task pansharpen``: reduced- and full-resolution tables (of the
+    baselines and ``--weights``; of the external results ``--fused`` with
+    :func:`evaluate_fused`)."""
+    if args.fused:
+        return evaluate_fused(args)
     try:
         import torch
 
@@ -135,7 +236,8 @@ def evaluate_run(args: argparse.Namespace) -> int:
 
         if not args.data:
             raise ValueError("--data: --task pansharpen needs a PanCollection file or folder")
-        ds = PanCollection(args.data, dtype=torch.float64)
+        ds = PanCollection(args.data, scale=getattr(args, "scale", None), dtype=torch.float64)
+        _need_dn_scale(ds, args.data)
         names = list(METHODS) if not args.methods else [m.strip() for m in
                                                           args.methods.split(",")]
         bad = [m for m in names if m not in METHODS]
@@ -147,10 +249,11 @@ def evaluate_run(args: argparse.Namespace) -> int:
         rr = patches(ds, args.sensor, args.patch)
         full = [{k: v.double() for k, v in ds[i].items()} for i in range(len(ds))]
         text = ["Reduced resolution (Wald; SAM in degrees):", "",
-                markdown_tables(evaluate_methods(methods, rr, ds.ratio, args.sensor)),
+                markdown_tables(evaluate_methods(methods, rr, ds.ratio, args.sensor,
+                                                 scale=ds.dn_scale)),
                 "Full resolution:", "",
                 markdown_tables(evaluate_methods(methods, full, ds.ratio, args.sensor,
-                                                 full=True))]
+                                                 full=True, scale=ds.dn_scale))]
     except (ValueError, FileNotFoundError, ImportError) as exc:
         return _error("evaluate", exc)
     report = "\n".join(text)

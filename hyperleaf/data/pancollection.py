@@ -8,19 +8,28 @@ QuickBird, 1023 for 10-bit GaoFen-2, 255 for 8-bit products), ``r`` the resoluti
 Layouts (``path``):
 
 * HDF5 (``.h5``/``.hdf5``), the PanCollection layout: datasets ``pan`` (N, 1, H, W), ``ms``
-  (N, C, h, w), ``lms`` (N, C, H, W) and, at reduced resolution, ``gt`` (N, C, H, W); read one
-  sample at a time (files of several GB stay on disk).
-* MATLAB ``.mat`` (v5 through SciPy, v7.3 through h5py), bands last: ``I_PAN`` (H, W),
-  ``I_MS_LR`` (h, w, C), ``I_MS`` (H, W, C, the MS interpolated to the PAN grid, or at MS size
-  when ``I_MS_LR`` is absent) and, at reduced resolution, ``I_GT``.
+  (N, C, h, w; or ``lrms``), ``lms`` (N, C, H, W) and, at reduced resolution, ``gt``
+  (N, C, H, W); attributes ``scale``/``max_value``/``L``; read one sample at a time (files of
+  several GB stay on disk).
+* MATLAB ``.mat`` (v5 through SciPy, v7.3 through h5py), bands last: the toolbox's / Z-PNN's
+  ``I_PAN`` (H, W), ``I_MS_LR`` (h, w, C), ``I_MS`` (H, W, C, the MS interpolated to the PAN
+  grid, or at MS size when ``I_MS_LR`` is absent) and, at reduced resolution, ``I_GT``; or the
+  PanCollection names ``pan``, ``ms`` or ``lrms`` (the low-resolution MS), ``lms``, ``gt``.
+  A variable ``L`` (bits per pixel) gives the scale ``2**L - 1``; ``sensor`` is read into
+  :attr:`PanCollection.sensor`.
 * A PAN + MS pair, as a tuple ``(pan_file, ms_file)`` or a folder: GeoTIFF (``.tif``, read with
   tifffile, the ``pan`` extra) or one-array ``.mat`` files (e.g. ``K_pan.mat`` + ``K_ms.mat``).
   A folder holds ``pan.tif`` + ``ms.tif`` or any number of ``*pan*`` / ``*ms*`` partners.
   Full resolution: no ``gt``; ``lms`` is computed with the 23-tap interpolation.
 
-Scale (``scale=None``): the HDF5/``.mat`` attribute or variable ``scale`` (or ``max_value``)
-when present; otherwise ``2**k - 1`` for the smallest ``k`` in 8, 10, 11, 12, 14, 16 that
-covers the largest MS value (``uint8`` data: 255). ``scale_source`` says which rule applied.
+Scale (``scale=None``): the HDF5/``.mat`` attribute or variable ``scale`` (or ``max_value``, or
+``2**L - 1`` from a bit depth ``L``) when present; otherwise ``2**k - 1`` for the smallest
+``k`` in 8, 10, 11, 12, 14, 16 that covers the largest MS value (``uint8`` data: 255).
+``scale_source`` says which rule applied. Data already in [0, 1] (floating point, largest MS
+value <= 1, e.g. the CDIF Pleiades file) are not divided again (``scale`` 1); their
+digital-number scale :attr:`PanCollection.dn_scale` (what the toolbox's Q2n rounds) is then
+the explicit ``scale=`` or ``2**L - 1``, else unknown (None). For any other data ``dn_scale``
+equals ``scale``.
 
 Example::
 
@@ -44,7 +53,10 @@ from torch.utils.data import Dataset
 
 from hyperleaf.pansharpen.filters import interp23, interpolate
 
-__all__ = ["PanCollection", "infer_scale"]
+__all__ = ["FUSED_SUFFIXES", "PanCollection", "infer_scale", "match_files", "read_image"]
+
+#: File types of fused images that :func:`read_image` reads.
+FUSED_SUFFIXES = (".npy", ".mat", ".tif", ".tiff", ".h5", ".hdf5")
 
 _BITS = (8, 10, 11, 12, 14, 16)
 _H5 = (".h5", ".hdf5")
@@ -94,25 +106,26 @@ class _H5Source(_Source):
         h5py = _need("h5py")
         self.path = path
         with h5py.File(path, "r") as f:
-            missing = [k for k in ("pan", "ms") if k not in f]
+            #: sample key -> dataset name (``lrms`` is read as ``ms`` when ``ms`` is absent)
+            self.names = {k: k for k in ("gt", "lms", "ms", "pan") if k in f}
+            if "ms" not in f and "lrms" in f:
+                self.names["ms"] = "lrms"
+            missing = [k for k in ("pan", "ms") if k not in self.names]
             if missing:
                 raise ValueError(f"{path}: not a PanCollection file (missing datasets "
                                  f"{missing}; has {sorted(f)})")
-            self.keys = [k for k in ("gt", "lms", "ms", "pan") if k in f]
+            self.keys = list(self.names)
             n = f["pan"].shape[0]
             for k in self.keys:
-                if f[k].ndim != 4 or f[k].shape[0] != n:
-                    raise ValueError(f"{path}: dataset {k!r} has shape {f[k].shape}, expected "
-                                     f"(N={n}, C, H, W)")
+                d = f[self.names[k]]
+                if d.ndim != 4 or d.shape[0] != n:
+                    raise ValueError(f"{path}: dataset {self.names[k]!r} has shape {d.shape}, "
+                                     f"expected (N={n}, C, H, W)")
             if f["pan"].shape[1] != 1:
                 raise ValueError(f"{path}: 'pan' must have one band, got {f['pan'].shape}")
             self.n = n
-            self.attr_scale = None
-            for key in ("scale", "max_value"):
-                if key in f.attrs:
-                    self.attr_scale = float(np.asarray(f.attrs[key]).ravel()[0])
-                    break
-            self.dtype = f["ms"].dtype
+            self.attr_scale = _mat_scale({k: f.attrs[k] for k in f.attrs})
+            self.dtype = f[self.names["ms"]].dtype
             self._max = None
         self._file = None
 
@@ -120,7 +133,7 @@ class _H5Source(_Source):
         if self._max is None:
             h5py = _need("h5py")
             with h5py.File(self.path, "r") as f:
-                d, m = f["ms"], -np.inf
+                d, m = f[self.names["ms"]], -np.inf
                 step = max(1, 4096 // max(1, int(np.prod(d.shape[1:])) // 4096 + 1))
                 for s in range(0, d.shape[0], step):
                     m = max(m, float(np.max(d[s:s + step])))
@@ -133,7 +146,8 @@ class _H5Source(_Source):
     def read(self, i: int) -> dict[str, np.ndarray]:
         if self._file is None:
             self._file = _need("h5py").File(self.path, "r")
-        return {k: np.asarray(self._file[k][i], dtype=np.float64) for k in self.keys}
+        return {k: np.asarray(self._file[self.names[k]][i], dtype=np.float64)
+                for k in self.keys}
 
     def __getstate__(self) -> dict:  # DataLoader workers reopen the file
         st = dict(self.__dict__)
@@ -188,13 +202,16 @@ def _mat_sample(path: Path) -> tuple[dict[str, np.ndarray], float | None, np.dty
     m = _loadmat(path)
     if "I_PAN" not in m:
         lower = {k.lower(): k for k in m}
-        if "pan" in lower and "ms" in lower:
+        if "pan" in lower and ("ms" in lower or "lrms" in lower):
+            scale = _mat_scale(m)
             m = {k.lower(): v for k, v in m.items()}
+            if "ms" not in m:
+                m["ms"] = m["lrms"]
             out = {k: _chw(m[k], f"{path}:{k}", True) for k in ("gt", "lms", "ms", "pan")
                    if k in m}
-            return out, _mat_scale(m), np.asarray(m["ms"]).dtype
-        raise ValueError(f"{path}: expected variables I_PAN and I_MS/I_MS_LR (or pan/ms), got "
-                         f"{sorted(m)}")
+            return out, scale, np.asarray(m["ms"]).dtype
+        raise ValueError(f"{path}: expected variables I_PAN and I_MS/I_MS_LR (toolbox, Z-PNN) or "
+                         f"pan and ms/lrms (PanCollection), got {sorted(m)}")
     pan = _chw(m["I_PAN"], f"{path}:I_PAN", True)
     out: dict[str, np.ndarray] = {"pan": pan}
     if "I_MS_LR" in m:
@@ -215,9 +232,27 @@ def _mat_sample(path: Path) -> tuple[dict[str, np.ndarray], float | None, np.dty
 
 
 def _mat_scale(m: dict[str, Any]) -> float | None:
+    """``scale`` / ``max_value`` when stored, else ``2**L - 1`` from a bit depth ``L``."""
     for key in ("scale", "max_value"):
         if key in m:
             return float(np.asarray(m[key]).ravel()[0])
+    if "L" in m:
+        bits = float(np.asarray(m["L"]).ravel()[0])
+        if not (bits.is_integer() and 1 <= bits <= 32):
+            raise ValueError(f"L: expected the bit depth (an integer 1..32), got {bits}")
+        return float(2 ** int(bits) - 1)
+    return None
+
+
+def _mat_sensor(m: dict[str, Any]) -> str | None:
+    v = m.get("sensor")
+    if v is None:
+        return None
+    a = np.asarray(v).ravel()
+    if a.dtype.kind in "US":
+        return "".join(str(x) for x in a).strip() or None
+    if a.dtype.kind in "iu":  # v7.3 files store MATLAB chars as uint16 codes
+        return "".join(chr(int(x)) for x in a).strip() or None
     return None
 
 
@@ -281,11 +316,17 @@ class PanCollection(Dataset):
 
     Args:
         path: an ``.h5``/``.mat`` file, a ``(pan, ms)`` pair of files, or a folder of pairs.
-        scale: divide digital numbers by this (``None``: from the file, else inferred).
+        scale: divide digital numbers by this (``None``: from the file, else inferred); for
+            data already in [0, 1], their largest digital number (not divided again).
         dtype: dtype of the returned tensors (float32 by default; metrics use float64).
 
     Attributes:
-        scale, scale_source: the divisor and how it was chosen.
+        scale, scale_source: the divisor and how it was chosen (1 for data already in [0, 1]).
+        dn_scale: the digital number of 1.0 in the returned tensors (the toolbox's Q2n rounds
+            ``dn_scale * x``): ``scale``, or for data already in [0, 1] the explicit ``scale``
+            or ``2**L - 1``; None when unknown.
+        names: one name per sample (what external results are matched to).
+        sensor: the file's ``sensor`` variable (``.mat``), else None.
         ratio: PAN-to-MS resolution ratio (from the shapes).
         bands: number of MS bands. ``reduced``: True when samples carry ``gt``.
         geo: GeoTIFF georeferencing tags of the PAN (pairs of GeoTIFFs only), else None.
@@ -298,38 +339,52 @@ class PanCollection(Dataset):
     def __init__(self, path: str | Path | Sequence[str | Path], scale: float | None = None,
                  *, dtype: torch.dtype = torch.float32) -> None:
         self.geo = None
+        self.sensor: str | None = None
         if isinstance(path, (tuple, list)):
             if len(path) != 2:
                 raise ValueError(f"path: a pair is (pan_file, ms_file), got {len(path)} items")
             sample, dt, self.geo = _pair_sample(Path(path[0]), Path(path[1]))
             self.source: _Source = _MemorySource([sample], dt)
             self.path = Path(path[0])
+            names = [_pair_name(Path(path[0]))]
         else:
             p = Path(path)
             self.path = p
             if not p.exists():
                 raise FileNotFoundError(f"path: {p} does not exist")
             if p.is_dir():
-                if (p / "pan.tif").is_file() and (p / "ms.tif").is_file():
-                    pairs = [(p / "pan.tif", p / "ms.tif")]
+                if _tiff_folders(p):
+                    samples, dt, names, self.geo = _folder_samples(p)
+                    self.source = _MemorySource(samples, dt)
                 else:
-                    pairs = _find_pairs(p)
-                samples, dt = [], None
-                for a, b in pairs:
-                    s, dt, geo = _pair_sample(a, b)
-                    samples.append(s)
-                    self.geo = self.geo or geo
-                self.source = _MemorySource(samples, dt)
+                    if (p / "pan.tif").is_file() and (p / "ms.tif").is_file():
+                        pairs = [(p / "pan.tif", p / "ms.tif")]
+                        names = [p.name]
+                    else:
+                        pairs = _find_pairs(p)
+                        names = [_pair_name(a) for a, _ in pairs]
+                    samples, dt = [], None
+                    for a, b in pairs:
+                        s, dt, geo = _pair_sample(a, b)
+                        samples.append(s)
+                        self.geo = self.geo or geo
+                    self.source = _MemorySource(samples, dt)
             elif p.suffix.lower() in _H5:
                 self.source = _H5Source(p)
+                names = [str(i) for i in range(len(self.source))]
             elif p.suffix.lower() == ".mat":
                 s, attr, dt = _mat_sample(p)
                 self.source = _MemorySource([s], dt, attr)
+                self.sensor = _mat_sensor(_loadmat(p))
+                names = [p.stem]
             else:
                 raise ValueError(f"path: {p} is not a PanCollection file (.h5, .mat), a pair "
                                  "or a folder of pairs")
         if len(self.source) == 0:
             raise ValueError(f"path: {self.path} holds no samples")
+        #: One name per sample (file stems, or the index for multi-sample HDF5 files): what
+        #: fused files are matched to (:func:`match_files`).
+        self.names: list[str] = names
         first = self.source.read(0)
         self.bands = int(first["ms"].shape[0])
         h, w = first["pan"].shape[-2:]
@@ -340,15 +395,22 @@ class PanCollection(Dataset):
         self.ratio = h // mh
         self.reduced = "gt" in first
         self.dtype = dtype
-        if scale is not None:
-            if not float(scale) > 0:
-                raise ValueError(f"scale: expected a positive number, got {scale}")
-            self.scale, self.scale_source = float(scale), "argument"
-        elif self.source.attr_scale is not None:
-            self.scale, self.scale_source = self.source.attr_scale, "file attribute"
+        if scale is not None and not float(scale) > 0:
+            raise ValueError(f"scale: expected a positive number, got {scale}")
+        top = self.source.max_ms()
+        unit = np.dtype(self.source.dtype).kind == "f" and top <= 1.0
+        if unit:  # already in [0, 1]: not divided again
+            self.scale, self.scale_source = 1.0, "data already in [0, 1]"
+            self.dn_scale = float(scale) if scale is not None else self.source.attr_scale
         else:
-            self.scale = infer_scale(self.source.max_ms(), self.source.dtype)
-            self.scale_source = "inferred from the data's range"
+            if scale is not None:
+                self.scale, self.scale_source = float(scale), "argument"
+            elif self.source.attr_scale is not None:
+                self.scale, self.scale_source = self.source.attr_scale, "file attribute"
+            else:
+                self.scale = infer_scale(top, self.source.dtype)
+                self.scale_source = "inferred from the data's range"
+            self.dn_scale = self.scale
 
     def __len__(self) -> int:
         return len(self.source)
@@ -374,7 +436,168 @@ class PanCollection(Dataset):
             out["lms"] = up.to(self.dtype)
         return out
 
+    def read_fused(self, path: str | Path, index: int, scale: float | None = None) -> Tensor:
+        """An external fused image for sample ``index``, ``(C, H, W)`` float64 in the units of
+        ``self[index]`` (see :func:`read_image`; ``scale``: divide by this, default: the
+        data's digital-number scale when the image's mean exceeds ``lms``' mean times its
+        square root -- digital numbers --, else 1)."""
+        ref = self[index]
+        want = ref["gt"].shape if "gt" in ref else ref["lms"].shape
+        a = read_image(path, tuple(want))
+        if scale is None:
+            d = self.dn_scale or self.scale  # the digital number of 1.0 in self[index]
+            unit_mean = float(ref["lms"].double().mean())
+            big = d > 1 and float(np.mean(a)) > unit_mean * np.sqrt(d)
+            scale = d if big else 1.0
+        elif not float(scale) > 0:
+            raise ValueError(f"scale: expected a positive number, got {scale}")
+        return torch.from_numpy(a / float(scale))
+
     def __repr__(self) -> str:
         kind = "reduced resolution (gt)" if self.reduced else "full resolution"
         return (f"PanCollection({str(self.path)!r}: {len(self)} samples, {self.bands} bands, "
                 f"ratio {self.ratio}, {kind}, scale {self.scale:g} [{self.scale_source}])")
+
+
+def _pair_name(pan_path: Path) -> str:
+    """A scene's name from its PAN file: the stem without ``pan`` and separators."""
+    stem = pan_path.stem
+    i = stem.lower().rfind("pan")
+    name = (stem[:i] + stem[i + 3:]).strip("_-. ")
+    return name or pan_path.parent.name
+
+
+def _tiff_folders(p: Path) -> bool:
+    return (p / "pan").is_dir() and (p / "ms").is_dir()
+
+
+def _folder_samples(p: Path) -> tuple[list[dict[str, np.ndarray]], Any, list[str], Any]:
+    """The SHIP++ benchmark layout: ``pan/``, ``ms/`` and optionally ``gt/`` (and ``lms/``)
+    sub-folders of TIFF (or .mat) files with the same names."""
+    def files(d: Path) -> dict[str, Path]:
+        return {f.stem: f for f in d.iterdir() if f.suffix.lower() in (*_TIF, ".mat")}
+
+    pans, mss = files(p / "pan"), files(p / "ms")
+    extra = {k: files(p / k) for k in ("gt", "lms") if (p / k).is_dir()}
+    names = sorted(set(pans) & set(mss), key=_natural)
+    if not names:
+        raise ValueError(f"{p}: pan/ and ms/ hold no files with the same name (pan: "
+                         f"{sorted(pans)[:5]}, ms: {sorted(mss)[:5]})")
+    samples, dt, geo0 = [], None, None
+    for n in names:
+        s, dt, geo = _pair_sample(pans[n], mss[n])
+        for k, d in extra.items():
+            if n not in d:
+                raise ValueError(f"{p / k}: no file for scene {n!r} (present in pan/ and ms/)")
+            s[k] = _read_single(d[n], k.upper())[0]
+        samples.append(s)
+        geo0 = geo0 or geo
+    return samples, dt, names, geo0
+
+
+def read_image(path: str | Path, shape: tuple[int, int, int] | None = None) -> np.ndarray:
+    """One image file as float64 ``(C, H, W)``: ``.npy``, ``.mat`` (the one image variable,
+    or ``I_F`` / ``fused`` / ``sr`` / ``output`` among several), GeoTIFF ``.tif``, ``.h5``
+    (the one image dataset). ``shape``: the expected ``(C, H, W)``, which decides between
+    bands-first and bands-last layouts (a leading batch dimension of 1 is dropped).
+
+    Raises ValueError naming the file and, for several candidate variables, the keys found.
+
+    >>> import numpy as np, tempfile, os
+    >>> d = tempfile.mkdtemp(); f = os.path.join(d, "x.npy")
+    >>> np.save(f, np.zeros((8, 8, 4)))
+    >>> read_image(f, (4, 8, 8)).shape
+    (4, 8, 8)
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        a = np.load(path, allow_pickle=False)
+    elif suffix in _TIF:
+        tifffile = _need("tifffile")
+        a = tifffile.imread(path)
+    elif suffix in (".mat", *_H5):
+        if suffix == ".mat":
+            m = _loadmat(path)
+        else:
+            h5py = _need("h5py")
+            with h5py.File(path, "r") as f:
+                m = {k: np.asarray(f[k]) for k in f if isinstance(f[k], h5py.Dataset)}
+        images = {k: v for k, v in m.items() if isinstance(v, np.ndarray) and v.ndim >= 2
+                  and v.size > 1 and v.dtype.kind in "fiu"}
+        known = [k for k in ("I_F", "fused", "sr", "output", "I_Fus") if k in images]
+        if len(images) == 1:
+            a = next(iter(images.values()))
+        elif len(known) == 1:
+            a = images[known[0]]
+        else:
+            raise ValueError(f"{path}: expected one image variable (or one of I_F, fused, sr, "
+                             f"output), got keys {sorted(m)}")
+    else:
+        raise ValueError(f"{path}: unsupported file type {suffix!r} (expected one of "
+                         f"{', '.join(FUSED_SUFFIXES)})")
+    a = np.asarray(a, dtype=np.float64)
+    while a.ndim > 3 and a.shape[0] == 1:
+        a = a[0]
+    if a.ndim == 2:
+        a = a[None]
+    if a.ndim != 3:
+        raise ValueError(f"{path}: expected an image (C, H, W) or (H, W, C), got shape {a.shape}")
+    if shape is not None:
+        shape = tuple(int(v) for v in shape)
+        if a.shape == shape:
+            return a
+        moved = np.moveaxis(a, -1, 0)
+        if moved.shape == shape:
+            return np.ascontiguousarray(moved)
+        raise ValueError(f"{path}: shape {a.shape} is neither {shape} (C, H, W) nor "
+                         f"{shape[1:] + shape[:1]} (H, W, C)")
+    return a
+
+
+def _tokens(stem: str) -> list[str]:
+    return [t for t in re.split(r"[^0-9A-Za-z]+", stem) if t]
+
+
+def match_files(names: Sequence[str], folder: str | Path) -> list[Path]:
+    """One file of ``folder`` per scene name: the file whose stem is the name; else the one
+    whose stem holds the name as a token (``fused_3``, ``3_out``; integer names match by
+    value, so ``0003.npy`` is scene ``3``). Raises ValueError naming the scene when none or
+    several files match.
+
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> for n in ("0000.npy", "0001.npy"): (d / n).write_bytes(b"")
+    0
+    0
+    >>> [p.name for p in match_files(["0", "1"], d)]
+    ['0000.npy', '0001.npy']
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: not a folder")
+    files = sorted((f for f in folder.iterdir() if f.suffix.lower() in FUSED_SUFFIXES
+                    and f.is_file()), key=lambda q: _natural(q.name))
+    out = []
+    for name in names:
+        exact = [f for f in files if f.stem == name]
+        if len(exact) == 1:
+            out.append(exact[0])
+            continue
+
+        def hit(f: Path, name: str = name) -> bool:
+            toks = _tokens(f.stem)
+            if name.isdigit():
+                return any(t.isdigit() and int(t) == int(name) for t in toks)
+            want = _tokens(name)
+            return any(toks[i:i + len(want)] == want for i in range(len(toks)))
+
+        found = [f for f in files if hit(f)]
+        if len(found) != 1:
+            what = "no file" if not found else f"{len(found)} files ({[f.name for f in found]})"
+            raise ValueError(f"{folder}: {what} for scene {name!r}; name fused files after the "
+                             f"scenes ({', '.join(list(names)[:5])}...)")
+        out.append(found[0])
+    return out

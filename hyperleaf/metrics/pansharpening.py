@@ -4,7 +4,19 @@ r"""Quality indices of pan-sharpening, following the MATLAB toolbox of Vivone et
 "A new benchmark based on recent advances in multispectral pansharpening", IEEE GRSM 2021.)
 
 Images are ``(C, H, W)`` (or ``(N, C, H, W)``: indices then average over the N images) torch
-tensors or NumPy arrays, computed in float64. ``ref`` is the ground truth, ``fused`` the
+tensors or NumPy arrays, computed in float64.
+
+Every index takes ``convention=`` (:data:`~hyperleaf.pansharpen.filters.CONVENTIONS`):
+``"toolbox"`` (default) computes what the toolbox's ``indexes_evaluation`` /
+``indexes_evaluation_FS`` compute; ``"legacy"`` keeps hyperleaf's indices before issue 24. They
+differ in three places only: D_lambda (the toolbox compares the fused bands' Q with that of
+the *upsampled* MS, ``block`` blocks at full resolution, so EXP scores exactly 0; legacy uses
+the QNR paper's option, the original MS in ``block / ratio`` blocks), Q2n (the toolbox casts
+both images to ``uint16`` -- MATLAB rounding, half away from zero, saturating at 0 and 65535 --
+so it needs digital numbers: ``scale=`` multiplies the images first, and images in [0, 1]
+without ``scale`` are refused; legacy does not round) and D_lambda_K (the toolbox low-passes
+the fused image with its ``genMTF`` kernels and rounds in Q2n; legacy uses sampled Gaussians).
+SAM, ERGAS, Q, SCC and D_s are the same under both. ``ref`` is the ground truth, ``fused`` the
 pan-sharpened image, on the same scale (indices are scale-invariant except where noted).
 
 Reduced resolution (with ground truth):
@@ -17,8 +29,9 @@ Reduced resolution (with ground truth):
 * :func:`q2n` -- Q2n (Q4 for 4 bands, Q8 for 8; Garzelli & Nencini 2009): the hypercomplex UIQI
   on ``block`` x ``block`` blocks shifted by ``shift`` (both 32), images mirror-extended to a
   whole number of blocks and bands zero-padded to a power of 2 as the toolbox does. The toolbox
-  casts both images to ``uint16`` first (it assumes digital numbers); this implementation does
-  not quantise, so it also works on images scaled to [0, 1]. As in the toolbox, a reference
+  casts both images to ``uint16`` first (it assumes digital numbers); so does
+  ``convention="toolbox"`` (after multiplying by ``scale``); ``"legacy"`` does not quantise,
+  so it also works on images scaled to [0, 1]. As in the toolbox, a reference
   block of zero standard deviation is divided by machine epsilon, so a fused block that
   differs from a flat reference by rounding noise scores erratically there.
 * :func:`scc` -- spatial correlation coefficient: Sobel gradient magnitudes of the interior
@@ -29,14 +42,15 @@ Full resolution (no ground truth): ``ms`` the original low-resolution MS (C, H/r
 (1, H, W):
 
 * :func:`d_lambda` -- ``(mean_{l != m} |Q(F_l, F_m) - Q(MS_l, MS_m)|^p)^(1/p)``, Q on
-  non-overlapping blocks of ``block`` pixels at full resolution and ``block / ratio`` at MS
-  resolution, ``p = 1``;
+  non-overlapping blocks of ``block`` pixels, ``p = 1``; toolbox: ``MS`` the 23-tap
+  interpolated MS (or ``lms=``) in ``block`` blocks; legacy: the original MS in
+  ``block / ratio`` blocks;
 * :func:`d_s` -- ``(mean_l |Q(F_l, P) - Q(MS~_l, P~)|^q)^(1/q)``, ``q = 1``, with ``MS~`` the
   23-tap interpolation of ``ms`` and ``P~`` the PAN shrunk by MATLAB-bicubic ``imresize`` then
   23-tap interpolated back (the toolbox 1.0 option of ``D_s.m``); blocks of ``block`` pixels;
 * :func:`qnr` -- ``(1 - D_lambda)(1 - D_s)`` (alpha = beta = 1);
 * :func:`d_lambda_khan` -- ``1 - Q2n(MS~, MTF(F))``: the fused image low-passed with the
-  sensor's MTF Gaussians (at full resolution) against the interpolated MS (Khan et al. 2009);
+  sensor's MTF filters (at full resolution) against the interpolated MS (Khan et al. 2009);
 * :func:`hqnr` -- ``(1 - D_lambda_khan)(1 - D_s)``.
 
 Block Q for D_lambda/D_s is ``4 cov(x, y) mean(x) mean(y) / ((var x + var y)(mean x^2 +
@@ -53,7 +67,7 @@ Example::
 
     >>> import torch
     >>> ref = torch.rand(4, 64, 64, dtype=torch.float64) + 0.1
-    >>> round(sam(ref, 2 * ref), 6), round(q2n(ref, ref), 6)
+    >>> round(sam(ref, 2 * ref), 6), round(q2n(ref, ref, scale=2047), 6)
     (0.0, 1.0)
 """
 
@@ -67,10 +81,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from hyperleaf.pansharpen.filters import bicubic, interp23, mtf_filter
+from hyperleaf.pansharpen.filters import bicubic, check_convention, interp23, mtf_filter
 from hyperleaf.pansharpen.sensors import get_sensor
 
-__all__ = ["FULL_RESOLUTION", "REDUCED_RESOLUTION", "d_lambda", "d_lambda_khan", "d_s",
+__all__ = ["FULL_RESOLUTION", "REDUCED_RESOLUTION", "matlab_uint16", "d_lambda", "d_lambda_khan", "d_s",
            "ergas", "full_resolution", "hqnr", "q2n", "q_index", "qnr", "reduced_resolution",
            "sam", "scc", "uiqi"]
 
@@ -108,8 +122,16 @@ def _same(a: Tensor, b: Tensor, na: str, nb: str) -> None:
 # ----------------------------------------------------------------------------- reduced resolution
 
 
-def sam(ref: Any, fused: Any) -> float:
-    """Spectral angle mapper in degrees (0 for identical or proportional spectra)."""
+def sam(ref: Any, fused: Any, convention: str = "toolbox") -> float:
+    """Spectral angle mapper in degrees (0 for identical or proportional spectra).
+
+    ``ref``, ``fused``: (C, H, W) or (N, C, H, W); the same under both conventions.
+
+    >>> import torch
+    >>> sam(torch.ones(3, 4, 4), torch.ones(3, 4, 4))
+    0.0
+    """
+    check_convention(convention)
     r, f = _t(ref, "ref"), _t(fused, "fused")
     _same(r, f, "ref", "fused")
     out = []
@@ -122,8 +144,16 @@ def sam(ref: Any, fused: Any) -> float:
     return float(np.mean(out))
 
 
-def ergas(ref: Any, fused: Any, ratio: int) -> float:
-    """ERGAS, ``100 / ratio * sqrt(mean over bands of MSE_b / mean(ref_b)^2)``."""
+def ergas(ref: Any, fused: Any, ratio: int, convention: str = "toolbox") -> float:
+    """ERGAS, ``100 / ratio * sqrt(mean over bands of MSE_b / mean(ref_b)^2)``.
+
+    ``ref``, ``fused``: (C, H, W) or (N, C, H, W); the same under both conventions.
+
+    >>> import torch
+    >>> ergas(torch.ones(2, 4, 4), torch.full((2, 4, 4), 1.1), 4)  # doctest: +ELLIPSIS
+    2.5000...
+    """
+    check_convention(convention)
     r, f = _t(ref, "ref"), _t(fused, "fused")
     _same(r, f, "ref", "fused")
     if not isinstance(ratio, (int, float)) or ratio <= 0:
@@ -138,8 +168,17 @@ def _window_sums(x: Tensor, block: int) -> Tensor:
     return F.avg_pool2d(x, block, stride=1) * (block * block)
 
 
-def uiqi(x: Any, y: Any, block: int = 32) -> float:
-    """UIQI of two single-band images (H, W), windows of ``block`` slid by one pixel (img_qi)."""
+def uiqi(x: Any, y: Any, block: int = 32, convention: str = "toolbox") -> float:
+    """UIQI of two single-band images (H, W), windows of ``block`` slid by one pixel (img_qi).
+
+    The same under both conventions.
+
+    >>> import torch
+    >>> x = torch.rand(8, 8, dtype=torch.float64) + 1
+    >>> round(uiqi(x, x, 4), 12)
+    1.0
+    """
+    check_convention(convention)
     a, b = _t(x, "x"), _t(y, "y")
     _same(a, b, "x", "y")
     if a.shape[:2] != (1, 1):
@@ -170,8 +209,17 @@ def _qi_bands(r: Tensor, f: Tensor, block: int) -> Tensor:
     return q.mean((-3, -2, -1))
 
 
-def q_index(ref: Any, fused: Any, block: int = 32) -> float:
-    """Q: UIQI per band (sliding ``block`` windows), averaged over bands (toolbox ``Q.m``)."""
+def q_index(ref: Any, fused: Any, block: int = 32, convention: str = "toolbox") -> float:
+    """Q: UIQI per band (sliding ``block`` windows), averaged over bands (toolbox ``Q.m``).
+
+    ``ref``, ``fused``: (C, H, W) or (N, C, H, W); the same under both conventions.
+
+    >>> import torch
+    >>> x = torch.rand(2, 8, 8, dtype=torch.float64) + 1
+    >>> round(q_index(x, x, 4), 12)
+    1.0
+    """
+    check_convention(convention)
     r, f = _t(ref, "ref"), _t(fused, "fused")
     _same(r, f, "ref", "fused")
     return float(np.mean([float(_qi_bands(ri, fi, block).mean()) for ri, fi in zip(r, f,
@@ -258,10 +306,58 @@ def _q2n_one(r: Tensor, f: Tensor, block: int, shift: int) -> float:
     return float(torch.sqrt((q * q).sum(0)).mean())
 
 
-def q2n(ref: Any, fused: Any, block: int = 32, shift: int | None = None) -> float:
-    """Q2n (Q4/Q8): hypercomplex UIQI on ``block`` blocks shifted by ``shift`` (default block)."""
+def matlab_uint16(x: Tensor) -> Tensor:
+    """MATLAB's ``uint16(x)`` as float64: rounded half away from zero, saturated to
+    [0, 65535], NaN to 0.
+
+    >>> import torch
+    >>> matlab_uint16(torch.tensor([-3.0, 0.5, 1.5, 2.5, 2.4999, 70000.0])).tolist()
+    [0.0, 1.0, 2.0, 3.0, 2.0, 65535.0]
+    """
+    x = x.to(torch.float64)
+    low = torch.floor(x)
+    y = low + ((x - low) >= 0.5).to(x.dtype)
+    y = torch.nan_to_num(y, nan=0.0)
+    return y.clamp(0.0, 65535.0)
+
+
+def _digital(r: Tensor, f: Tensor, scale: float | None, where: str) -> tuple[Tensor, Tensor]:
+    """The toolbox's uint16 cast of ``scale`` times both images (scale None: as they are,
+    refused when the reference's maximum is below 2: it would round to 0 and 1 only)."""
+    if scale is None:
+        if not float(r.max()) >= 2.0:
+            raise ValueError(f"{where}: convention 'toolbox' casts the images to uint16 as the "
+                             "toolbox does and the reference's maximum is below 2 (images in "
+                             "[0, 1]?): pass scale= (the data's "
+                             "largest digital number, e.g. 2047 for 11 bits) or "
+                             "convention='legacy'")
+        scale = 1.0
+    if not scale > 0:
+        raise ValueError(f"scale: expected a positive number, got {scale!r}")
+    return matlab_uint16(r * scale), matlab_uint16(f * scale)
+
+
+def q2n(ref: Any, fused: Any, block: int = 32, shift: int | None = None,
+        convention: str = "toolbox", scale: float | None = None) -> float:
+    """Q2n (Q4/Q8): hypercomplex UIQI on ``block`` blocks shifted by ``shift`` (default block).
+
+    ``ref``, ``fused``: (C, H, W) or (N, C, H, W); the result is not symmetric in them (the
+    blocks are normalised with the reference's statistics). ``convention="toolbox"`` rounds
+    ``scale * image`` to ``uint16`` first (:func:`matlab_uint16`; ``scale`` None: the images
+    are digital numbers already; a reference whose maximum is below 2, e.g. an image in
+    [0, 1], is refused); ``"legacy"`` does not
+    round and ignores ``scale``.
+
+    >>> import torch
+    >>> ref = torch.rand(4, 32, 32, dtype=torch.float64)
+    >>> round(q2n(ref, ref, scale=2047), 12), round(q2n(ref, ref, convention="legacy"), 12)
+    (1.0, 1.0)
+    """
+    check_convention(convention)
     r, f = _t(ref, "ref"), _t(fused, "fused")
     _same(r, f, "ref", "fused")
+    if convention == "toolbox":
+        r, f = _digital(r, f, scale, "q2n")
     shift = block if shift is None else shift
     if block < 2 or shift < 1:
         raise ValueError(f"block/shift: expected block >= 2 and shift >= 1, got {block}/{shift}")
@@ -279,8 +375,17 @@ def _sobel_magnitude(x: Tensor) -> Tensor:
     return torch.sqrt(gx * gx + gy * gy).view(n, c, h, w)
 
 
-def scc(ref: Any, fused: Any) -> float:
-    """Spatial correlation coefficient of the Sobel gradient magnitudes (1 when identical)."""
+def scc(ref: Any, fused: Any, convention: str = "toolbox") -> float:
+    """Spatial correlation coefficient of the Sobel gradient magnitudes (1 when identical).
+
+    ``ref``, ``fused``: (C, H, W) or (N, C, H, W); the same under both conventions.
+
+    >>> import torch
+    >>> x = torch.rand(2, 8, 8, dtype=torch.float64)
+    >>> round(scc(x, 3 * x), 12)
+    1.0
+    """
+    check_convention(convention)
     r, f = _t(ref, "ref"), _t(fused, "fused")
     _same(r, f, "ref", "fused")
     gr, gf = _sobel_magnitude(r), _sobel_magnitude(f)
@@ -299,19 +404,28 @@ def _cut(x: Tensor, cut: int) -> Tensor:
 
 
 def reduced_resolution(ref: Any, fused: Any, ratio: int, block: int = 32, cut: int = 0,
-                       clip: float | None = None) -> dict[str, float]:
+                       clip: float | None = None, convention: str = "toolbox",
+                       scale: float | None = None) -> dict[str, float]:
     """``{"SAM", "ERGAS", "Q2n", "Q", "SCC"}`` as the toolbox's ``indexes_evaluation``.
 
     ``cut``: the demos' ``dim_cut`` (0 = ``flag_cut_bounds`` off); ``clip``: ``th_values``
     (clip the fused image to ``[0, clip]``; None = off). Q's block shrinks to the image when
-    the cut image is smaller than ``block`` (Q2n extends by mirroring instead).
+    the cut image is smaller than ``block`` (Q2n extends by mirroring instead). ``scale``:
+    the digital-number scale of Q2n under ``convention="toolbox"`` (see :func:`q2n`).
+
+    >>> import torch
+    >>> ref = torch.rand(4, 32, 32, dtype=torch.float64) + 0.1
+    >>> sorted(reduced_resolution(ref, ref, 4, scale=1023))
+    ['ERGAS', 'Q', 'Q2n', 'SAM', 'SCC']
     """
+    check_convention(convention)
     r, f = _cut(_t(ref, "ref"), cut), _cut(_t(fused, "fused"), cut)
     _same(r, f, "ref", "fused")
     if clip is not None:
         f = f.clamp(0.0, float(clip))
     qb = min(block, *r.shape[-2:])
-    return {"SAM": sam(r, f), "ERGAS": ergas(r, f, ratio), "Q2n": q2n(r, f, block),
+    return {"SAM": sam(r, f), "ERGAS": ergas(r, f, ratio),
+            "Q2n": q2n(r, f, block, convention=convention, scale=scale),
             "Q": q_index(r, f, qb), "SCC": scc(r, f)}
 
 
@@ -354,68 +468,160 @@ def _fr_inputs(fused: Any, ms: Any, pan: Any, ratio: int) -> tuple[Tensor, Tenso
     return f, m, p
 
 
-def d_lambda(fused: Any, ms: Any, ratio: int, block: int = 32, p: int = 1) -> float:
-    """Spectral distortion of QNR (inter-band Q at both scales), 0 when preserved."""
+def _upsampled(m: Tensor, lms: Any, f: Tensor, ratio: int) -> Tensor:
+    """The MS at the fused image's scale: ``lms`` when given, else 23-tap interpolated."""
+    if lms is None:
+        return interp23(m, ratio)
+    u = _t(lms, "lms")
+    _same(u, f, "lms", "fused")
+    return u
+
+
+def d_lambda(fused: Any, ms: Any, ratio: int, block: int = 32, p: int = 1,
+             convention: str = "toolbox", lms: Any = None) -> float:
+    """Spectral distortion of QNR (inter-band Q), 0 when preserved.
+
+    ``fused`` (C, H, W) or (N, C, H, W); ``ms`` the original MS (.., C, H/ratio, W/ratio).
+    ``"toolbox"``: Q of each band pair of ``fused`` against the same pair of the upsampled MS
+    (``lms``, default the 23-tap interpolation of ``ms``), both in ``block`` blocks -- the
+    upsampled MS itself (EXP) scores exactly 0. ``"legacy"``: against ``ms`` in
+    ``block / ratio`` blocks (the QNR paper's option).
+
+    >>> import torch
+    >>> from hyperleaf.pansharpen import interp23
+    >>> ms = torch.rand(4, 16, 16, dtype=torch.float64) + 0.1
+    >>> d_lambda(interp23(ms, 4), ms, 4)
+    0.0
+    """
+    check_convention(convention)
     f, m = _t(fused, "fused"), _t(ms, "ms")
     if block % ratio:
         raise ValueError(f"block {block} must be a multiple of ratio {ratio}")
     c = f.shape[1]
     if c < 2:
         raise ValueError("d_lambda: needs at least 2 bands")
+    if m.shape[:2] != f.shape[:2]:
+        raise ValueError(f"ms {tuple(m.shape)} and fused {tuple(f.shape)} must have the same "
+                         "images and bands")
+    if convention == "toolbox":
+        m, mb = _upsampled(m, lms, f, ratio), block
+    else:
+        mb = block // ratio
     out = []
     for fi, mi in zip(f, m, strict=True):
         iu = torch.triu_indices(c, c, 1)
         qf = _block_q(fi[iu[0]], fi[iu[1]], block)
-        qm = _block_q(mi[iu[0]], mi[iu[1]], block // ratio)
+        qm = _block_q(mi[iu[0]], mi[iu[1]], mb)
         out.append(float(((qf - qm).abs() ** p).mean() ** (1 / p)))
     return float(np.mean(out))
 
 
-def d_s(fused: Any, ms: Any, pan: Any, ratio: int, block: int = 32, q: int = 1) -> float:
-    """Spatial distortion of QNR (band-to-PAN Q at both scales, toolbox 1.0 option)."""
+def d_s(fused: Any, ms: Any, pan: Any, ratio: int, block: int = 32, q: int = 1,
+        convention: str = "toolbox", lms: Any = None) -> float:
+    """Spatial distortion of QNR (band-to-PAN Q at both scales, toolbox 1.0 option).
+
+    ``fused`` (.., C, H, W), ``ms`` (.., C, H/ratio, W/ratio), ``pan`` (.., 1, H, W);
+    ``lms``: the upsampled MS (default the 23-tap interpolation of ``ms``). The same under
+    both conventions.
+
+    >>> import torch
+    >>> pan = torch.rand(1, 32, 32, dtype=torch.float64) + 0.1
+    >>> ms = torch.rand(4, 8, 8, dtype=torch.float64) + 0.1
+    >>> d_s(pan.expand(4, -1, -1), ms, pan, 4) >= 0.0
+    True
+    """
+    check_convention(convention)
     f, m, pn = _fr_inputs(fused, ms, pan, ratio)
+    up = _upsampled(m, lms, f, ratio)
     out = []
-    for fi, mi, pi in zip(f, m, pn, strict=True):
-        lms = interp23(mi, ratio)
+    for fi, ui, pi in zip(f, up, pn, strict=True):
         h, w = pi.shape[-2:]
         pan_lr = bicubic(pi, size=(h // ratio, w // ratio))
         pan_filt = interp23(pan_lr, ratio)
         q_high = _block_q(fi, pi.expand_as(fi), block)
-        q_low = _block_q(lms, pan_filt.expand_as(lms), block)
+        q_low = _block_q(ui, pan_filt.expand_as(ui), block)
         out.append(float(((q_high - q_low).abs() ** q).mean() ** (1 / q)))
     return float(np.mean(out))
 
 
-def qnr(fused: Any, ms: Any, pan: Any, ratio: int, block: int = 32) -> float:
-    """Quality with no reference, ``(1 - D_lambda)(1 - D_s)``."""
+def qnr(fused: Any, ms: Any, pan: Any, ratio: int, block: int = 32,
+        convention: str = "toolbox", lms: Any = None) -> float:
+    """Quality with no reference, ``(1 - D_lambda)(1 - D_s)`` (both under ``convention``).
+
+    >>> import torch
+    >>> from hyperleaf.pansharpen import interp23
+    >>> ms = torch.rand(4, 8, 8, dtype=torch.float64) + 0.1
+    >>> pan = interp23(ms, 4).mean(0, keepdim=True)
+    >>> 0.0 <= qnr(interp23(ms, 4), ms, pan, 4) <= 1.0
+    True
+    """
     _fr_inputs(fused, ms, pan, ratio)
-    return (1 - d_lambda(fused, ms, ratio, block)) * (1 - d_s(fused, ms, pan, ratio, block))
+    return (1 - d_lambda(fused, ms, ratio, block, convention=convention, lms=lms)) * \
+        (1 - d_s(fused, ms, pan, ratio, block, convention=convention, lms=lms))
 
 
-def d_lambda_khan(fused: Any, ms: Any, ratio: int, sensor: Any = None, block: int = 32) -> float:
-    """Khan's spectral distortion ``1 - Q2n(interp23(ms), MTF(fused))``."""
+def d_lambda_khan(fused: Any, ms: Any, ratio: int, sensor: Any = None, block: int = 32,
+                  convention: str = "toolbox", scale: float | None = None,
+                  lms: Any = None) -> float:
+    """Khan's spectral distortion ``1 - Q2n(MS~, MTF(fused))``.
+
+    ``MS~``: ``lms`` or the 23-tap interpolation of ``ms``; ``MTF``: :func:`mtf_filter` of the
+    sensor's gains under ``convention`` (``genMTF`` kernels for ``"toolbox"``), Q2n with
+    ``block`` blocks and shift under ``convention`` and ``scale`` (see :func:`q2n`).
+
+    >>> import torch
+    >>> ms = torch.rand(4, 16, 16, dtype=torch.float64) + 0.1
+    >>> from hyperleaf.pansharpen import interp23
+    >>> 0.0 <= d_lambda_khan(interp23(ms, 4), ms, 4, scale=2047) <= 1.0
+    True
+    """
+    check_convention(convention)
     f, m = _t(fused, "fused"), _t(ms, "ms")
     s = get_sensor(sensor, bands=f.shape[1])
-    low = mtf_filter(f, s.gains_for(f.shape[1]), ratio)
-    return 1.0 - q2n(interp23(m, ratio), low, block)
+    low = mtf_filter(f, s.gains_for(f.shape[1]), ratio, convention=convention)
+    return 1.0 - q2n(_upsampled(m, lms, f, ratio), low, block, convention=convention,
+                     scale=scale)
 
 
-def hqnr(fused: Any, ms: Any, pan: Any, ratio: int, sensor: Any = None, block: int = 32) -> float:
-    """Hybrid QNR, ``(1 - D_lambda_khan)(1 - D_s)``."""
+def hqnr(fused: Any, ms: Any, pan: Any, ratio: int, sensor: Any = None, block: int = 32,
+         convention: str = "toolbox", scale: float | None = None, lms: Any = None) -> float:
+    """Hybrid QNR, ``(1 - D_lambda_khan)(1 - D_s)`` (both under ``convention``).
+
+    >>> import torch
+    >>> from hyperleaf.pansharpen import interp23
+    >>> ms = torch.rand(4, 8, 8, dtype=torch.float64) + 0.1
+    >>> pan = interp23(ms, 4).mean(0, keepdim=True)
+    >>> 0.0 <= hqnr(interp23(ms, 4), ms, pan, 4, scale=255) <= 1.0
+    True
+    """
     _fr_inputs(fused, ms, pan, ratio)
-    return (1 - d_lambda_khan(fused, ms, ratio, sensor, block)) * \
-        (1 - d_s(fused, ms, pan, ratio, block))
+    return (1 - d_lambda_khan(fused, ms, ratio, sensor, block, convention, scale, lms)) * \
+        (1 - d_s(fused, ms, pan, ratio, block, convention=convention, lms=lms))
 
 
 def full_resolution(fused: Any, ms: Any, pan: Any, ratio: int, sensor: Any = None,
-                    block: int = 32, clip: float | None = None) -> dict[str, float]:
-    """``{"D_lambda", "D_s", "QNR", "D_lambda_K", "HQNR"}`` of one fused image (or a batch)."""
+                    block: int = 32, clip: float | None = None, convention: str = "toolbox",
+                    scale: float | None = None, lms: Any = None) -> dict[str, float]:
+    """``{"D_lambda", "D_s", "QNR", "D_lambda_K", "HQNR"}`` of one fused image (or a batch).
+
+    ``fused`` (.., C, H, W), ``ms`` (.., C, H/ratio, W/ratio), ``pan`` (.., 1, H, W);
+    ``lms``: the upsampled MS (default 23-tap); ``scale``: the digital-number scale of Q2n
+    in D_lambda_K under ``convention="toolbox"``.
+
+    >>> import torch
+    >>> from hyperleaf.pansharpen import interp23
+    >>> ms = torch.rand(4, 8, 8, dtype=torch.float64) + 0.1
+    >>> pan = interp23(ms, 4).mean(0, keepdim=True)
+    >>> full_resolution(interp23(ms, 4), ms, pan, 4, scale=255)["D_lambda"]
+    0.0
+    """
+    check_convention(convention)
     f, m, p = _fr_inputs(fused, ms, pan, ratio)
     if clip is not None:
         f = f.clamp(0.0, float(clip))
-    dl = d_lambda(f, m, ratio, block)
-    ds = d_s(f, m, p, ratio, block)
-    dk = d_lambda_khan(f, m, ratio, sensor, block)
+    dl = d_lambda(f, m, ratio, block, convention=convention, lms=lms)
+    ds = d_s(f, m, p, ratio, block, convention=convention, lms=lms)
+    dk = d_lambda_khan(f, m, ratio, sensor, block, convention, scale, lms)
     return {"D_lambda": dl, "D_s": ds, "QNR": (1 - dl) * (1 - ds), "D_lambda_K": dk,
             "HQNR": (1 - dk) * (1 - ds)}
 

@@ -12,17 +12,21 @@ Quality indices live in :mod:`hyperleaf.metrics.pansharpening`, the data reader 
 
 from hyperleaf.pansharpen.baselines import METHODS, fuse
 from hyperleaf.pansharpen.filters import (
+    CONVENTIONS,
     bicubic,
     decimate,
     interp23,
     interpolate,
+    lp_filter_gauss,
     mtf_filter,
     mtf_kernel,
     mtf_sigma,
+    toolbox_mtf_kernel,
 )
 from hyperleaf.pansharpen.sensors import SENSORS, Sensor, custom_sensor, get_sensor
-from hyperleaf.pansharpen.wald import degrade, reduced_resolution
+from hyperleaf.pansharpen.wald import degrade, degrade_ms, reduced_resolution
 
-__all__ = ["METHODS", "SENSORS", "fuse", "Sensor", "bicubic", "custom_sensor", "decimate", "degrade", "get_sensor",
-           "interp23", "interpolate", "mtf_filter", "mtf_kernel", "mtf_sigma",
-           "reduced_resolution"]
+__all__ = ["CONVENTIONS", "METHODS", "SENSORS", "fuse", "Sensor", "bicubic", "custom_sensor",
+           "decimate", "degrade", "degrade_ms", "get_sensor", "interp23", "interpolate",
+           "lp_filter_gauss", "mtf_filter", "mtf_kernel", "mtf_sigma", "reduced_resolution",
+           "toolbox_mtf_kernel"]

@@ -22,7 +22,10 @@ folder rebuilds the model without the data.
 Loss: the L1 distance of the output to ``gt`` (reduced resolution). Validation: the L1 distance
 and the reduced-resolution indices SAM (degrees), ERGAS, Q2n, Q and SCC
 (:func:`hyperleaf.metrics.pansharpening.reduced_resolution`: Q blocks of 32 or the tile side if
-smaller, no border cut, no clipping), each the mean over the validation tiles.
+smaller, no border cut, no clipping; the toolbox convention, Q2n rounded on the data's digital
+numbers ``PanCollection.dn_scale``, or unrounded when that is unknown), each the mean over the
+validation tiles. Full-resolution scenes are degraded with the toolbox's protocol
+(:func:`hyperleaf.pansharpen.degrade`: genMTF filters for the MS, bicubic PAN).
 """
 
 from __future__ import annotations
@@ -80,14 +83,15 @@ def _tiles(sample: dict[str, Tensor], patch: int, ratio: int) -> list[dict[str, 
     return out
 
 
-def patches(ds, sensor: Any = None, patch: int = 64, indices: Sequence[int] | None = None
-            ) -> list[dict[str, Tensor]]:
+def patches(ds, sensor: Any = None, patch: int = 64, indices: Sequence[int] | None = None,
+            convention: str = "toolbox") -> list[dict[str, Tensor]]:
     """Reduced-resolution float64 samples ``{"pan", "lms", "ms", "gt"}`` (C, H, W) of ``ds``.
 
     Samples with ``gt`` are kept as they are; full-resolution samples are cropped to whole MS
     pixels after degradation and reduced by Wald's protocol
     (:func:`hyperleaf.pansharpen.reduced_resolution` with ``sensor``'s MTF gains; the original
-    MS becomes ``gt``). Each is then tiled into ``patch`` x ``patch`` PAN-grid tiles (a sample
+    MS becomes ``gt``; ``convention``: the degradation's, see :func:`hyperleaf.pansharpen.degrade`).
+    Each is then tiled into ``patch`` x ``patch`` PAN-grid tiles (a sample
     smaller than ``patch`` stays whole). ``indices``: the samples of ``ds`` to use (default all).
     """
     out: list[dict[str, Tensor]] = []
@@ -98,7 +102,8 @@ def patches(ds, sensor: Any = None, patch: int = 64, indices: Sequence[int] | No
             h, w = s["pan"].shape[-2:]
             hh, ww = h - h % (r * r), w - w % (r * r)  # whole MS pixels after degradation
             pan, ms = s["pan"][..., :hh, :ww], s["ms"][..., :hh // r, :ww // r]
-            s = {k: v[0] for k, v in reduced_resolution(pan[None], ms[None], r, sensor).items()}
+            s = {k: v[0] for k, v in reduced_resolution(pan[None], ms[None], r, sensor,
+                                                              convention=convention).items()}
         out.extend(_tiles(s, patch, ds.ratio))
     return out
 
@@ -176,11 +181,17 @@ def split_samples(n: int, train_index: str | None = None, val_index: str | None 
 
 
 class PanPatches(torch.utils.data.Dataset):
-    """A list of ``{"pan", "lms", "ms", "gt"}`` tiles as a map-style dataset (dtype ``dtype``)."""
+    """A list of ``{"pan", "lms", "ms", "gt"}`` tiles as a map-style dataset (dtype ``dtype``).
 
-    def __init__(self, samples: list[dict[str, Tensor]], dtype: torch.dtype = torch.float32):
+    ``scale``: the digital number of 1.0 in the tiles (the data's scale), used by the
+    toolbox's Q2n (:func:`hyperleaf.metrics.pansharpening.q2n`); None when unknown.
+    """
+
+    def __init__(self, samples: list[dict[str, Tensor]], dtype: torch.dtype = torch.float32,
+                 scale: float | None = None):
         if not samples:
             raise ValueError("samples: expected at least one tile")
+        self.scale = scale
         self.samples = [{k: v.to(dtype).contiguous() for k, v in s.items()} for s in samples]
 
     def __len__(self) -> int:
@@ -340,15 +351,23 @@ def sharpen(net: nn.Module, pan: Tensor, lms: Tensor) -> Tensor:
 
 @torch.no_grad()
 def evaluate_pansharpen(objective: PansharpenObjective, val_set, device: torch.device,
-                        ratio: int, samples_dir: Path | None = None, block: int = 32
+                        ratio: int, samples_dir: Path | None = None, block: int = 32,
+                        scale: float | None = None, convention: str = "toolbox"
                         ) -> dict[str, float]:
     """Mean validation L1 and reduced-resolution indices over the tiles of ``val_set``.
 
     Each tile is sharpened alone (float32 compute, as :func:`sharpen`) and scored in float64
     against its ``gt`` (``reduced_resolution`` with Q block ``min(block, side)``, no cut); with
     ``samples_dir`` each output is written there as ``val_NNN.npy`` (C, H, W) float32.
+    ``scale``: the digital-number scale of the toolbox's Q2n (default ``val_set.scale``); when
+    it is unknown (data stored in [0, 1] without a bit depth) Q2n is computed without the
+    toolbox's uint16 rounding (``convention="legacy"``).
     """
     objective.eval()
+    if scale is None:
+        scale = getattr(val_set, "scale", None)
+    if scale is None:
+        convention = "legacy"
     sums: dict[str, float] = {}
     for i in range(len(val_set)):
         s = val_set[i]
@@ -356,7 +375,8 @@ def evaluate_pansharpen(objective: PansharpenObjective, val_set, device: torch.d
         gt = s["gt"].double()
         out = sharpen(objective.net, pan, lms).double().cpu()
         row = {"loss": float((out - gt).abs().mean())}
-        row.update(pm.reduced_resolution(gt, out, ratio, min(block, out.shape[-1]), 0))
+        row.update(pm.reduced_resolution(gt, out, ratio, min(block, out.shape[-1]), 0,
+                                         convention=convention, scale=scale))
         for k, v in row.items():
             sums[k] = sums.get(k, 0.0) + v
         if samples_dir is not None:
@@ -426,7 +446,7 @@ class PansharpenTask(Task):
                 raise ValueError("pan_statistics: differ from the training data's (they are "
                                  "computed from the data; leave the key out)")
             cfg.pan_statistics = stats
-        return PanPatches(train), PanPatches(val, torch.float64)
+        return PanPatches(train, scale=ds.dn_scale), PanPatches(val, torch.float64, ds.dn_scale)
 
     def build_objective(self, cfg: Any) -> PansharpenObjective:
         return build_pansharpen_objective(cfg)
