@@ -126,8 +126,8 @@ def conventions(shared: Path) -> dict:
     import scipy.io as sio
 
     from hyperleaf.data import PanCollection
-    from hyperleaf.metrics import pansharpening as pm
     from hyperleaf.pansharpen import degrade, degrade_ms, fuse
+    from hyperleaf.pansharpen import metrics as pm
 
     out: dict = {"torch": torch.__version__, "dtype": "float64"}
     ps = shared / "data" / "pansharpening"

@@ -121,7 +121,7 @@ def _aggregate(tables: dict[str, dict[str, dict[str, float]]], groups: dict[str,
 
 
 def _markdown(rows: dict[str, dict]) -> str:
-    from hyperleaf.train.pansharpen import markdown_tables
+    from hyperleaf.pansharpen.evaluation import markdown_tables
 
     plain = {n: r for n, r in rows.items() if not isinstance(next(iter(r.values())), str)}
     text = markdown_tables(plain) if plain else ""
@@ -134,7 +134,7 @@ def _markdown(rows: dict[str, dict]) -> str:
 def _test_sets(a):
     """Landsat scenes 9-10: whole Wald-reduced scenes (RR) and --fr-size PAN crops (FR)."""
     from hyperleaf.data import PanCollection
-    from hyperleaf.train.pansharpen import patches
+    from hyperleaf.pansharpen.patches import patches
 
     test = PanCollection(a.out / "data/landsat7_test")
     fs, r = a.fr_size, test.ratio

@@ -13,7 +13,6 @@ import pytest
 import torch
 
 from hyperleaf.data import PanCollection
-from hyperleaf.data.pancollection import infer_scale
 from hyperleaf.pansharpen import (
     SENSORS,
     bicubic,
@@ -27,6 +26,7 @@ from hyperleaf.pansharpen import (
     mtf_sigma,
     reduced_resolution,
 )
+from hyperleaf.pansharpen.data import infer_scale
 from hyperleaf.pansharpen.filters import INTERP23_HALF, resize_matrix
 
 F64 = torch.float64
@@ -308,3 +308,27 @@ def test_real_landsat_and_geotiff(shared_dir):
     assert geo.ratio == 4 and geo.bands == 4 and geo.scale == 2047 and geo.geo is not None
     s = reduced_resolution(geo[0]["pan"][None].double(), geo[0]["ms"][None].double(), 4, None)
     assert s["gt"].shape == (1, 4, 200, 200) and s["pan"].shape == (1, 1, 200, 200)
+
+
+def test_old_paths_of_the_moved_modules_still_import():
+    """Pan-sharpening's pieces sit in one package (issue 21); the old paths are the same module
+    objects (private names and patching included)."""
+    import importlib
+    import sys
+
+    import hyperleaf.pansharpen.data as new_data
+    import hyperleaf.pansharpen.metrics as new_metrics
+    from hyperleaf.train import pansharpen as legacy
+
+    for old in ("hyperleaf.data.pancollection", "hyperleaf.metrics.pansharpening"):
+        sys.modules.pop(old, None)  # imported afresh: the warning is raised on import
+        with pytest.warns(DeprecationWarning, match="moved to hyperleaf.pansharpen"):
+            importlib.import_module(old)
+    old_data = sys.modules["hyperleaf.data.pancollection"]
+    old_metrics = sys.modules["hyperleaf.metrics.pansharpening"]
+
+    assert old_data is new_data and old_metrics is new_metrics
+    from hyperleaf.pansharpen import evaluation, network, patches
+
+    assert legacy.evaluate_methods is evaluation.evaluate_methods
+    assert legacy.sharpen is network.sharpen and legacy.patches is patches.patches

@@ -12,9 +12,9 @@ import torch
 
 from hyperleaf.cli import main
 from hyperleaf.data import PanCollection
-from hyperleaf.data.pancollection import match_files, read_image
-from hyperleaf.metrics import pansharpening as pm
 from hyperleaf.pansharpen import interp23
+from hyperleaf.pansharpen import metrics as pm
+from hyperleaf.pansharpen.data import match_files, read_image
 
 h5py = pytest.importorskip("h5py", reason="h5py (the 'pan' extra) writes the test files")
 sio = pytest.importorskip("scipy.io", reason="scipy writes the .mat files")

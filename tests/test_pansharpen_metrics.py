@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from hyperleaf.metrics import pansharpening as pm
 from hyperleaf.pansharpen import interp23
+from hyperleaf.pansharpen import metrics as pm
 
 F64 = torch.float64
 

@@ -16,7 +16,6 @@ import numpy as np
 import pytest
 import torch
 
-from hyperleaf.metrics import pansharpening as pm
 from hyperleaf.pansharpen import (
     bicubic,
     degrade,
@@ -26,6 +25,7 @@ from hyperleaf.pansharpen import (
     mtf_filter,
     toolbox_mtf_kernel,
 )
+from hyperleaf.pansharpen import metrics as pm
 
 F64 = torch.float64
 

@@ -74,11 +74,18 @@ def _write(path: Path, img, fmt: str, geo) -> None:
 
 
 def _load(weights: str):
-    """:func:`~hyperleaf.train.pansharpen.load_pansharpen`, its errors naming ``--weights``."""
+    """``(network, config dict)`` of a pan-sharpening run (:func:`hyperleaf.runs.load_run`;
+    run folders of the earlier separate loop, ``config.json``, through
+    :func:`~hyperleaf.train.pansharpen.load_pansharpen`), its errors naming ``--weights``."""
+    from hyperleaf.runs import load_run
     from hyperleaf.train.pansharpen import load_pansharpen
 
     try:
-        return load_pansharpen(weights)
+        folder = Path(weights) if Path(weights).is_dir() else Path(weights).parent
+        if (folder / "config.json").is_file() and not (folder / "config.yaml").is_file():
+            return load_pansharpen(weights)  # the earlier loop's run folder
+        run = load_run(weights, task="pansharpen")
+        return run.model, run.config.to_dict()
     except FileNotFoundError as exc:
         raise FileNotFoundError(f"--weights: {exc}") from None
     except ValueError as exc:
@@ -91,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
 
         from hyperleaf.data import PanCollection
         from hyperleaf.pansharpen import METHODS, fuse
-        from hyperleaf.train.pansharpen import sharpen
+        from hyperleaf.pansharpen.network import sharpen
 
         if args.method is not None and args.method not in METHODS:
             raise ValueError(f"--method: unknown {args.method!r}; expected one of "
@@ -134,7 +141,7 @@ def _need_dn_scale(ds, data: str) -> None:
 
 def _fused_files(ds, fused: str) -> list[Path]:
     """``--fused``: a file for a one-scene ``--data``, or a folder matched to the scenes."""
-    from hyperleaf.data.pancollection import FUSED_SUFFIXES, match_files
+    from hyperleaf.pansharpen.data import FUSED_SUFFIXES, match_files
 
     p = Path(fused)
     if p.is_dir():
@@ -156,7 +163,7 @@ def _scene_table(part: dict) -> str:
     keys = list(part["mean"])
     rows = {r["scene"]: r for r in part["scenes"]}
     rows["**mean**"] = part["mean"]
-    from hyperleaf.train.pansharpen import markdown_tables
+    from hyperleaf.pansharpen.evaluation import markdown_tables
 
     return markdown_tables({k: {m: v[m] for m in keys} for k, v in rows.items()}).replace(
         "| method |", "| scene |", 1)
@@ -172,7 +179,7 @@ def evaluate_fused(args: argparse.Namespace) -> int:
         import torch
 
         from hyperleaf.data import PanCollection
-        from hyperleaf.train.pansharpen import score_fused
+        from hyperleaf.pansharpen.evaluation import score_fused
 
         if not args.data:
             raise ValueError("--data: --task pansharpen needs a PanCollection file or folder")
@@ -228,11 +235,8 @@ def evaluate_run(args: argparse.Namespace) -> int:
 
         from hyperleaf.data import PanCollection
         from hyperleaf.pansharpen import METHODS
-        from hyperleaf.train.pansharpen import (
-            evaluate_methods,
-            markdown_tables,
-            patches,
-        )
+        from hyperleaf.pansharpen.evaluation import evaluate_methods, markdown_tables
+        from hyperleaf.pansharpen.patches import patches
 
         if not args.data:
             raise ValueError("--data: --task pansharpen needs a PanCollection file or folder")

@@ -1,13 +1,19 @@
-"""Pan-sharpening: sensors' MTFs, Wald's protocol, interpolation and classical baselines.
+"""Pan-sharpening in one package: data, sensors' MTFs, Wald's protocol, interpolation,
+classical baselines and quality indices.
 
+* :mod:`~hyperleaf.pansharpen.data` -- :class:`PanCollection` and the community's file layouts;
+* :mod:`~hyperleaf.pansharpen.metrics` -- the toolbox's quality indices (SAM, ERGAS, Q2n, ...);
 * :mod:`~hyperleaf.pansharpen.sensors` -- published MTF gains per sensor;
 * :mod:`~hyperleaf.pansharpen.filters` -- MTF Gaussians, decimation, 23-tap and bicubic
   interpolation;
 * :mod:`~hyperleaf.pansharpen.baselines` -- :func:`fuse` with the classical :data:`METHODS`;
 * :mod:`~hyperleaf.pansharpen.wald` -- :func:`degrade` and :func:`reduced_resolution`.
 
-Quality indices live in :mod:`hyperleaf.metrics.pansharpening`, the data reader in
-:class:`hyperleaf.data.PanCollection`. See ``docs/pansharpening.md``.
+The task (training, validation, the network wrapper) is :mod:`hyperleaf.tasks.pansharpen`, the
+commands ``hyperleaf pansharpen`` / ``hyperleaf evaluate --task pansharpen`` are in
+:mod:`hyperleaf.cli`. Old paths (``hyperleaf.data.pancollection``,
+``hyperleaf.metrics.pansharpening``) still import, with a ``DeprecationWarning``. See
+``docs/pansharpening.md``.
 """
 
 from hyperleaf.pansharpen.baselines import METHODS, fuse
