@@ -204,13 +204,26 @@ def _prescale(x: Tensor, dim: int) -> tuple[Tensor, Tensor]:
     return s, x / s
 
 
-def _autocast_device(*tensors: object) -> str | None:
-    """The device type of the first tensor argument if autocast is on for it, else None."""
-    for t in tensors:
-        if isinstance(t, Tensor):
-            dev = t.device.type
-            return dev if torch.is_autocast_enabled(dev) else None
+def _first_tensor(items: object, depth: int = 3) -> Tensor | None:
+    """The first tensor among ``items`` (a tensor, or lists/tuples of them, ``depth`` deep)."""
+    if isinstance(items, Tensor):
+        return items
+    if depth and isinstance(items, (list, tuple)):
+        for item in items:
+            t = _first_tensor(item, depth - 1)
+            if t is not None:
+                return t
     return None
+
+
+def _autocast_device(*args: object) -> str | None:
+    """The device type of the first tensor argument (looking into lists and tuples) if
+    autocast is on for it, else None."""
+    t = _first_tensor(args)
+    if t is None:
+        return None
+    dev = t.device.type
+    return dev if torch.is_autocast_enabled(dev) else None
 
 
 def float32_island(fn):
