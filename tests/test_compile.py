@@ -120,3 +120,32 @@ def test_train_compile_runs_the_objective_compiled(tmp_path, eager_backend_compi
     # Dynamo with the eager backend runs the same kernels: the same losses
     assert res.first_loss == pytest.approx(plain.first_loss, rel=1e-5)
     assert res.last_loss == pytest.approx(plain.last_loss, rel=1e-5)
+
+
+def test_fuse_compile_and_threads(tmp_path, eager_backend_compile, monkeypatch):
+    import numpy as np
+    from PIL import Image
+
+    from hyperleaf.cli import main
+
+    torch.manual_seed(0)
+    weights = tmp_path / "ship.pth"
+    torch.save({"params": SHIP().state_dict()}, weights)
+    rng = np.random.default_rng(0)
+    for name in ("ir", "vis"):
+        Image.fromarray(rng.integers(0, 256, (20, 24)).astype(np.uint8)).save(tmp_path / f"{name}.png")
+    threads = []
+    monkeypatch.setattr(torch, "set_num_threads", threads.append)
+    outs = {}
+    for extra in ([], ["--compile"]):
+        out = tmp_path / f"out{len(extra)}.png"
+        assert main(["fuse", "--weights", str(weights), "--ir", str(tmp_path / "ir.png"),
+                     "--vis", str(tmp_path / "vis.png"), "--out", str(out), "--no-progress",
+                     *extra]) == 0
+        outs[bool(extra)] = np.asarray(Image.open(out))
+    assert len(eager_backend_compile) == 1  # only the --compile run compiled the network
+    assert np.abs(outs[True].astype(int) - outs[False].astype(int)).max() <= 1
+    # fuse and evaluate default to one thread, as train (never torch's default)
+    assert threads == [1, 1]
+    main(["evaluate", "--fused", str(tmp_path / "missing")])
+    assert threads == [1, 1, 1]

@@ -63,6 +63,10 @@ def register(subparsers) -> None:
                         "(default: %(default)s)")
     p.add_argument("--workers", type=int, default=1,
                    help="pairs computed in parallel processes (default: %(default)s)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch CPU threads per process (default 1, as train and fuse: torch's "
+                        "own choice was several times slower on a loaded machine); 0 for "
+                        "torch's own choice")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--weights", help="--task pansharpen: a pan-sharpening run folder to add; "
                                       "--task segment: the segmentation run folder")
@@ -105,6 +109,14 @@ def _selection(text: str | None) -> tuple[str, ...]:
 
 
 def run(args) -> int:
+    if args.threads < 0:
+        print(f"hyperleaf evaluate: error: --threads: expected >= 0, got {args.threads}",
+              file=sys.stderr)
+        return 2
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     if args.task == "segment":
         from hyperleaf.cli.segment import evaluate_run as evaluate_segment_run
 
