@@ -37,6 +37,7 @@ from hyperleaf.atomic import (
 )
 from hyperleaf.data.synthetic import sample_seed
 from hyperleaf.geometry import geoopt  # through geometry: it silences geoopt's import warnings
+from hyperleaf.optim import ForeachRiemannianAdam
 from hyperleaf.tasks import get_task
 from hyperleaf.train import distributed as hd
 from hyperleaf.train.checkpoint import (
@@ -261,8 +262,10 @@ class Trainer:
         cfg = self.cfg
         params = [p for p in self.objective.parameters() if p.requires_grad]
         if cfg.optimizer == "radam":
-            self.optimizer = geoopt.optim.RiemannianAdam(params, lr=cfg.lr,
-                                                         weight_decay=cfg.weight_decay)
+            # geoopt's RiemannianAdam, bit for bit, with one foreach update for the
+            # Euclidean parameters (tests/test_optim.py; benchmarks/bench_train.py)
+            self.optimizer = ForeachRiemannianAdam(params, lr=cfg.lr,
+                                                   weight_decay=cfg.weight_decay)
         elif cfg.optimizer == "adamw":
             # Plain AdamW (decoupled weight decay) knows no manifolds: refuse a network that
             # has manifold parameters (a learned H2FR core) rather than train it off its ball.
