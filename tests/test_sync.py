@@ -99,3 +99,18 @@ def test_nonfinite_is_one_fused_check():
     grads[1][1, 2] = float("nan")
     assert bool(nonfinite(torch.tensor(1.0), grads))
     assert bool(nonfinite(torch.tensor(float("inf")), grads[:1]))
+
+
+def test_sobel_kernels_need_no_host_copy(monkeypatch):
+    # made on the device from arange (no torch.tensor of Python lists per call), equal to the
+    # published constants
+    from hyperleaf import filters
+
+    for dtype in (torch.float32, torch.float64):
+        want = torch.tensor([filters.SOBEL_X, filters.SOBEL_Y], dtype=dtype)
+        assert torch.equal(filters._sobel_kernels(dtype, torch.device("cpu")), want)
+    made = []
+    real = torch.tensor
+    monkeypatch.setattr(torch, "tensor", lambda *a, **k: made.append(a) or real(*a, **k))
+    filters.sobel_magnitude(torch.rand(2, 3, 8, 8))
+    assert made == []
