@@ -85,7 +85,7 @@ def optimizer_ratio(reps: int, tmp: Path) -> dict:
     t, _ = make_trainer(32, 4, tmp / "opt")
     params = [p for p in t.objective.parameters() if p.requires_grad]
     g = torch.Generator().manual_seed(0)
-    grads = [torch.randn(p.shape, generator=g) * 1e-3 for p in params]
+    grads = [torch.randn(p.shape, generator=g, dtype=p.dtype) * 1e-3 for p in params]
 
     def runner(make):
         ps = [copy.deepcopy(p) for p in params]
@@ -130,6 +130,36 @@ def precision_check(steps: int, tmp: Path) -> dict:
     return out
 
 
+def head_compiled_vs_eager(reps: int) -> dict:
+    """LeafHead + H2FR forward and backward, eager vs ``torch.compile`` (inductor), on the
+    default head at crop 32 / batch 4 (three stages of 8-channel maps, fused + 2 modalities)."""
+    import time
+
+    from hyperleaf.nn.heads import LeafHead
+
+    torch.manual_seed(0)
+    head = LeafHead([8, 8, 8], dim=16)
+    levels = [tuple(torch.rand(4, 8, 32, 32) for _ in range(3)) for _ in range(3)]
+
+    def loss_of(lv):
+        return head.loss(head.embed(lv))
+
+    compiled = torch.compile(loss_of)
+
+    def run(fn):
+        def step():
+            head.zero_grad()
+            fn(levels).backward()
+        return step
+
+    t0 = time.perf_counter()
+    run(compiled)()
+    compile_s = time.perf_counter() - t0
+    times = interleaved_medians({"eager": run(loss_of), "compiled": run(compiled)}, reps)
+    return {"eager_ms": times["eager"] * 1e3, "compiled_ms": times["compiled"] * 1e3,
+            "eager_over_compiled": times["eager"] / times["compiled"], "compile_s": compile_s}
+
+
 def render(res: dict) -> str:
     lines = ["`benchmarks/bench_train.py` (CPU, 1 thread, float32; rendered from "
              "`results/bench_train.json`). Floor: the step's counted FLOPs at the measured fp32 "
@@ -147,6 +177,12 @@ def render(res: dict) -> str:
               "geoopt / foreach |", "|---:|---:|---:|---:|",
               f"| {o['geoopt_ms']:.2f} ms | {o['foreach_ms']:.2f} ms | "
               f"{o['torch_adam_foreach_ms']:.2f} ms | {o['speedup']:.1f}x |"]
+    h = res.get("head")
+    if h:
+        lines += ["", "LeafHead + H2FR forward and backward (crop 32 / batch 4 maps), eager vs "
+                  f"`torch.compile` (inductor; compiling took {h['compile_s']:.0f} s): "
+                  f"{h['eager_ms']:.2f} ms eager, {h['compiled_ms']:.2f} ms compiled, "
+                  f"eager / compiled {h['eager_over_compiled']:.2f}x."]
     p = res.get("precision")
     if p:
         lines += ["", "Mixed precision on the demo (`hyperleaf train` defaults): the full "
@@ -165,6 +201,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer repetitions")
     ap.add_argument("--no-precision", action="store_true", help="skip the precision runs")
+    ap.add_argument("--compile-head", action="store_true",
+                    help="also time LeafHead + H2FR compiled vs eager (compiling takes minutes)")
     ap.add_argument("--write-readme", action="store_true")
     ap.add_argument("--render", action="store_true",
                     help="only render the README section from results/bench_train.json")
@@ -177,9 +215,15 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         peak = matmul_peak()
-        res = {"peak_gflops": peak / 1e9,
-               "steps": [step_vs_floor(c, b, peak, reps, tmp) for c, b in SHAPES],
-               "optimizer": optimizer_ratio(reps * 4, tmp)}
+        res = {"peak_gflops": peak / 1e9, "steps": []}
+        for c, b in SHAPES:
+            res["steps"].append(step_vs_floor(c, b, peak, reps, tmp))
+            print(res["steps"][-1], flush=True)
+        res["optimizer"] = optimizer_ratio(reps * 4, tmp)
+        print(res["optimizer"], flush=True)
+        if args.compile_head:
+            res["head"] = head_compiled_vs_eager(reps * 4)
+            print(res["head"], flush=True)
         if not args.no_precision:
             res["precision"] = precision_check(10 if args.quick else 20, tmp)
     RESULTS.parent.mkdir(exist_ok=True)

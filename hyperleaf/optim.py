@@ -8,8 +8,10 @@ call per operation instead of a Python loop of ~10 tensor operations per paramet
 parameters (a learned core on the Poincaré ball) take geoopt's per-parameter update: Riemannian
 gradient, moments, and the retraction-transport of the first moment.
 
-The Euclidean update is geoopt's, operation by operation (so the results are bit-equal, which
-``tests/test_optim.py`` checks step by step):
+The Euclidean update is geoopt's, with fused operations (``lerp``, ``addcmul``, ``addcdiv``:
+7 foreach calls per step instead of ~11 operations per parameter), so the results agree with
+geoopt's to rounding (``tests/test_optim.py`` checks the parameters and moments step by step,
+float32 and float64, to a few ulps of the update):
 
 .. math::
     g \leftarrow g + \lambda p,\quad m \leftarrow \beta_1 m + (1-\beta_1) g,\quad
@@ -100,10 +102,9 @@ class ForeachRiemannianAdam(geoopt.optim.RiemannianAdam):
         v = [s["exp_avg_sq"] for s in states]
         if wd != 0:
             torch._foreach_add_(grads, params, alpha=wd)
-        torch._foreach_mul_(m, beta1)
-        torch._foreach_add_(m, grads, alpha=1 - beta1)
+        torch._foreach_lerp_(m, grads, 1 - beta1)  # beta1 m + (1 - beta1) g
         torch._foreach_mul_(v, beta2)
-        torch._foreach_add_(v, torch._foreach_mul(grads, grads), alpha=1 - beta2)
+        torch._foreach_addcmul_(v, grads, grads, value=1 - beta2)
         bc1, bc2 = 1 - beta1 ** step, 1 - beta2 ** step
         if group["amsgrad"]:
             vmax = [s["max_exp_avg_sq"] for s in states]
@@ -113,10 +114,8 @@ class ForeachRiemannianAdam(geoopt.optim.RiemannianAdam):
             denom = torch._foreach_div(v, bc2)
         torch._foreach_sqrt_(denom)
         torch._foreach_add_(denom, eps)
-        direction = torch._foreach_div(m, bc1)
-        torch._foreach_div_(direction, denom)
-        torch._foreach_mul_(direction, -lr)
-        torch._foreach_add_(params, direction)
+        # p - lr (m / bc1) / denom, in one pass
+        torch._foreach_addcdiv_(params, m, denom, value=-lr / bc1)
 
     @staticmethod
     def _manifold_step(p: Tensor, group: dict, state: dict) -> None:

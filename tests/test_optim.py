@@ -1,6 +1,7 @@
 """hyperleaf.optim.ForeachRiemannianAdam against geoopt.optim.RiemannianAdam, step by step, on
 the training objective's parameters (SHIP + HDGFB + LeafHead with its learned core on the
-ball): the same parameters and optimizer state, bit for bit (float32 and float64)."""
+ball): the same parameters and optimizer state to rounding (the foreach update fuses geoopt's
+operations: lerp, addcmul, addcdiv), float32 and float64."""
 
 from __future__ import annotations
 
@@ -13,6 +14,11 @@ from hyperleaf.geometry import geoopt
 from hyperleaf.optim import ForeachRiemannianAdam
 from hyperleaf.tasks.fuse import build_fusion_objective
 from hyperleaf.train.config import TrainConfig
+
+
+#: relative tolerance per dtype: a few ulps (float32 2^-23 ~ 1.2e-7, float64 2^-52 ~ 2.2e-16)
+TOL = {torch.float32: 2e-6, torch.float64: 1e-14}
+STEP_TOL = {torch.float32: 1e-5, torch.float64: 1e-13}
 
 
 def _objective(dtype):
@@ -34,19 +40,31 @@ def test_equals_geoopt_step_by_step(dtype, weight_decay, amsgrad):
     for _ in range(3):
         vis = torch.rand(2, 1, 8, 8, generator=g, dtype=dtype)
         ir = torch.rand(2, 1, 8, 8, generator=g, dtype=dtype)
-        for model, o in ((ref, opt_ref), (ours, opt)):
-            o.zero_grad()
-            model(vis, ir)[0].backward()
-            o.step()
+        # the same gradients into both (the reference's), so that the comparison measures the
+        # optimizers and not Adam's sign-like response to rounding-level gradient changes
+        opt_ref.zero_grad()
+        ref(vis, ir)[0].backward()
+        for a, b in zip(ref.parameters(), ours.parameters(), strict=True):
+            b.grad = None if a.grad is None else a.grad.clone()
+        opt_ref.step()
+        opt.step()
         for (name, a), b in zip(ref.named_parameters(), ours.parameters(), strict=True):
-            assert torch.equal(a, b), name
+            # to a few ulps of the parameter and 1e-5 (float64: 1e-13) of the step size lr:
+            # where sqrt(v) is near eps an update divides a near-cancelled moment by ~eps
+            # (measured: 1.3e-7 = 2.5e-6 lr in float32)
+            torch.testing.assert_close(b, a, rtol=TOL[dtype], atol=STEP_TOL[dtype] * 5e-2,
+                                       msg=lambda m, name=name: f"{name}: {m}")
     sa, sb = opt_ref.state_dict(), opt.state_dict()
     assert sa["param_groups"] == sb["param_groups"]
     for k, st in sa["state"].items():
         assert st["step"] == sb["state"][k]["step"]
         for name in ("exp_avg", "exp_avg_sq", "max_exp_avg_sq"):
             if name in st:
-                assert torch.equal(st[name], sb["state"][k][name]), (k, name)
+                # a few ulps of the moment's scale (entries that cancel near 0 have no digits)
+                scale = float(st[name].abs().max())
+                torch.testing.assert_close(sb["state"][k][name], st[name], rtol=TOL[dtype],
+                                           atol=TOL[dtype] * scale,
+                                           msg=lambda m, k=k, name=name: f"{k} {name}: {m}")
     # a geoopt state dict loads into the foreach optimizer (checkpoints stay compatible)
     opt.load_state_dict(sa)
 

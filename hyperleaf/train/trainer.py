@@ -9,6 +9,7 @@ optimizer, scheduler and RNG states, a resumed run repeats the uninterrupted one
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import math
 import os
@@ -62,6 +63,37 @@ __all__ = ["TrainingError", "NonFiniteLossError", "RunResult", "Trainer", "train
 #: ``precision`` -> the autocast dtype of the forward (None: no autocast).
 AUTOCAST_DTYPES: dict[str, torch.dtype | None] = {
     "fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+@contextlib.contextmanager
+def _flag(obj: object, name: str):
+    setattr(obj, name, True)
+    try:
+        yield
+    finally:
+        setattr(obj, name, False)
+
+
+def _to_float32(out: Any) -> Any:
+    """Top-level tensors of a network's output (a tensor, or a tuple/list of results) in
+    float32; nested structures (LeafHead's level maps) are left as they are."""
+    if isinstance(out, torch.Tensor):
+        return out.float() if out.is_floating_point() else out
+    if isinstance(out, (tuple, list)):
+        return type(out)(_to_float32(o) if isinstance(o, torch.Tensor) else o for o in out)
+    return out
+
+
+def _under_autocast(fn: Callable, owner: Trainer) -> Callable:
+    @functools.wraps(fn)
+    def run(*args, **kwargs):
+        dtype = AUTOCAST_DTYPES[owner.cfg.precision]
+        if not getattr(owner, "_amp_step", False) or dtype is None:
+            return fn(*args, **kwargs)
+        with torch.autocast(owner.amp_device, dtype=dtype):
+            out = fn(*args, **kwargs)
+        return _to_float32(out)
+    return run
 
 
 def nonfinite(total: torch.Tensor, grads: list[torch.Tensor]) -> torch.Tensor:
@@ -288,15 +320,41 @@ class Trainer:
         # fp16: a dynamic gradient scaler (its found-inf check is the step's finite check)
         device = getattr(self, "device", None) or resolve_device(cfg.device)
         self.amp_device = device.type
-        self.scaler = torch.amp.GradScaler(device.type, enabled=cfg.precision == "fp16")
+        # initial scale 2^10 (torch's 2^16 overflowed the first fp16 steps of the demo; the
+        # scale still grows after 2000 clean steps and halves after an overflow)
+        self.scaler = torch.amp.GradScaler(device.type, init_scale=2.0**10,
+                                           enabled=cfg.precision == "fp16")
         self.params = [p for p in self.objective.parameters() if p.requires_grad]
 
     def autocast(self) -> contextlib.AbstractContextManager:
-        """The forward's autocast context for ``precision`` (none for ``fp32``)."""
+        """The forward's autocast context for ``precision`` (none for ``fp32``).
+
+        With an objective whose network is ``objective.net`` (fusion, pan-sharpening), autocast
+        covers the network only (:meth:`_autocast_network`) and the losses run in float32 on
+        its float32-cast output: in bf16 the image losses' own convolutions (Sobel, SSIM
+        windows) would put the loss ~1e-3 off. Other objectives run under autocast whole."""
         dtype = AUTOCAST_DTYPES[self.cfg.precision]
         if dtype is None:
             return contextlib.nullcontext()
+        if self._autocast_network():
+            return _flag(self, "_amp_step")
         return torch.autocast(self.amp_device, dtype=dtype)
+
+    def _autocast_network(self) -> bool:
+        """Wrap ``objective.net``'s ``forward`` and ``forward_levels`` (instance attributes:
+        the state dict is unchanged) to run under autocast during a training step and return
+        their top-level tensors in float32; False when the objective has no ``net``."""
+        net = getattr(self.objective, "net", None)
+        if not isinstance(net, nn.Module):
+            return False
+        if getattr(net, "_hyperleaf_amp", None) is self:
+            return True
+        for name in ("forward", "forward_levels"):
+            fn = getattr(net, name, None)
+            if fn is not None:
+                setattr(net, name, _under_autocast(fn, self))
+        net._hyperleaf_amp = self
+        return True
 
     # ---- state -------------------------------------------------------------------------
 
