@@ -15,7 +15,6 @@ from hyperleaf.optim import ForeachRiemannianAdam
 from hyperleaf.tasks.fuse import build_fusion_objective
 from hyperleaf.train.config import TrainConfig
 
-
 #: relative tolerance per dtype: a few ulps (float32 2^-23 ~ 1.2e-7, float64 2^-52 ~ 2.2e-16)
 TOL = {torch.float32: 2e-6, torch.float64: 1e-14}
 STEP_TOL = {torch.float32: 1e-5, torch.float64: 1e-13}
