@@ -31,6 +31,14 @@ SOBEL_X: tuple[tuple[float, ...], ...] = ((-1.0, 0.0, 1.0), (-2.0, 0.0, 2.0), (-
 SOBEL_Y: tuple[tuple[float, ...], ...] = tuple(zip(*SOBEL_X, strict=True))
 
 
+def _sobel_kernels(dtype: torch.dtype, device: torch.device) -> Tensor:
+    """``(2, 3, 3)``: :data:`SOBEL_X` and :data:`SOBEL_Y`, made on ``device`` from ``arange``
+    (no host-to-device copy per call): ``SOBEL_X = [1, 2, 1]^T [-1, 0, 1]``."""
+    d = torch.arange(-1, 2, dtype=dtype, device=device)  # [-1, 0, 1]
+    kx = (2 - d.abs())[:, None] * d[None, :]
+    return torch.stack([kx, kx.t()])
+
+
 def sobel(x: Tensor, padding: str = "replicate") -> Tensor:
     """``(B, C, 2, H, W)``: the x and y Sobel responses (see the module docstring for signs)
     of every channel of ``x`` ``(B, C, H, W)``, same size (1-pixel ``padding``: any
@@ -39,8 +47,7 @@ def sobel(x: Tensor, padding: str = "replicate") -> Tensor:
         raise ValueError(f"x must be a (B, C, H, W) tensor, got "
                          f"{tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__}")
     c = x.shape[1]
-    k = torch.tensor([SOBEL_X, SOBEL_Y], dtype=x.dtype, device=x.device)
-    k = k[:, None].repeat(c, 1, 1, 1)  # (2C, 1, 3, 3)
+    k = _sobel_kernels(x.dtype, x.device)[:, None].repeat(c, 1, 1, 1)  # (2C, 1, 3, 3)
     if padding == "zeros":
         xp = F.pad(x, (1, 1, 1, 1))
     else:

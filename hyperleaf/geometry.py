@@ -32,23 +32,30 @@ points on or beyond the boundary saturate at :math:`\tfrac{2}{s}\operatorname{ar
 instead of being infinite or NaN), the Möbius denominator to ``>= 1e-15``, and projection keeps
 :math:`\|x\| \le (1-\epsilon)/s` with :math:`\epsilon` = 4e-3 in float32, 1e-5 in float64.
 
-float16/bfloat16 inputs are computed in float32 and returned in their own dtype.
+float16/bfloat16 inputs are computed in float32 and returned in their own dtype, and every
+function runs with autocast disabled (:func:`float32_island`): under bf16/fp16 autocast the
+reductions, clamps and ``artanh`` still run in float32 (autocast would put ``vecdot`` in bf16,
+where the float32 clamp :math:`1-2^{-23}` rounds to 1 and ``artanh`` returns ``inf``).
 
-Extreme magnitudes: a float32 squared norm overflows beyond :math:`\|x\| \approx 1.8\cdot10^{19}`
-(and :math:`1/\|x\|`-sized factors go subnormal near float32's largest values), which would send a
-diverging feature to the origin (:math:`x\tanh(\infty)/\infty = 0`). Each function checks one
-reduced (``1/D``-sized) quantity it computes anyway and, only when that leaves the float32-safe
-range (or is inf/NaN), recomputes the call in float64 with the float32 call's constants (its
-curvature, projection margin and artanh clamp as float32 holds them) and casts back: a diverging
-feature lands where the exact formula puts it (:func:`expmap0`: the boundary, :func:`project`:
-:math:`(1-\epsilon)/\sqrt{c}`, :func:`clip_features`: ``r``). :func:`mobius_add` and :func:`dist`
-switch, per vector pair, to the direct form of their denominator (see there) when a point lies
-well outside the ball (:math:`c\|x\|^2 > 2`), where the in-ball form cancels. float64 inputs
-are exact up to float64's own overflow of squared norms (:math:`\|x\| \approx 10^{154}`).
+No call converts a tensor to a Python number or branches on data (no host synchronisation; every
+function compiles without a graph break). Extreme magnitudes are handled without a switch: a
+float32 squared norm would overflow beyond :math:`\|x\| \approx 1.8\cdot10^{19}` (and
+:math:`1/\|x\|`-sized factors go subnormal near float32's largest values), which would send a
+diverging feature to the origin. The float32 radial maps (:func:`expmap0`, :func:`logmap0`,
+:func:`project`, :func:`clip_features`) work on prescaled vectors :math:`x = s\,\hat x` with
+:math:`s = \max_i |x_i|` (one extra pass), so a diverging feature lands where the exact formula
+puts it (:func:`expmap0`: the boundary, :func:`project`: :math:`(1-\epsilon)/\sqrt{c}`,
+:func:`clip_features`: ``r``). :func:`mobius_add` and :func:`dist` evaluate their 1/D-sized norms,
+inner products and scalar formulas in float64 for float32 input (from prescaled vectors: never a
+full-size float64 tensor) and choose per vector pair between the in-ball form of their
+denominator and the direct form (where a point lies well outside the ball,
+:math:`c\|x\|^2 > 2`, and the in-ball form cancels). float64 inputs are exact up to float64's own
+overflow of squared norms (:math:`\|x\| \approx 10^{154}`).
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 import warnings
@@ -81,6 +88,7 @@ __all__ = [
     "sqnorm",
     "sqrt0",
     "reduced_peak",
+    "float32_island",
     "MIN_NORM",
     "TANH_CLAMP",
     "ARTANH_CLAMP",
@@ -99,16 +107,10 @@ ARTANH_CLAMP = 1.0 - 1e-7
 MIN_DENOM = 1e-15
 
 
-#: float32 computations switch to float64 when sqrt(c)|x| (|x|/r for clip_features) exceeds
-#: this: factors ~1/that then stay normal float32 numbers (above 2^-126), squared norms finite.
-WIDE_ABOVE = 2.0**100
-#: Möbius addition and the distance use their in-ball forms while c|x|^2, c|y|^2 <= this
-#: (there the in-ball form's error is within a few ulps of the direct form's, see
-#: :func:`_moebius_denominator`).
+#: Möbius addition and the distance use their in-ball forms for the pairs whose points both have
+#: c|x|^2 <= this (there the in-ball form's error is within a few ulps of the direct form's), the
+#: direct forms for the other pairs: a per-pair choice, made without a data-dependent branch.
 BALL_FORM_MAX = 2.0
-#: ... and switch float32 to float64 when c|x|^2 or c|y|^2 exceeds this: the direct form's
-#: products (c|x|^2)(c|y|^2) stay below 2^120, far from float32's overflow.
-WIDE_BALL_ABOVE = 2.0**60
 
 
 def project_eps(dtype: torch.dtype) -> float:
@@ -163,9 +165,15 @@ def _check_dim(dim: object, ndim: int, name: str = "dim") -> int:
     return int(dim)
 
 
+#: ``ARTANH_CLAMP`` as each compute dtype holds it (float32: 1 - 2^-23), read once at import so
+#: that no call converts a tensor to a Python float (a host sync on an accelerator).
+_ARTANH_CLAMPS = {dt: float(torch.tensor(ARTANH_CLAMP, dtype=dt))
+                  for dt in (torch.float32, torch.float64)}
+
+
 def _artanh_clamp(dtype: torch.dtype) -> float:
     """``ARTANH_CLAMP`` as a ``dtype`` computation holds it (float32: 1 - 2^-23)."""
-    return float(torch.tensor(ARTANH_CLAMP, dtype=compute_dtype(dtype)))
+    return _ARTANH_CLAMPS[compute_dtype(dtype)]
 
 
 def reduced_peak(*reduced: Tensor) -> float:
@@ -184,6 +192,59 @@ def reduced_peak(*reduced: Tensor) -> float:
         return 0.0
     peak = float(torch.stack(peaks).amax() if len(peaks) > 1 else peaks[0])
     return math.inf if math.isnan(peak) else peak
+
+
+def _prescale(x: Tensor, dim: int) -> tuple[Tensor, Tensor]:
+    """``(s, x / s)`` with ``s`` the largest magnitude of each vector along ``dim`` (at least the
+    dtype's smallest normal number): the scaled vectors have norms in ``[1, sqrt(D)]``, so their
+    squared norms and inner products neither overflow nor underflow, whatever ``x``'s range.
+    Sync-free replacement of a data-dependent switch to float64 (one extra pass over ``x``)."""
+    s = torch.linalg.vector_norm(x, ord=math.inf, dim=dim, keepdim=True)
+    s = s.clamp_min(torch.finfo(x.dtype).tiny)
+    return s, x / s
+
+
+def _first_tensor(items: object, depth: int = 3) -> Tensor | None:
+    """The first tensor among ``items`` (a tensor, or lists/tuples of them, ``depth`` deep)."""
+    if isinstance(items, Tensor):
+        return items
+    if depth and isinstance(items, (list, tuple)):
+        for item in items:
+            t = _first_tensor(item, depth - 1)
+            if t is not None:
+                return t
+    return None
+
+
+def _autocast_device(*args: object) -> str | None:
+    """The device type of the first tensor argument (looking into lists and tuples) if
+    autocast is on for it, else None."""
+    t = _first_tensor(args)
+    if t is None:
+        return None
+    dev = t.device.type
+    return dev if torch.is_autocast_enabled(dev) else None
+
+
+def float32_island(fn):
+    """Run ``fn`` with autocast disabled for its tensors' device, so that its reductions
+    (``vecdot`` is on autocast's low-precision list), clamps and ``artanh`` run in float32 or
+    wider whatever the caller's autocast state; half-precision tensors are widened by the
+    functions themselves (:func:`compute_dtype`). Compiles without a graph break.
+
+    >>> with torch.autocast("cpu", dtype=torch.bfloat16):
+    ...     d = dist0(torch.full((1, 4), 0.49), c=1.0)
+    >>> d.dtype, round(float(d), 4)   # 2 artanh(0.98), not artanh(1) = inf
+    (torch.float32, 4.5951)
+    """
+    @functools.wraps(fn)
+    def wrapped(*args, **kwargs):
+        dev = _autocast_device(*args, *kwargs.values())
+        if dev is None:
+            return fn(*args, **kwargs)
+        with torch.autocast(dev, enabled=False):
+            return fn(*args, **kwargs)
+    return wrapped
 
 
 def _narrow(t: Tensor) -> bool:
@@ -292,6 +353,7 @@ def _norm(x: Tensor, dim: int, keepdim: bool = True) -> Tensor:
     return n.unsqueeze(dim) if keepdim else n
 
 
+@float32_island
 def expmap0(x: Tensor, c: Curvature, dim: int = 1) -> Tensor:
     r"""Exponential map at the origin: tangent vectors to points of the ball.
 
@@ -315,13 +377,14 @@ def expmap0(x: Tensor, c: Curvature, dim: int = 1) -> Tensor:
     x, out = _as_input(x, "x")
     sc = curvature(c, x).sqrt()
     dim = _check_dim(dim, x.dim())
-    z = sc * _norm(x, dim).clamp_min(MIN_NORM)
-    if _narrow(x) and reduced_peak(z) > WIDE_ABOVE:
-        x, sc = x.double(), sc.double()
+    if not _narrow(x):
         z = sc * _norm(x, dim).clamp_min(MIN_NORM)
-    return (x * (torch.tanh(z.clamp_max(TANH_CLAMP)) / z)).to(out)
+        return (x * (torch.tanh(z.clamp_max(TANH_CLAMP)) / z)).to(out)
+    xs, inv, z = _scaled_radial(x, sc, dim)
+    return (xs * (torch.tanh(z.clamp_max(TANH_CLAMP)) * inv)).to(out)
 
 
+@float32_island
 def logmap0(y: Tensor, c: Curvature, dim: int = 1) -> Tensor:
     r"""Logarithmic map at the origin: points of the ball to tangent vectors.
 
@@ -337,13 +400,29 @@ def logmap0(y: Tensor, c: Curvature, dim: int = 1) -> Tensor:
     sc = curvature(c, y).sqrt()
     dim = _check_dim(dim, y.dim())
     clamp = _artanh_clamp(y.dtype)
-    z = sc * _norm(y, dim).clamp_min(MIN_NORM)
-    if _narrow(y) and reduced_peak(z) > WIDE_ABOVE:
-        y, sc = y.double(), sc.double()
+    if not _narrow(y):
         z = sc * _norm(y, dim).clamp_min(MIN_NORM)
-    return (y * (torch.atanh(z.clamp_max(clamp)) / z)).to(out)
+        return (y * (torch.atanh(z.clamp_max(clamp)) / z)).to(out)
+    ys, inv, z = _scaled_radial(y, sc, dim)
+    return (ys * (torch.atanh(z.clamp_max(clamp)) * inv)).to(out)
 
 
+def _scaled_radial(x: Tensor, sc: Tensor, dim: int) -> tuple[Tensor, Tensor, Tensor]:
+    r"""float32 radial maps without a data-dependent switch: ``x = s * xs`` (:func:`_prescale`),
+    ``z = sqrt(c) max(|x|, MIN_NORM)`` (``inf`` only beyond float32's range, where the clamps
+    saturate) and ``inv`` with ``x f(z) / z = xs * f(z) * inv`` for any ``f``:
+    :math:`inv = s / (\sqrt{c}\max(|x|, \text{MIN\_NORM}))`, a normal number for every finite
+    ``x`` (no ``1/|x|``-sized factor goes subnormal)."""
+    s, xs = _prescale(x, dim)
+    ns = _norm(xs, dim)  # >= 1, or 0 for the zero vector
+    n = s * ns
+    z = sc * n.clamp_min(MIN_NORM)
+    # s / max(|x|, MIN_NORM) / sqrt(c), without a 1/s^2-sized derivative for tiny vectors
+    inv = torch.where(n < MIN_NORM, s / MIN_NORM, 1 / ns.clamp_min(0.5)) / sc
+    return xs, inv, z
+
+
+@float32_island
 def dist0(x: Tensor, c: Curvature, dim: int = 1, keepdim: bool = False) -> Tensor:
     r"""Geodesic distance to the origin, :math:`\tfrac{2}{\sqrt{c}}\operatorname{artanh}(\sqrt{c}\|x\|)`.
 
@@ -362,6 +441,7 @@ def dist0(x: Tensor, c: Curvature, dim: int = 1, keepdim: bool = False) -> Tenso
     return (2.0 * torch.atanh((sc * n).clamp_max(ARTANH_CLAMP)) / sc).to(out)
 
 
+@float32_island
 def dist(x: Tensor, y: Tensor, c: Curvature, dim: int = 1, keepdim: bool = False) -> Tensor:
     r"""Geodesic distance :math:`\tfrac{2}{\sqrt{c}}\operatorname{artanh}(\sqrt{c}\|(-x)\oplus_c y\|)`.
 
@@ -370,8 +450,10 @@ def dist(x: Tensor, y: Tensor, c: Curvature, dim: int = 1, keepdim: bool = False
     of the gyrovector space whose denominator equals geoopt's
     :math:`1 - 2c\langle x,y\rangle + c^2\|x\|^2\|y\|^2` but is a sum of non-negative terms inside
     the ball, so nearly coincident points keep their relative accuracy. ``x`` and ``y`` broadcast.
-    Where a point lies far outside the ball (:math:`c\|x\|^2 > 2`) the denominator is taken in
-    its direct form instead, in float64 (see :func:`_moebius_denominator`).
+    For the pairs with a point far outside the ball (:math:`c\|x\|^2 > 2`) the denominator is
+    taken in its direct form instead (per pair, without a data-dependent branch); for float32
+    input the 1/D-sized norms, inner products and the scalar formula are evaluated in float64
+    from prescaled vectors (see the module docstring).
 
     Example::
 
@@ -384,26 +466,45 @@ def dist(x: Tensor, y: Tensor, c: Curvature, dim: int = 1, keepdim: bool = False
     k = curvature(c, x)
     dim = _check_dim(dim, max(x.dim(), y.dim()))
     clamp = _artanh_clamp(x.dtype)
-    x2 = sqnorm(x, dim)
-    y2 = sqnorm(y, dim)
+    x2, y2, xy, _ = _pair_reductions(x, y, dim)
+    n2 = _sqnorm_wide(x * 0.5 - y * 0.5, dim) * 4  # |x - y|^2, never overflowing
+    k = k.to(x2.dtype)
     kx2, ky2 = k * x2, k * y2
-    peak = reduced_peak(kx2, ky2)
-    if peak > BALL_FORM_MAX:
-        # A point well outside the ball: the direct denominator where the in-ball one cancels,
-        # in float64 beyond float32's safe range.
-        if _narrow(x) and peak > WIDE_BALL_ABOVE:
-            x, y, k = x.double(), y.double(), k.double()
-            x2, y2 = sqnorm(x, dim), sqnorm(y, dim)
-        n = _norm(x - y, dim)
-        kxy = -k * torch.linalg.vecdot(x, y, dim=dim).unsqueeze(dim)  # k<-x, y>
-        denom = _moebius_denominator(kxy, k, x2, y2, n.square(), _near_ball(k, x2, y2))
-    else:
-        n = _norm(x - y, dim)
-        denom = (1 - kx2) * (1 - ky2) + k * n.square()
+    # In-ball form where both points are near the ball, the direct form elsewhere (per pair,
+    # no data-dependent branch); float32 input: these 1/D-sized quantities in float64.
+    denom = torch.where(_near_ball(k, x2, y2), (1 - kx2) * (1 - ky2) + k * n2,
+                        1 - 2 * k * xy + kx2 * ky2)
     sc = k.sqrt()
-    t = (sc * n / denom.clamp_min(MIN_DENOM).sqrt()).clamp_max(clamp)
+    t = (sc * sqrt0(n2) / denom.clamp_min(MIN_DENOM).sqrt()).clamp_max(clamp)
     d = 2.0 * torch.atanh(t) / sc
     return (d if keepdim else d.squeeze(dim)).to(out)
+
+
+def _sqnorm_wide(x: Tensor, dim: int) -> Tensor:
+    """``|x|^2`` along ``dim`` (kept): float64 input directly; float32 input from the
+    prescaled vectors, returned in float64 (never overflowing or underflowing)."""
+    if not _narrow(x):
+        return sqnorm(x, dim)
+    s, xs = _prescale(x, dim)
+    return s.double().square() * sqnorm(xs, dim).double()
+
+
+def _pair_reductions(x: Tensor, y: Tensor, dim: int):
+    """``(|x|^2, |y|^2, <x, y>, (sx, xs, sy, ys))`` along ``dim`` (kept), the reductions in
+    float64 for float32 input (from the prescaled vectors ``x = sx xs``, ``y = sy ys``)."""
+    if not _narrow(x):
+        one = torch.ones((), dtype=x.dtype, device=x.device)
+        return (sqnorm(x, dim), sqnorm(y, dim), torch.linalg.vecdot(x, y, dim=dim).unsqueeze(dim),
+                (one, x, one, y))
+    sx, xs = _prescale(x, dim)
+    sy, ys = _prescale(y, dim)
+    xs2, ys2 = sqnorm(xs, dim).double(), sqnorm(ys, dim).double()
+    # the zero vector's scale is 0 (not the floor it was divided by): no coefficient of it is
+    # sized by 1/floor
+    wx, wy = sx.double().where(xs2 > 0, 0.0), sy.double().where(ys2 > 0, 0.0)
+    x2, y2 = wx.square() * xs2, wy.square() * ys2
+    xy = (wx * wy) * torch.linalg.vecdot(xs, ys, dim=dim).unsqueeze(dim).double()
+    return x2, y2, xy, (wx, xs, wy, ys)
 
 
 def _near_ball(k: Tensor, x2: Tensor, y2: Tensor) -> Tensor:
@@ -411,21 +512,7 @@ def _near_ball(k: Tensor, x2: Tensor, y2: Tensor) -> Tensor:
     return (k * x2 <= BALL_FORM_MAX) & (k * y2 <= BALL_FORM_MAX)
 
 
-def _moebius_denominator(kxy: Tensor, k: Tensor, x2: Tensor, y2: Tensor, s2: Tensor,
-                         near: Tensor) -> Tensor:
-    r"""The Möbius-addition denominator :math:`1 + 2k\langle x,y\rangle + k^2\|x\|^2\|y\|^2`
-    for points anywhere (``kxy`` = :math:`k\langle x,y\rangle`, ``s2`` = :math:`\|x+y\|^2`).
-
-    Where ``near``, the in-ball form :math:`(1-k\|x\|^2)(1-k\|y\|^2) + k\|x+y\|^2` (non-negative
-    terms inside the ball); elsewhere the direct form, whose terms cancel only near its genuine
-    zeros (:math:`k\|x\|\|y\| = 1`, opposite directions), while the in-ball form's two
-    :math:`k\|x\|^2`-sized terms cancel whenever one point is far out and the other is not
-    (``mobius_add(x, 0)`` with :math:`k\|x\|^2 = 10^8` lost every float32 digit).
-    """
-    direct = 1 + 2 * kxy + (k * x2) * (k * y2)
-    return torch.where(near, (1 - k * x2) * (1 - k * y2) + k * s2, direct)
-
-
+@float32_island
 def mobius_add(x: Tensor, y: Tensor, c: Curvature, dim: int = 1) -> Tensor:
     r"""Möbius addition :math:`x \oplus_c y`.
 
@@ -454,37 +541,29 @@ def mobius_add(x: Tensor, y: Tensor, c: Curvature, dim: int = 1) -> Tensor:
     x, y, out = _as_pair(x, y)
     k = curvature(c, x)
     dim = _check_dim(dim, max(x.dim(), y.dim()))
-    x2, y2 = sqnorm(x, dim), sqnorm(y, dim)
+    x2, y2, xy, (wx, xs, wy, ys) = _pair_reductions(x, y, dim)
+    sh = x * 0.5 + y * 0.5  # (x + y) / 2: never overflows
+    s2 = _sqnorm_wide(sh, dim) * 4
+    k = k.to(x2.dtype)
     kx2, ky2 = k * x2, k * y2
-    peak = reduced_peak(kx2, ky2)
-    if peak > BALL_FORM_MAX:
-        if _narrow(x) and peak > WIDE_BALL_ABOVE:
-            x, y, k = x.double(), y.double(), k.double()
-            x2, y2 = sqnorm(x, dim), sqnorm(y, dim)
-        return _mobius_add_anywhere(x, y, k, x2, y2, dim).to(out)
-    a = 1 - kx2
-    s = x + y
-    ks2 = k * sqnorm(s, dim)
-    denom = (a * (1 - ky2) + ks2).clamp_min(MIN_DENOM)
-    # per-vector factors first, then one fused multiply-add over the full tensor
-    return torch.addcmul(x * (ks2 / denom), s, a / denom).to(out)
-
-
-def _mobius_add_anywhere(x: Tensor, y: Tensor, k: Tensor, x2: Tensor, y2: Tensor,
-                         dim: int) -> Tensor:
-    """:func:`mobius_add` for points anywhere (some far outside the ball):
-    ``(A x + (1 - k|x|^2) y) / D`` with ``A = 1 + 2k<x, y> + k|y|^2`` and ``D`` of
-    :func:`_moebius_denominator`; where both points are near the ball, ``A`` takes the in-ball
-    form ``(1 - k|x|^2) + k|x+y|^2`` of :func:`mobius_add`'s fast path, as ``D`` does."""
-    s2 = sqnorm(x + y, dim)
-    kxy = k * torch.linalg.vecdot(x, y, dim=dim).unsqueeze(dim)
     near = _near_ball(k, x2, y2)
-    a = 1 - k * x2
-    denom = _moebius_denominator(kxy, k, x2, y2, s2, near).clamp_min(MIN_DENOM)
-    coef_x = torch.where(near, a + k * s2, 1 + 2 * kxy + k * y2)
-    return torch.addcmul(x * (coef_x / denom), y, a / denom)
+    a = 1 - kx2
+    denom = torch.where(near, a * (1 - ky2) + k * s2,
+                        1 + 2 * k * xy + kx2 * ky2).clamp_min(MIN_DENOM)
+    zero = torch.zeros((), dtype=denom.dtype, device=denom.device)
+    # Near the ball (in-ball form): k|x+y|^2/D x + a/D (x+y); elsewhere (direct form):
+    # (1 + 2k<x,y> + k|y|^2)/D x + a/D y, on the prescaled vectors. Per-vector coefficients,
+    # zero where the other form applies, so the sum equals the selected form exactly.
+    cx = torch.where(near, k * s2 / denom, zero).to(x.dtype)
+    cs = torch.where(near, 2 * a / denom, zero).to(x.dtype)
+    cxs = torch.where(near, zero, (1 + 2 * k * xy + k * y2) * wx / denom).to(x.dtype)
+    cys = torch.where(near, zero, a * wy / denom).to(x.dtype)
+    res = torch.addcmul(x * cx, sh, cs)
+    res = torch.addcmul(res, xs, cxs)
+    return torch.addcmul(res, ys, cys).to(out)
 
 
+@float32_island
 def project(x: Tensor, c: Curvature, dim: int = 1) -> Tensor:
     r"""Pull points back strictly inside the ball: :math:`\|x\| \le (1-\epsilon)/\sqrt{c}`.
 
@@ -497,13 +576,21 @@ def project(x: Tensor, c: Curvature, dim: int = 1) -> Tensor:
     x, out = _as_input(x, "x")
     maxnorm = (1 - project_eps(x.dtype)) / curvature(c, x).sqrt()
     dim = _check_dim(dim, x.dim())
-    n = _norm(x, dim).clamp_min(MIN_NORM)
-    if _narrow(x) and reduced_peak(n / maxnorm) > WIDE_ABOVE:
-        x, maxnorm = x.double(), maxnorm.double()  # the float32 margin, in float64
+    if not _narrow(x):
         n = _norm(x, dim).clamp_min(MIN_NORM)
-    return torch.where(n > maxnorm, x * (maxnorm / n), x).to(out)
+        return torch.where(n > maxnorm, x * (maxnorm / n), x).to(out)
+    return _radial_cap(x, maxnorm, dim).to(out)
 
 
+def _radial_cap(x: Tensor, r: float | Tensor, dim: int) -> Tensor:
+    """float32 ``x min(1, r/|x|)`` without a data-dependent switch: ``x = s xs``
+    (:func:`_prescale`), ``x r/|x| = xs r/|xs|``, whatever ``x``'s range."""
+    s, xs = _prescale(x, dim)
+    ns = _norm(xs, dim)  # >= 1, or 0 for the zero vector (never capped)
+    return torch.where(s * ns > r, xs * (r / ns.clamp_min(0.5)), x)
+
+
+@float32_island
 def clip_features(x: Tensor, r: float | Tensor, dim: int = 1) -> Tensor:
     r"""Feature clipping: rescale each vector so that :math:`\|x\| \le r`.
 
@@ -524,11 +611,10 @@ def clip_features(x: Tensor, r: float | Tensor, dim: int = 1) -> Tensor:
     else:
         _check_positive_scalar(r, "r")
     dim = _check_dim(dim, x.dim())
-    n = _norm(x, dim).clamp_min(MIN_NORM)
-    if _narrow(x) and reduced_peak(n / r) > WIDE_ABOVE:
-        x = x.double()
+    if not _narrow(x):
         n = _norm(x, dim).clamp_min(MIN_NORM)
-    return (x * (r / n).clamp_max(1.0)).to(out)
+        return (x * (r / n).clamp_max(1.0)).to(out)
+    return _radial_cap(x, r, dim).to(out)
 
 
 # --------------------------------------------------------------------------------------------

@@ -561,18 +561,30 @@ def test_no_nan_values_or_gradients_for_huge_finite_input(scale):
         assert not torch.isnan(grad).any(), (name, grad)
 
 
-def test_wide_switch_keeps_ordinary_inputs_on_the_fast_path(monkeypatch):
-    # The float64 switch is taken only for out-of-range inputs: ordinary float32 calls (in the
-    # ball, or tangent vectors) never convert to float64.
+def test_float64_only_on_reduced_quantities(monkeypatch):
+    # float32 calls never convert a full-size tensor to float64, in or out of the ball and
+    # beyond float32's squared-norm range alike: only the 1/C-sized reductions (norms, inner
+    # products, the Möbius scalars) are widened, with no data-dependent branch.
     widened = []
-    real = torch.Tensor.double
-    monkeypatch.setattr(torch.Tensor, "double", lambda t, *a, **k: widened.append(t.shape)
-                        or real(t, *a, **k))
+    real_double, real_to = torch.Tensor.double, torch.Tensor.to
+
+    def double(t, *a, **k):
+        widened.append(t.shape)
+        return real_double(t, *a, **k)
+
+    def to(t, *a, **k):
+        if torch.float64 in a or k.get("dtype") == torch.float64:
+            widened.append(t.shape)
+        return real_to(t, *a, **k)
+
+    monkeypatch.setattr(torch.Tensor, "double", double)
+    monkeypatch.setattr(torch.Tensor, "to", to)
     x, y = torch.randn(2, 8, 4, 4) * 0.2, torch.randn(2, 8, 4, 4) * 0.2
-    for out in (G.expmap0(x * 100, 0.5), G.logmap0(x, 0.5), G.dist0(x, 0.5), G.project(x, 0.5),
-                G.clip_features(x, 1.0), G.mobius_add(x, y, 0.5), G.dist(x, y, 0.5),
-                G.mobius_add(x * 10, y, 0.5), G.dist(x * 10, y, 0.5)):  # off the ball: float32
-        assert out.dtype == torch.float32
-    assert widened == []
-    G.expmap0(x * 1e30, 0.5)
-    assert widened
+    for scale in (1.0, 10.0, 1e30):
+        for out in (G.expmap0(x * 100 * scale, 0.5), G.logmap0(x * scale, 0.5),
+                    G.dist0(x * scale, 0.5), G.project(x * scale, 0.5),
+                    G.clip_features(x * scale, 1.0), G.mobius_add(x * scale, y, 0.5),
+                    G.dist(x * scale, y, 0.5)):
+            assert out.dtype == torch.float32
+    assert widened, "the Möbius scalars are computed in float64"
+    assert all(len(shape) == 0 or shape[1] == 1 for shape in widened), widened  # 0-d: c

@@ -294,17 +294,19 @@ def test_float32_block_equals_float64_block_up_to_float32_max(exp, path, seed):
 
 
 @pytest.mark.parametrize("mode", ["paper", "geodesic"])
-def test_ordinary_features_stay_float32(mode, monkeypatch):
-    # The float64 switch is for extreme features only: ordinary ones never reach it.
+def test_float64_reductions_without_a_data_dependent_switch(mode, monkeypatch):
+    # No host sync: float32 features always take the float64 reductions (1/C of the data),
+    # ordinary and extreme alike; float64 features never convert; the output keeps the dtype.
     calls = []
     real = hdgfb_kernels.go_wide
     monkeypatch.setattr(hdgfb_kernels, "go_wide", lambda *a: calls.append(real(*a)) or calls[-1])
     block = HDGFB(4, hidden=8, mode=mode)
     xs = [torch.randn(2, 4, 3, 3) * 100 for _ in range(3)]
-    block(*xs).sum()
-    assert calls == [False]
+    assert block(*xs).dtype == torch.float32
     block(*[x * 1e10 for x in xs])
-    assert calls == [False, True]
+    assert calls == [True, True]
+    assert block.double()(*[x.double() for x in xs]).dtype == F64
+    assert calls == [True, True, False]
 
 
 @pytest.mark.parametrize("mode", ["paper", "geodesic"])

@@ -68,6 +68,10 @@ def register(subparsers) -> None:
                         "(default: %(default)s)")
     p.add_argument("--workers", type=int, default=1,
                    help="pairs computed in parallel processes (default: %(default)s)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch CPU threads per process (default 1, as train and fuse: torch's "
+                        "own choice was several times slower on a loaded machine); 0 for "
+                        "torch's own choice")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--weights", help="--task pansharpen: a pan-sharpening run folder to add; "
                                       "--task segment: the segmentation run folder")
@@ -113,6 +117,14 @@ def _selection(text: str | None) -> tuple[str, ...]:
 
 
 def run(args) -> int:
+    if args.threads < 0:
+        print(f"hyperleaf evaluate: error: --threads: expected >= 0, got {args.threads}",
+              file=sys.stderr)
+        return 2
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     if args.task not in ("fuse", "segment", "pansharpen"):
         return evaluate_registered(args)
     if args.task == "segment":
@@ -206,7 +218,7 @@ def evaluate_registered(args) -> int:
             raise ValueError(f"--task: unknown task {args.task!r} (known: "
                              f"{', '.join(list_tasks())})")
         used = {"weights", "data", "json", "csv", "markdown", "no_progress", "task", "func",
-                "command"}
+                "command", "threads"}
         extra = [k for k, v in vars(args).items()
                  if k not in used and v not in (None, False) and v != _DEFAULTS.get(k)]
         if extra:

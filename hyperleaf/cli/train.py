@@ -31,6 +31,9 @@ _FLAGS: list[tuple[str, str, type, str]] = [
     ("--optimizer", "optimizer", str, "radam (geoopt RiemannianAdam) or rsgd "
                                       "(RiemannianSGD)"),
     ("--threads", "threads", int, "CPU threads per process"),
+    ("--precision", "precision", str, "fp32, bf16 or fp16: the forward under autocast (the "
+                                      "hyperbolic parts stay float32); fp16 with a gradient "
+                                      "scaler, its skipped steps counted in log.jsonl"),
     ("--out", "out", str, "run folder"),
     ("--recipe", "recipe", str, "a named set of defaults under --config and the flags: "
                                 "ship-authors (the SHIP authors' loss, schedule and crops), "
@@ -56,7 +59,7 @@ _FLAGS: list[tuple[str, str, type, str]] = [
 ]
 
 #: Every key a flag of ``hyperleaf train`` sets (the table's and the ``--no-...`` switches').
-_KEYS = (*(k for _, k, _, _ in _FLAGS), "leaf", "hdgfb", "normalise")
+_KEYS = (*(k for _, k, _, _ in _FLAGS), "leaf", "hdgfb", "normalise", "compile")
 
 #: What :func:`prepare` found on the command line: the task whose flags and defaults the
 #: parser shows, its effective defaults and the keys it declares (None: not prepared).
@@ -161,6 +164,8 @@ def register(subparsers) -> None:
                    default=None, help=argparse.SUPPRESS if "normalise" in foreign else
                    "--task pansharpen: train SHIP on the raw reflectances (default: per-band "
                    "standardised inputs)")
+    p.add_argument("--compile", dest="compile", action="store_const", const=True, default=None,
+                   help="run the training objective through torch.compile")
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its last checkpoint")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -75,6 +75,10 @@ class _Cached:
         self.value: Tensor | None = None
 
     def get(self, params: Sequence[Tensor], build) -> Tensor:
+        if torch.compiler.is_compiling():
+            # A compiled graph folds the value into the graph (the cache's data_ptr key and
+            # inference-mode reads would break it): built every call, which the compiler fuses.
+            return build()
         if torch.is_grad_enabled() and any(p.requires_grad for p in params):
             return build()  # differentiable, never cached
         key = _params_key(params)

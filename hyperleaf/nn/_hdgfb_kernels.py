@@ -173,23 +173,11 @@ def _reductions(q: Tensor, ps: Sequence[Tensor]) -> tuple[Tensor, Tensor, Tensor
     return qq, pp, qp
 
 
-#: float32 squared norms above this (features beyond 2^30) switch the fused block's scalar graph,
-#: mix and backward to float64: there the scalars' products (e.g. u_q u_m <q, p_m> of the
-#: distance) would otherwise reach float32's subnormals or overflow, and a diverging feature
-#: would not land where the float64 block puts it.
-WIDE_SQNORM_ABOVE = 2.0**60
-
-
 def go_wide(q: Tensor, qq: Tensor, pp: Tensor, qp: Tensor) -> bool:
-    """Whether to redo the reductions in float64: on CPU when a float32/16 squared norm exceeds
-    ``WIDE_SQNORM_ABOVE`` or overflowed (one check on 1/C of the data); on accelerators always,
-    since checking would cost a host sync per call and the float64 reductions are a small
-    fraction of the block there."""
-    if q.dtype == torch.float64:
-        return False
-    if q.device.type != "cpu":
-        return True
-    return geometry.reduced_peak(qq, pp) > WIDE_SQNORM_ABOVE
+    """Whether to redo the reductions in float64: always for float32/16 features (no
+    data-dependent switch, so no host sync: the float64 reductions are 1/C of the data), never
+    for float64 ones. The mix stays in the features' dtype."""
+    return q.dtype != torch.float64
 
 
 def _wide_coeffs(spec, qq, pp, qp, c, r, gw, gb):
@@ -268,9 +256,8 @@ class GateMixNorm(torch.autograd.Function):
             # the (1/C-sized) reductions and scalar graph in float64 instead of saturating.
             qq, pp, qp = _reductions(q.double(), [p.double() for p in ps])
         ks, gates = _wide_coeffs(spec, qq, pp, qp, c, r, gw, gb)
-        # The mix (and backward) in float64 too after a CPU switch (extreme features: float32
-        # coefficients ~1/|p| would go subnormal); in the features' dtype otherwise.
-        md = ks.dtype if q.device.type == "cpu" else q.dtype
+        # The mix (and backward) in the features' dtype.
+        md = q.dtype
         ks, gates = ks.to(md), gates.to(q.dtype)
         t = ps[0].to(md) * ks[0, 0].unsqueeze(1)
         for m in range(1, len(ps)):
@@ -293,7 +280,7 @@ class GateMixNorm(torch.autograd.Function):
         dt, g_nw, g_nb = torch.ops.aten.native_layer_norm_backward(
             g_out, t, [C], mean, rstd, nw, nb, [True, needs[4], needs[5]])
 
-        md = ks.dtype  # the mix's dtype: float64 after a CPU switch
+        md = ks.dtype  # the mix's dtype (the features')
         # The scalar graph, re-run with autograd.
         with torch.enable_grad():
             lq, lpp, lqp, lgw, lgb, lc, lr = (v.detach().requires_grad_()

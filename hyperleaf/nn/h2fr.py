@@ -85,6 +85,11 @@ def _listmle(y: Tensor) -> Tensor:
     return (tail - y).mean(dim=-1)
 
 
+def _widen(x: Tensor) -> Tensor:
+    """float16/bfloat16 points to float32 (:func:`hyperleaf.geometry.compute_dtype`)."""
+    return x.to(geometry.compute_dtype(x.dtype))
+
+
 def _default_mean(x: Tensor) -> Tensor:
     return x.mean(dim=0)
 
@@ -241,9 +246,15 @@ class H2FRLoss(nn.Module):
 
     # ---- forward ---------------------------------------------------------------------------
 
+    @geometry.float32_island
     def forward(self, fused_levels: Sequence[Tensor], *modality_levels: Sequence[Tensor]) -> Tensor:
-        """Levels of fused and unimodal features on the ball -> scalar loss (see class doc)."""
+        """Levels of fused and unimodal features on the ball -> scalar loss (see class doc).
+
+        Computed with autocast off and half-precision points widened to float32: the loss is
+        float32 (or float64 for float64 points) whatever the autocast state."""
         self._check(fused_levels, modality_levels)
+        fused_levels = [_widen(f) for f in fused_levels]
+        modality_levels = tuple([_widen(x) for x in seq] for seq in modality_levels)
         L = len(fused_levels)
         fused = [self._scores(f) for f in fused_levels]  # () in paper mode, (B,) in geodesic
         # Level list, deepest first (the seed sorts ranks L-1..0 ascending: deepest first).

@@ -39,11 +39,11 @@ concatenation, row chunks, GELU recomputed in backward). The result equals the s
 the geometry-module composition (geodesic, ``impl="reference"``) to ~1e-14 in float64;
 ``tests/test_hdgfb.py`` proves it, and ``benchmarks/bench_hdgfb.py`` measures it.
 
-Extreme features (squared norms above ``WIDE_SQNORM_ABOVE`` = 2^60 in float32, checked on the
-``1/C``-sized reductions) switch the scalar graph, the mix and their backward to float64 on CPU
-(the fused and the eager autograd path; accelerators always run the reductions in float64 and
-keep the mix in the features' dtype), so a diverging float32 feature gates and mixes as in the
-float64 block (to 2e-5, tested up to 1e37) instead of saturating or turning NaN.
+Extreme features: float32 (and half-precision) features have their ``1/C``-sized reductions and
+the scalar graph computed in float64 on every path and device (no data-dependent switch, so no
+host synchronisation and no graph break), while the mix and the feed-forward stay in the
+features' dtype, so a diverging float32 feature gates and mixes as in the float64 block (to
+2e-5, tested up to 1e37) instead of saturating or turning NaN.
 """
 
 from __future__ import annotations
@@ -61,7 +61,6 @@ from hyperleaf.deprecation import renamed_kwarg
 from hyperleaf.geometry import geoopt  # through geometry: it silences geoopt's import warnings
 from hyperleaf.nn._hdgfb_kernels import (
     LN_EPS,
-    WIDE_SQNORM_ABOVE,
     FeedForward,
     GateMixNorm,
     GateSpec,
@@ -136,8 +135,11 @@ class HDGFB(nn.Module):
         clip_r: geodesic mode: feature-clipping radius before ``expmap0`` (tangent norm); default
             :math:`1/\sqrt{c}`, the seed's radius.
         impl: ``"auto"`` (the fused fast path for float32/float64 outside ``torch.compile`` and
-            autocast, else ``"autograd"``), ``"fused"``, ``"autograd"`` (the same math with plain
-            autograd), ``"reference"`` (paper: the seed's own code path in
+            autocast, else ``"autograd"``), ``"fused"`` (the same choice: the hand-written
+            kernels are an eager float32/float64 path, so under autocast, inside
+            ``torch.compile`` or for half-precision maps a ``"fused"`` block runs the autograd
+            formulation of the same math, which honours autocast and which the compiler fuses),
+            ``"autograd"`` (the same math with plain autograd), ``"reference"`` (paper: the seed's own code path in
             :mod:`hyperleaf.paper`; geodesic: composed from :mod:`hyperleaf.geometry` functions).
 
     Shapes:
@@ -265,8 +267,8 @@ class HDGFB(nn.Module):
         return conv(x, w.view(*w.shape, *([1] * (x.dim() - 2))), b)
 
     def _use_fused(self, x: Tensor) -> bool:
-        if self.impl != "auto":
-            return self.impl == "fused"
+        if self.impl == "autograd":
+            return False
         return (x.dtype in (torch.float32, torch.float64)
                 and not torch.compiler.is_compiling()
                 and not torch.is_autocast_enabled(x.device.type))
@@ -307,25 +309,20 @@ class HDGFB(nn.Module):
         # Plain autograd on the same math (torch.compile, autocast, half precisions). The
         # hyperbolic scalars and the LayerNorm are computed in float32 at least.
         wd = torch.promote_types(q.dtype, torch.float32)
-
-        def reductions(wd):
-            qw, pw = q.to(wd), [p.to(wd) for p in ps]
-            return (qw, pw, (qw * qw).sum(1, keepdim=True),
-                    torch.cat([(p * p).sum(1, keepdim=True) for p in pw], dim=1),
-                    torch.cat([(qw * p).sum(1, keepdim=True) for p in pw], dim=1))
-
-        q_, ps_, qq, pp, qp = reductions(wd)
+        q, ps = q.to(wd), [p.to(wd) for p in ps]
+        # The 1/C-sized reductions and the scalar graph in float64 (always, as the fused path:
+        # no data-dependent switch, no host sync), so extreme features neither overflow the
+        # squared norms nor saturate the gating; the mix stays in the features' dtype.
+        rd = torch.float64
+        q64, ps64 = q.to(rd), [p.to(rd) for p in ps]
+        qq = (q64 * q64).sum(1, keepdim=True)
+        pp = torch.cat([(p * p).sum(1, keepdim=True) for p in ps64], dim=1)
+        qp = torch.cat([(q64 * p).sum(1, keepdim=True) for p in ps64], dim=1)
         gates_dtype = wd
-        # Extreme features: float64, as the fused path (eager only: the check is a
-        # data-dependent branch; compiled graphs keep gate_coeffs' saturation instead).
-        if (wd != torch.float64 and not torch.compiler.is_compiling()
-                and geometry.reduced_peak(qq, pp) > WIDE_SQNORM_ABOVE):
-            wd = torch.float64
-            q_, ps_, qq, pp, qp = reductions(wd)
-        q, ps = q_, ps_
-        c = self._curvature(q)
+        c = self._curvature(qq)
         ks, gates = gate_coeffs(GateSpec(self.mode, self.c), qq, pp, qp, c, self._radius(c),
-                            self.gate_weight.to(wd), self.gate_bias.to(wd))
+                                self.gate_weight.to(rd), self.gate_bias.to(rd))
+        ks = ks.to(wd)
         t = sum(ks[:, m:m + 1] * p for m, p in enumerate(ps))
         normed = self._layer_norm(t)
         return self._ff(torch.cat([normed.to(fused.dtype), fused], dim=1)), gates.to(gates_dtype)

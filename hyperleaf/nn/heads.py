@@ -23,7 +23,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from hyperleaf.geometry import ball, dist
+from hyperleaf.geometry import ball, dist, float32_island
 from hyperleaf.nn.h2fr import H2FRLoss, to_ball
 
 __all__ = ["LeafHead", "Levels", "ordering", "radial_layer_norm", "HEAD_NORMS"]
@@ -164,18 +164,30 @@ class LeafHead(nn.Module):
         each a list over levels of ``(B, D)`` ball points."""
         if len(levels) != len(self.compress):
             raise ValueError(f"expected {len(self.compress)} levels, got {len(levels)}")
+        return self._embed(levels)
+
+    @float32_island
+    def _embed(self, levels: Sequence[Sequence[Tensor]]) -> tuple[list[Tensor], ...]:
+        # A float32 island (autocast off, half-precision maps pooled with float32
+        # accumulation): the compressors, the normalisation and the ball maps are tiny next to
+        # the network, and in bf16 they put the points, the loss and the curvature's gradient
+        # several percent off.
         out: list[list[Tensor]] = [[] for _ in range(len(levels[0]))]
         radii = self.radii
         for lv, (comp, maps) in enumerate(zip(self.compress, levels, strict=False)):
             for s, m in enumerate(maps):
-                v = comp(m.flatten(2).mean(-1))
+                pooled = m.flatten(2).mean(-1, dtype=torch.promote_types(m.dtype, torch.float32))
+                w = comp.weight
+                v = F.linear(pooled.to(torch.promote_types(pooled.dtype, w.dtype)),
+                             w.to(torch.promote_types(pooled.dtype, w.dtype)),
+                             comp.bias.to(torch.promote_types(pooled.dtype, w.dtype)))
                 if radii is not None:
                     v = radial_layer_norm(v, radii[lv].to(v.dtype))
                 out[s].append(to_ball(v, self.ball, clip_r=self.clip_r))
         return tuple(out)
 
     def loss(self, points: Sequence[Sequence[Tensor]]) -> Tensor:
-        """H2FR on :meth:`embed` output."""
+        """H2FR on :meth:`embed` output (in float32 or wider, whatever the autocast state)."""
         return self.h2fr(points[0], *points[1:])
 
 

@@ -123,6 +123,8 @@ class TrainConfig:
     deterministic: bool = key("run", True, "deterministic torch kernels")
     device: str | None = key("run", None, "`cpu`, `cuda` or `cuda:N`; null: cuda when available")
     threads: int = key("run", 1, "CPU threads for torch per process; 0 keeps torch's default")
+    precision: str = key("run", "fp32", "`fp32`, `bf16` or `fp16` (autocast; `fp16` with a gradient scaler)")
+    compile: bool = key("run", False, "run the objective through `torch.compile`")
     out: str | None = key("run", None, "run folder; null: `runs/<timestamp>`")
     recipe: str | None = key("run", None, "a named set of defaults (`RECIPES`): `ship-authors`, "
                                           "`leaf-authors`")
@@ -335,6 +337,8 @@ class TrainConfig:
         need(self.device in (None, "cpu", "cuda") or str(self.device).startswith("cuda:"),
              "device", "must be cpu, cuda or cuda:N")
         need(self.threads >= 0, "threads", "must be >= 0 (0: torch's default)")
+        need(self.precision in ("fp32", "bf16", "fp16"), "precision",
+             "must be 'fp32', 'bf16' or 'fp16'")
         need(self.warmup >= 0, "warmup", "must be >= 0")
         # NaN fails every comparison and inf passes "> 0": each float is checked finite too
         # (an infinite learning rate turns every weight into NaN at the first step).

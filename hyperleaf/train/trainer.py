@@ -8,6 +8,8 @@ optimizer, scheduler and RNG states, a resumed run repeats the uninterrupted one
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import math
 import os
@@ -36,6 +38,7 @@ from hyperleaf.atomic import (
 )
 from hyperleaf.data.synthetic import sample_seed
 from hyperleaf.geometry import geoopt  # through geometry: it silences geoopt's import warnings
+from hyperleaf.optim import ForeachRiemannianAdam
 from hyperleaf.tasks import get_task
 from hyperleaf.train import distributed as hd
 from hyperleaf.train.checkpoint import (
@@ -55,7 +58,57 @@ from hyperleaf.train.config import RESUME_OVERRIDABLE, ConfigError, TrainConfig,
 from hyperleaf.train.init import init_objective
 
 __all__ = ["TrainingError", "NonFiniteLossError", "RunResult", "Trainer", "train",
-           "BatchStream", "resolve_device"]
+           "BatchStream", "resolve_device", "nonfinite", "AUTOCAST_DTYPES"]
+
+#: ``precision`` -> the autocast dtype of the forward (None: no autocast).
+AUTOCAST_DTYPES: dict[str, torch.dtype | None] = {
+    "fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+@contextlib.contextmanager
+def _flag(obj: object, name: str):
+    setattr(obj, name, True)
+    try:
+        yield
+    finally:
+        setattr(obj, name, False)
+
+
+def _to_float32(out: Any) -> Any:
+    """Top-level tensors of a network's output (a tensor, or a tuple/list of results) in
+    float32; nested structures (LeafHead's level maps) are left as they are."""
+    if isinstance(out, torch.Tensor):
+        return out.float() if out.is_floating_point() else out
+    if isinstance(out, (tuple, list)):
+        return type(out)(_to_float32(o) if isinstance(o, torch.Tensor) else o for o in out)
+    return out
+
+
+def _under_autocast(fn: Callable, owner: Trainer) -> Callable:
+    @functools.wraps(fn)
+    def run(*args, **kwargs):
+        dtype = AUTOCAST_DTYPES[owner.cfg.precision]
+        if not getattr(owner, "_amp_step", False) or dtype is None:
+            return fn(*args, **kwargs)
+        with torch.autocast(owner.amp_device, dtype=dtype):
+            out = fn(*args, **kwargs)
+        return _to_float32(out)
+    return run
+
+
+def nonfinite(total: torch.Tensor, grads: list[torch.Tensor]) -> torch.Tensor:
+    """A 0-d bool tensor: is the loss or any gradient element non-finite? One fused check
+    (``torch._foreach_norm`` of order inf over all gradients, then a max), no host sync.
+
+    >>> g = [torch.ones(3), torch.tensor([1.0, float("inf")])]
+    >>> bool(nonfinite(torch.tensor(0.5), g)), bool(nonfinite(torch.tensor(0.5), g[:1]))
+    (True, False)
+    """
+    bad = ~torch.isfinite(total.detach())
+    if grads:
+        peak = torch.stack(torch._foreach_norm(grads, math.inf)).amax()
+        bad = bad | ~torch.isfinite(peak.to(bad.device))
+    return bad.reshape(())
 
 
 class TrainingError(RuntimeError):
@@ -241,8 +294,10 @@ class Trainer:
         cfg = self.cfg
         params = [p for p in self.objective.parameters() if p.requires_grad]
         if cfg.optimizer == "radam":
-            self.optimizer = geoopt.optim.RiemannianAdam(params, lr=cfg.lr,
-                                                         weight_decay=cfg.weight_decay)
+            # geoopt's RiemannianAdam, bit for bit, with one foreach update for the
+            # Euclidean parameters (tests/test_optim.py; benchmarks/bench_train.py)
+            self.optimizer = ForeachRiemannianAdam(params, lr=cfg.lr,
+                                                   weight_decay=cfg.weight_decay)
         elif cfg.optimizer == "adamw":
             # Plain AdamW (decoupled weight decay) knows no manifolds: refuse a network that
             # has manifold parameters (a learned H2FR core) rather than train it off its ball.
@@ -262,6 +317,44 @@ class Trainer:
             len(train_set) // max(1, hd.world_size()) // cfg.batch_size
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer,
                                                            _lr_lambda(cfg, per_epoch))
+        # fp16: a dynamic gradient scaler (its found-inf check is the step's finite check)
+        device = getattr(self, "device", None) or resolve_device(cfg.device)
+        self.amp_device = device.type
+        # initial scale 2^10 (torch's 2^16 overflowed the first fp16 steps of the demo; the
+        # scale still grows after 2000 clean steps and halves after an overflow)
+        self.scaler = torch.amp.GradScaler(device.type, init_scale=2.0**10,
+                                           enabled=cfg.precision == "fp16")
+        self.params = [p for p in self.objective.parameters() if p.requires_grad]
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """The forward's autocast context for ``precision`` (none for ``fp32``).
+
+        With an objective whose network is ``objective.net`` (fusion, pan-sharpening), autocast
+        covers the network only (:meth:`_autocast_network`) and the losses run in float32 on
+        its float32-cast output: in bf16 the image losses' own convolutions (Sobel, SSIM
+        windows) would put the loss ~1e-3 off. Other objectives run under autocast whole."""
+        dtype = AUTOCAST_DTYPES[self.cfg.precision]
+        if dtype is None:
+            return contextlib.nullcontext()
+        if self._autocast_network():
+            return _flag(self, "_amp_step")
+        return torch.autocast(self.amp_device, dtype=dtype)
+
+    def _autocast_network(self) -> bool:
+        """Wrap ``objective.net``'s ``forward`` and ``forward_levels`` (instance attributes:
+        the state dict is unchanged) to run under autocast during a training step and return
+        their top-level tensors in float32; False when the objective has no ``net``."""
+        net = getattr(self.objective, "net", None)
+        if not isinstance(net, nn.Module):
+            return False
+        if getattr(net, "_hyperleaf_amp", None) is self:
+            return True
+        for name in ("forward", "forward_levels"):
+            fn = getattr(net, name, None)
+            if fn is not None:
+                setattr(net, name, _under_autocast(fn, self))
+        net._hyperleaf_amp = self
+        return True
 
     # ---- state -------------------------------------------------------------------------
 
@@ -277,13 +370,14 @@ class Trainer:
             "model": self.objective.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
+            **({"scaler": self.scaler.state_dict()} if self.scaler.is_enabled() else {}),
             "rng": rngs,
             "world_size": hd.world_size(),
             "data": {"next_epoch": epoch, "next_batch_in_epoch": k, "seed": self.cfg.seed,
                      "batch_size": self.cfg.batch_size},
             "counters": {"skipped_nonfinite": self.skipped, "consecutive": self.consecutive},
             # Per-step values since the last log record, so its averages survive a resume.
-            "log_window": list(self.window),
+            "log_window": [{k: float(v) for k, v in w.items()} for w in self.window],
             "config": self.cfg.to_dict(),
         }
 
@@ -300,10 +394,13 @@ class Trainer:
             if isinstance(pst.get("step"), torch.Tensor):
                 pst["step"] = int(pst["step"].item())
         self.scheduler.load_state_dict(st["scheduler"])
+        if "scaler" in st and self.scaler.is_enabled():
+            self.scaler.load_state_dict(st["scaler"])
         set_rng_state(st["rng"][hd.rank()])
         self.skipped = int(st["counters"]["skipped_nonfinite"])
         self.consecutive = int(st["counters"]["consecutive"])
-        self.window = list(st.get("log_window", []))
+        self.window = [{k: torch.tensor(v, dtype=torch.float32, device=self.device)
+                        for k, v in w.items()} for w in st.get("log_window", [])]
         return int(st["step"])
 
     def _last_good_checkpoint(self) -> str:
@@ -385,7 +482,7 @@ class Trainer:
         self.stream = BatchStream(self.train_set, cfg.batch_size, cfg.seed, hd.rank(),
                                   hd.world_size())
         self.skipped = self.consecutive = 0
-        self.window: list[dict[str, float]] = []
+        self.window: list[dict[str, torch.Tensor]] = []
         self.log_records: list[dict[str, Any]] = []
         start = 0
         self.resumed_from: FoundCheckpoint | None = None
@@ -422,6 +519,8 @@ class Trainer:
         if hd.is_distributed():
             model = DDP(self.objective, device_ids=[self.device.index] if
                         self.device.type == "cuda" else None)
+        if cfg.compile:
+            model = torch.compile(model)
         if start == 0 and self.is_main:
             self.evaluate(0)
         hd.barrier()
@@ -439,14 +538,17 @@ class Trainer:
                 window.append(parts)
             if bar is not None:
                 bar.update(1)
-                if parts is not None:
-                    bar.set_postfix(loss=f"{parts['loss']:.4f}", refresh=False)
             if step % cfg.log_every == 0 or step == cfg.steps:
                 rec = {"step": step, "kind": "train", "lr": self.scheduler.get_last_lr()[0],
                        "skipped_nonfinite": self.skipped}
                 if window:
-                    for k in window[0]:
-                        rec[k] = float(np.mean([w[k] for w in window]))
+                    # the window's device scalars read once per record (one host sync)
+                    keys = list(window[0])
+                    means = torch.stack([torch.stack([w[k] for w in window]).double().mean()
+                                         for k in keys]).tolist()
+                    rec.update(zip(keys, means, strict=True))
+                    if bar is not None:
+                        bar.set_postfix(loss=f"{rec['loss']:.4f}", refresh=False)
                 else:
                     rec["loss"] = float("nan")
                 if getattr(self.objective, "head", None) is not None:
@@ -471,18 +573,34 @@ class Trainer:
         return self._result(t0, result_val)
 
     def _step(self, model: nn.Module, batch: dict[str, torch.Tensor], step: int
-              ) -> dict[str, float] | None:
+              ) -> dict[str, torch.Tensor] | None:
+        """One optimizer step; returns the loss parts as detached device scalars (read on the
+        host once per log record), None when the step was skipped.
+
+        Host synchronisations: one, the fused finite check of the loss and every gradient
+        (:func:`nonfinite`; with ``precision`` fp16 the gradient scaler's own check, done while
+        unscaling), which decides whether the optimizer steps."""
         cfg = self.cfg
         self.optimizer.zero_grad(set_to_none=True)
-        total, parts = self.loss(model, batch)
-        bad = hd.any_true(not bool(torch.isfinite(total)), self.device)
-        if not bad:
-            total.backward()
-            grads = [p.grad for p in self.objective.parameters() if p.grad is not None]
-            # After DDP's all-reduce every rank sees the same gradients: the same decision.
-            bad = not all(bool(torch.isfinite(g).all()) for g in grads)
+        with self.autocast():
+            total, parts = self.loss(model, batch)
+        self.scaler.scale(total).backward()
+        grads = [p.grad for p in self.params if p.grad is not None]
+        if self.scaler.is_enabled():
+            # unscale_ checks every gradient for inf/NaN in one fused pass (no sync)
+            self.scaler.unscale_(self.optimizer)
+            found = sum(self.scaler._found_inf_per_device(self.optimizer).values())
+            bad_t = ~torch.isfinite(total.detach()) | (found > 0)
+        else:
+            bad_t = nonfinite(total, grads)
+        if hd.is_distributed():
+            # the same decision on every rank (the losses differ; the gradients do not)
+            bad_t = hd.all_reduce_mean(bad_t.float()) > 0
+        bad = bool(bad_t)  # the step's one host synchronisation
         if bad:
             self.optimizer.zero_grad(set_to_none=True)
+            if self.scaler.is_enabled():
+                self.scaler.update()  # lowers the scale after an overflow
             self.skipped += 1
             self.consecutive += 1
             self.scheduler.step()
@@ -494,12 +612,14 @@ class Trainer:
             return None
         self.consecutive = 0
         if cfg.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(self.objective.parameters(), cfg.grad_clip)
+            torch.nn.utils.clip_grad_norm_(self.params, cfg.grad_clip, foreach=True)
         self.optimizer.step()
+        if self.scaler.is_enabled():
+            self.scaler.update()
         self.scheduler.step()
-        out = {"loss": float(hd.all_reduce_mean(total.detach()))}
+        out = {"loss": hd.all_reduce_mean(total.detach()).float()}
         for k, v in parts.items():
-            out[k] = float(hd.all_reduce_mean(v))
+            out[k] = hd.all_reduce_mean(v).float()
         return out
 
     def loss(self, model: nn.Module, batch: dict[str, torch.Tensor]):
