@@ -124,7 +124,7 @@ def test_registry_names_are_case_insensitive_and_complete():
     for m in everything:
         assert m.reference and m.direction in ("↑", "↓"), m.name
     lower = {m.name for m in everything if not m.higher_is_better}
-    assert lower == {"Nabf", "Q_CV", "CE"}
+    assert lower == {"Nabf", "Q_CV", "CE", "RMSE"}
     with pytest.raises(ValueError, match="unknown metric 'XX'.*Qabf"):
         registry.resolve(["XX"])
     with pytest.raises(ValueError, match="several"):

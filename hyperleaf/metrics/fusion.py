@@ -56,6 +56,7 @@ from typing import Any
 import numpy as np
 
 from hyperleaf.deprecation import positional_to_keywords
+from hyperleaf.metrics import vifb as _vifb
 from hyperleaf.metrics._images import FusionInputs, gaussian_1d
 from hyperleaf.metrics._images import correlate_valid as _valid
 from hyperleaf.metrics.registry import check_convention, get, register, resolve
@@ -284,6 +285,10 @@ def _one(name: str, fused: Any, ir: Any = None, vis: Any = None,
          convention: str = "standard") -> float:
     check_convention(convention)
     metric = get(name)
+    if convention == "vifb":
+        if not metric.sources:
+            ir = vis = fused
+        return _vifb.score(fused, vi=vis, ir=ir, metrics=(metric.name,))[metric.name]
     x = FusionInputs(fused, ir, vis) if metric.sources else FusionInputs(fused)
     return metric.compute(x, convention)
 
@@ -354,8 +359,10 @@ def evaluate(fused: Any, *old: Any, ir: Any = _UNSET, vis: Any = _UNSET,
     Args:
         fused, ir, vis: ``(H, W)`` images of one size, ``uint8`` or float in ``[0, 1]``.
         metrics: names (case-insensitive), ``"all"`` or ``None`` (the default set); the ten
-            original metrics unless given.
-        convention: ``"standard"`` or ``"mmif"`` (see the module docstring).
+            original metrics unless given (``vifb``: VIFB's 13 unless given).
+        convention: ``"standard"`` or ``"mmif"`` (see the module docstring), or ``"vifb"``:
+            VIFB's MATLAB metrics, where ``fused``, ``ir`` and ``vis`` may be ``(H, W, 3)``
+            RGB (:mod:`hyperleaf.metrics.vifb`).
 
     Returns ``{name: value}`` in table order. Intermediate results (grey levels, gradients,
     filtered images) are computed once and shared by the metrics that need them.
@@ -371,6 +378,8 @@ def evaluate(fused: Any, *old: Any, ir: Any = _UNSET, vis: Any = _UNSET,
         raise TypeError("evaluate: ir and vis are required keywords: "
                         "evaluate(fused, ir=..., vis=...)")
     check_convention(convention)
+    if convention == "vifb":
+        return _vifb.score(fused, vi=vis, ir=ir, metrics=None if metrics is METRICS else metrics)
     names = resolve(metrics)
     x = FusionInputs(fused, ir, vis)
     return {name: get(name).compute(x, convention) for name in names}
