@@ -93,24 +93,6 @@ def markdown_table(rows: list[dict], metrics, convention: str = "standard") -> s
     return "\n".join(lines) + "\n"
 
 
-def json_safe(obj):
-    """``obj`` with every non-finite float replaced by ``None`` (JSON has no Infinity or NaN:
-    an infinite PSNR, a fused image equal to both sources, is written as ``null``).
-
-    >>> json_safe({"PSNR": float("inf"), "rows": [1.0, float("nan")]})
-    {'PSNR': None, 'rows': [1.0, None]}
-    """
-    import math
-
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [json_safe(v) for v in obj]
-    return obj
-
-
 def _selection(text: str | None, convention: str = "standard") -> tuple[str, ...]:
     from hyperleaf.metrics.registry import resolve
     from hyperleaf.metrics.vifb import select
@@ -145,6 +127,7 @@ def run(args) -> int:
     from hyperleaf.atomic import atomic_write_text
     from hyperleaf.io import ImageError, select_pairs
     from hyperleaf.metrics.folder import evaluate_folder, mean_row, quiet_third_party
+    from hyperleaf.metrics.leaderboard import json_safe
     from hyperleaf.metrics.registry import get
 
     quiet_third_party()
