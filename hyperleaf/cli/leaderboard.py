@@ -12,8 +12,9 @@ cached in OUT/cache (adding a method scores only that method). Writes OUT/leader
 the metric's direction, mean rank) and OUT/leaderboard.png (the ranks). Statistics across
 images (the units of replication): a Friedman test per metric and Wilcoxon signed-rank tests
 between methods (each one against --baseline when given) with Holm's correction.
---with-builtins adds hyperleaf's classical fusers (average, maximum, Laplacian pyramid, GFF,
-TIF), SHIP with --ship-weights and SHIP + LEAF with --leaf-run, fused once into OUT/builtins.
+--with-builtins adds hyperleaf's classical fusers (hl-average, hl-maximum, hl-laplacian,
+hl-GFF, hl-TIF), hl-SHIP with --ship-weights and hl-SHIP+LEAF with --leaf-run, fused once
+into OUT/builtins (a pair is fused again only when its sources or the weights change).
 """
 
 from __future__ import annotations
@@ -75,9 +76,20 @@ def run(args) -> int:
 
         out = check_output_dir(args.out, "--out")
         methods = list(args.methods or [])
-        if args.with_builtins:
-            from hyperleaf.train.builtins import fuse_builtins
+        from hyperleaf.io import find_pairs_in
+        from hyperleaf.metrics.leaderboard import find_methods
 
+        find_pairs_in(args.data)
+        given = (find_methods(args.fused_root, methods)
+                 if (args.fused_root or methods) else {})
+        if args.with_builtins:
+            from hyperleaf.train.builtins import builtin_names, fuse_builtins
+
+            clash = [n for n in builtin_names(None, args.ship_weights, args.leaf_run)
+                     if n in given]
+            if clash:
+                raise ValueError(f"methods: {', '.join(clash)} are built-in names; rename "
+                                 "those folders")
             made = fuse_builtins(args.data, out / "builtins", ship_weights=args.ship_weights,
                                  leaf_run=args.leaf_run, progress=not args.no_progress)
             methods += [f"{name}={folder}" for name, folder in made.items()]

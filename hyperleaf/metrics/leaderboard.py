@@ -87,8 +87,11 @@ def find_methods(fused_root: str | Path | None = None,
     """``{name: folder}``: the sub-folders of ``fused_root`` (sorted by name) and/or
     ``methods`` given as a mapping or as ``"NAME=DIR"`` strings.
 
-    >>> find_methods(methods=["avg=out/avg"])
-    {'avg': PosixPath('out/avg')}
+    >>> import tempfile
+    >>> root = Path(tempfile.mkdtemp())
+    >>> (root / "GFF").mkdir(); (root / "TIF").mkdir()
+    >>> sorted(find_methods(root, ["avg=" + str(root / "GFF")]))
+    ['GFF', 'TIF', 'avg']
     """
     found: dict[str, Path] = {}
     if fused_root is not None:
