@@ -392,7 +392,11 @@ _TA, _KA, _DA = 0.9879, -22.0, 0.8
 
 
 def _strength_angle(img: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    # conv2 with metricsQabf.m's h3 and h1 (kernels rotated by 180 degrees): the horizontal
+    # response is minus _sobel's, the vertical one equal; the sign matters where it is 0
+    # (the angle is then +pi/2 while the others change sign).
     gx, gy = _sobel(img, "constant")
+    gx = -gx
     g = np.sqrt(gx * gx + gy * gy)
     zero = gx == 0
     with np.errstate(divide="ignore", invalid="ignore"):
