@@ -142,8 +142,11 @@ _TIF_MEAN = np.full(35, 1.0 / 35.0)
 
 def _tif(v: np.ndarray, i: np.ndarray) -> np.ndarray:
     def layers(x):
-        base = ndimage.correlate1d(ndimage.correlate1d(x, _TIF_MEAN, axis=0, mode="wrap"),
-                                   _TIF_MEAN, axis=1, mode="wrap")
+        # circular borders by explicit padding (np.pad repeats the image when the window is
+        # larger than it, as MATLAB's padarray does), then the valid windows
+        padded = np.pad(x, 17, mode="wrap")
+        base = ndimage.correlate1d(ndimage.correlate1d(padded, _TIF_MEAN, axis=0),
+                                   _TIF_MEAN, axis=1)[17:-17, 17:-17]
         med = ndimage.median_filter(x, size=3, mode="constant", cval=0.0)
         return base, x - base, (base - med) ** 2
 
