@@ -404,30 +404,40 @@ def _resolution(text: str) -> float:
     return 0.5 * 10.0 ** (exp - digits)
 
 
+#: The metrics whose SwinFusion values VIFB published do not come from the fused JPEGs its
+#: repository holds: on those files even the no-reference SD and EI (functions of the fused
+#: image alone) differ by 0.05, 100x more than for any of the other 16 methods.
+SWIN_MISMATCH = ("CE", "EI", "MI", "Q_CV", "SD", "SF")
+
+
 @pytest.mark.shared
 def test_vifb_published_values_reproduce(shared_dir):
-    """Every published value within 1e-2 absolute, or within the JPEG-decoding allowance for
-    the values VIFB printed with fewer than 2 decimals (Q_CV in the hundreds and thousands:
-    its 5 significant digits leave a printed precision of 0.05 to 0.005, and the decoder
-    differences scale with the value): 5e-5 relative there."""
+    """16 of the 17 methods: every value equal to the published one to its printed precision
+    (5 significant digits: half a unit of the last digit, plus 1e-9 for float64), which is
+    tighter than 1e-2 everywhere but for Q_CV values >= 200 (printed to 0.01 or 0.1).
+    SwinFusion: within 1e-2 on AG, EN, PSNR, Q_CB, Qabf, RMSE and SSIM; on the others within
+    0.5 % (its files differ from those VIFB scored, see SWIN_MISMATCH)."""
     root = Path(shared_dir) / "data" / "vifb"
     pub = defaultdict(dict)
     with open(root / "published_metrics.csv", newline="") as fh:
         for r in csv.DictReader(fh):
             pub[(r["image"], r["method"])][vifb.PUBLISHED_NAMES[r["metric"]]] = r["value"]
     assert len(pub) == 17 * 21
-    worst = defaultdict(float)
     failures = []
     for (image, method), values in sorted(pub.items()):
         f = vifb.read_matlab(root / "fused" / method / f"{image}.jpg") / 255.0
         vi = vifb.read_matlab(root / "vi" / f"{image}.jpg") / 255.0
         ir = vifb.read_matlab(root / "ir" / f"{image}.jpg") / 255.0
         ours = vifb.score(f, vi=vi, ir=ir)
+        assert set(values) == set(vifb.VIFB_METRICS)
         for name, text in values.items():
             d = abs(ours[name] - float(text))
-            worst[name] = max(worst[name], d)
-            allowed = max(1e-2, _resolution(text) + 5e-5 * abs(float(text)))
+            if method != "SwinFusion":
+                allowed = _resolution(text) + 1e-9
+            elif name in SWIN_MISMATCH:
+                allowed = 5e-3 * abs(float(text))
+            else:
+                allowed = 1e-2
             if d > allowed:
                 failures.append((name, image, method, ours[name], text, d))
     assert not failures, failures[:20]
-    assert set(worst) == set(vifb.VIFB_METRICS)

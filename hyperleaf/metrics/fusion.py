@@ -54,6 +54,7 @@ import math
 from typing import Any
 
 import numpy as np
+from scipy import ndimage
 
 from hyperleaf.deprecation import positional_to_keywords
 from hyperleaf.metrics import vifb as _vifb
@@ -244,7 +245,31 @@ def _qabf(x: FusionInputs, convention: str) -> float:
     return float((qaf * ga + qbf * gb).sum()) / den
 
 
+def _ssim_mmif(f: np.ndarray, s: np.ndarray) -> float:
+    """scikit-image's ``structural_similarity(f, s)`` as the MMIF Evaluator runs it: float32
+    images (0..255), float32 arithmetic throughout (scikit-image >= 0.19 keeps float32),
+    7x7 ``uniform_filter`` (reflected borders), sample covariance ``49/48``, ``L = 2``, the
+    3-pixel border cropped and the map averaged in float64. With a constant ``C2 = 0.0036``
+    the float32 rounding decides near-flat windows, so float64 differs by up to ~1e-4."""
+    x, y = f.astype(np.float32), s.astype(np.float32)
+    ux, uy = ndimage.uniform_filter(x, size=7), ndimage.uniform_filter(y, size=7)
+    uxx = ndimage.uniform_filter(x * x, size=7)
+    uyy = ndimage.uniform_filter(y * y, size=7)
+    uxy = ndimage.uniform_filter(x * y, size=7)
+    norm = 49.0 / 48.0
+    vx, vy, vxy = norm * (uxx - ux * ux), norm * (uyy - uy * uy), norm * (uxy - ux * uy)
+    c1, c2 = (0.01 * 2.0) ** 2, (0.03 * 2.0) ** 2
+    a1, a2 = 2 * ux * uy + c1, 2 * vxy + c2
+    b1, b2 = ux**2 + uy**2 + c1, vx + vy + c2
+    m = (a1 * a2) / (b1 * b2)
+    return float(m[3:-3, 3:-3].mean(dtype=np.float64))
+
+
 def _ssim_pair(x: FusionInputs, src: str, convention: str) -> float:
+    if convention == "mmif":
+        if min(x.shape) < 7:
+            raise ValueError(f"SSIM needs images of at least 7x7, got {x.shape}")
+        return _ssim_mmif(x.f, x.image(src))
     if convention == "standard":
         wname, w, norm, L = "gauss11", gaussian_1d(11, 1.5), 1.0, 255.0
     else:
