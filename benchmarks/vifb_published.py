@@ -95,8 +95,10 @@ def run(shared: Path, workers: int, values: Path | None) -> dict:
         items.sort(key=lambda t: t[0])
         worst = items[-1]
         by_method: dict = defaultdict(float)
-        for d, _, _, method, _, _ in items:
+        units_by_method: dict = defaultdict(float)
+        for d, units, _, method, _, _ in items:
             by_method[method] = max(by_method[method], d)
+            units_by_method[method] = max(units_by_method[method], units)
         summary[metric] = {
             "n": len(items), "max_abs": worst[0], "worst": {"image": worst[2], "method": worst[3],
                                                             "hyperleaf": worst[4],
@@ -104,7 +106,8 @@ def run(shared: Path, workers: int, values: Path | None) -> dict:
             "median_abs": items[len(items) // 2][0],
             "max_in_print_units": max(t[1] for t in items),
             "over_1e-2": sum(t[0] > 1e-2 for t in items),
-            "max_abs_by_method": dict(sorted(by_method.items()))}
+            "max_abs_by_method": dict(sorted(by_method.items())),
+            "max_in_print_units_by_method": dict(sorted(units_by_method.items()))}
     return {"what": "hyperleaf vifb convention vs VIFB published_metrics.csv (17 methods x 21 "
                     "images x 13 metrics); float64, JPEG decoded by Pillow",
             "seconds": seconds, "workers": workers, "metrics": summary}
@@ -161,19 +164,24 @@ def render_classical(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+#: The method whose published values do not come from the files VIFB's repository holds.
+ODD = "SwinFusion"
+
+
 def render(results: dict) -> str:
     from hyperleaf.metrics.vifb import PUBLISHED_NAMES
 
     back = {v: k for k, v in PUBLISHED_NAMES.items()}
-    lines = ["| metric (VIFB name) | values | max abs difference | where (image, method) | "
-             "median abs difference | values > 1e-2 | largest, in units of the printed "
-             "precision |",
-             "|---|---:|---:|---|---:|---:|---:|"]
+    lines = ["| metric (VIFB name) | median abs difference (all 357) | max abs difference, 16 "
+             "methods (336 values) | max, in half-units of the printed last digit, 16 methods "
+             f"| max abs difference, {ODD} (21 values) |",
+             "|---|---:|---:|---:|---:|"]
     for metric in sorted(results["metrics"]):
         s = results["metrics"][metric]
-        lines.append(f"| {metric} ({back[metric]}) | {s['n']} | {s['max_abs']:.2g} | "
-                     f"{s['worst']['image']}, {s['worst']['method']} | {s['median_abs']:.1g} | "
-                     f"{s['over_1e-2']} | {s['max_in_print_units']:.3g} |")
+        others = max(v for k, v in s["max_abs_by_method"].items() if k != ODD)
+        units = max(v for k, v in s["max_in_print_units_by_method"].items() if k != ODD)
+        lines.append(f"| {metric} ({back[metric]}) | {s['median_abs']:.1g} | {others:.2g} | "
+                     f"{units:.3f} | {s['max_abs_by_method'][ODD]:.2g} |")
     lines += ["", f"Scored in {results['seconds']:.0f} s with {results['workers']} worker(s)."]
     return "\n".join(lines) + "\n"
 
