@@ -56,14 +56,32 @@ def evaluate_pair(fused_dir: str | Path, pair: ImagePair, names: Sequence[str],
     quiet_third_party()
     f = fused_file(fused_dir, pair.name)
     # vifb: the images as MATLAB's imread gives them (colour kept); otherwise grey levels.
-    read = _read_vifb if convention == "vifb" else read_gray_levels
+    read = {"vifb": _read_vifb, "mmif": _read_mmif}.get(convention, read_gray_levels)
     fused, ir, vis = read(f), read(pair.ir), read(pair.vis)
     for p, arr in ((pair.ir, ir), (pair.vis, vis)):
         if arr.shape[:2] != fused.shape[:2]:
             raise ImageError(f"size mismatch: fused {f} is {fused.shape[0]}x{fused.shape[1]} "
                              f"but {p} is {arr.shape[0]}x{arr.shape[1]}")
-    return {"image": pair.name, **evaluate(fused, ir=ir, vis=vis, metrics=tuple(names),
-                                           convention=convention)}
+    try:
+        scores = evaluate(fused, ir=ir, vis=vis, metrics=tuple(names), convention=convention)
+    except ValueError as exc:
+        raise ValueError(f"pair {pair.name!r} (fused {f}): {exc}") from exc
+    return {"image": pair.name, **scores}
+
+
+def _read_mmif(path: str | Path) -> Any:
+    """What the MMIF Evaluator measures: grey files as their levels; colour files as
+    ``round(0.299 R + 0.587 G + 0.114 B)``, computed in float32 and rounded half to even
+    (OpenCV's ``cvtColor(BGR2GRAY)`` on its float32 image, then ``np.round``), ``uint8``."""
+    img = read_gray_levels(path)
+    if img.dtype == np.uint8:
+        return img
+    rgb = read_matlab(path)
+    if rgb.ndim != 3 or not np.array_equal(rgb, np.rint(rgb)):
+        return img  # 16-bit grey: no luminance to round
+    c = rgb.astype(np.float32)
+    y = c[..., 2] * np.float32(0.114) + c[..., 1] * np.float32(0.587) + c[..., 0] * np.float32(0.299)
+    return np.clip(np.round(y), 0, 255).astype(np.uint8)
 
 
 def _read_vifb(path: str | Path) -> Any:

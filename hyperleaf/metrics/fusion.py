@@ -31,7 +31,11 @@ in ``a`` and ``b``: the two-source helpers ``mi(f, a, b)`` ... give the same val
   ``mmif``: scikit-image's ``structural_similarity`` defaults on float images, 7x7 uniform
   window, sample covariance (``49/48``), implicit ``L = 2``;
 * ``PSNR`` ``10 log10(P^2 / ((MSE(f, a) + MSE(f, b)) / 2))`` in dB, ``P = 255`` (``standard``)
-  or ``max(f)`` (``mmif``).
+  or ``max(f)`` (``mmif``); ``inf`` when both MSEs are 0, ``-inf`` for an all-black fused
+  image in ``mmif`` (``P = 0``).
+
+``VIF`` of a flat source (``0/0``) is 1.0, the Evaluator's value. An error inside a metric is
+raised as ``ValueError`` starting with the metric's name.
 
 docs/metrics.md gives each definition with its reference and the conventions' measured
 differences on TNO.
@@ -199,6 +203,10 @@ def _vif_pair(x: FusionInputs, src: str) -> float:
         sv = np.maximum(sv, _VIF_EPS)
         num += float(np.log10(1.0 + g * g * s1 / (sv + _VIF_SIGMA_N2)).sum())
         den += float(np.log10(1.0 + s1 / _VIF_SIGMA_N2).sum())
+    if den == 0.0:
+        # a flat source carries no information: 0/0, which the Evaluator maps to 1.0 through
+        # its NaN branch; both conventions return that
+        return 1.0
     return num / den
 
 
@@ -300,6 +308,8 @@ def _psnr(x: FusionInputs, convention: str) -> float:
     peak = 255.0 if convention == "standard" else float(x.f.max())
     if mse == 0:
         return math.inf
+    if peak == 0:  # mmif, an all-black fused image: log10(0)
+        return -math.inf
     return float(10.0 * math.log10(peak * peak / mse))
 
 
@@ -407,4 +417,10 @@ def evaluate(fused: Any, *old: Any, ir: Any = _UNSET, vis: Any = _UNSET,
         return _vifb.score(fused, vi=vis, ir=ir, metrics=None if metrics is METRICS else metrics)
     names = resolve(metrics)
     x = FusionInputs(fused, ir, vis)
-    return {name: get(name).compute(x, convention) for name in names}
+    out = {}
+    for name in names:
+        try:
+            out[name] = get(name).compute(x, convention)
+        except (ValueError, ArithmeticError) as exc:
+            raise ValueError(f"{name}: {exc}") from exc
+    return out

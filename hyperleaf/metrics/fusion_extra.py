@@ -213,7 +213,10 @@ def _halve(img: np.ndarray) -> np.ndarray:
 def _ms_ssim_pair(f: np.ndarray, s: np.ndarray) -> float:
     scales = ms_ssim_scales(f.shape)
     weights = np.array(_MS_WEIGHTS[:scales])
-    weights = weights / weights.sum()
+    if scales < 5:
+        # fewer scales: the first weights renormalised to sum 1; at 5 scales the published
+        # weights as they are (they sum to 1.0001), as Wang's code uses them
+        weights = weights / weights.sum()
     w = gaussian_1d(11, 1.5)
     c1, c2 = (0.01 * 255.0) ** 2, (0.03 * 255.0) ** 2
     value = 1.0
