@@ -309,3 +309,39 @@ def test_classical_fusers_agree_with_vifb_outputs(shared_dir):
         assert np.mean(np.abs(ours - _read(pub)) <= 1) >= 0.94, pub.name
         identical += bool(np.array_equal(ours, _read(pub)))
     assert identical >= 10
+
+
+def test_with_builtins_ship_and_ship_leaf_run(tmp_path):
+    """hl-SHIP from an authors'-format checkpoint and hl-SHIP+LEAF from a (4-step) training
+    run: their images are those of the loaded networks, and they enter the leaderboard."""
+    import torch
+    import yaml
+
+    from hyperleaf.cli import main
+    from hyperleaf.io import read_gray, read_image, to_uint8
+    from hyperleaf.models import SHIP
+    from hyperleaf.models.ship import fuse_arrays
+    from hyperleaf.train.build import load_fusion_net
+
+    data, _ = _dataset(tmp_path, methods=())
+    torch.manual_seed(0)
+    weights = tmp_path / "ship.pth"
+    torch.save({"params": SHIP().state_dict()}, weights)
+    tiny = {"batch_size": 2, "crop": 16, "val_crop": 24, "val_size": 3, "train_size": 64,
+            "n_feat": 4, "hdgfb_hidden": 8, "ball_dim": 4, "eval_every": 100, "log_every": 2,
+            "w_ssim": 0.0, "threads": 1}
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(tiny))
+    run = tmp_path / "run"
+    assert main(["train", "--config", str(tmp_path / "tiny.yaml"), "--steps", "4", "--out",
+                 str(run), "--no-progress"]) == 0
+    out = tmp_path / "board"
+    assert main(["leaderboard", "--data", str(data), "--with-builtins", "--ship-weights",
+                 str(weights), "--leaf-run", str(run), "--metrics", "en", "--baseline",
+                 "hl-SHIP", "--out", str(out), "--no-progress"]) == 0
+    for name, source in (("hl-SHIP", weights), ("hl-SHIP+LEAF", run)):
+        net = load_fusion_net(source)
+        want = fuse_arrays(net, ir=read_gray(data / "ir" / "b.png"),
+                           vis=read_image(data / "vi" / "b.png"))
+        assert np.array_equal(_read(out / "builtins" / name / "b.png"), to_uint8(want)), name
+    rec = json.loads((out / "leaderboard.json").read_text())
+    assert {"hl-SHIP", "hl-SHIP+LEAF"} <= set(rec["methods"]) and rec["baseline"] == "hl-SHIP"
