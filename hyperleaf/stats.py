@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["holm"]
+__all__ = ["holm", "mean_interval"]
 
 
 def holm(pvalues: Sequence[float]) -> list[float]:
@@ -56,3 +56,36 @@ def holm(pvalues: Sequence[float]) -> list[float]:
         scaled = (m - np.arange(m)) * p[order]
         out[order] = np.minimum(1.0, np.maximum.accumulate(scaled))
     return [float(v) for v in out]
+
+
+def mean_interval(values: Sequence[float], level: float = 0.95) -> tuple[float, float]:
+    r"""Mean of ``n`` independent replicates and the half-width of its Student-t interval.
+
+    .. math:: \bar x \pm t_{(1 + \text{level}) / 2,\; n - 1}\; s / \sqrt{n},
+
+    with ``s`` the sample standard deviation (``n - 1`` in the denominator). The half-width is
+    NaN for ``n < 2`` (no spread to estimate) or when a value is not finite.
+
+    Args:
+        values: ``n`` replicates (e.g. one score per image).
+        level: coverage in (0, 1).
+
+    Returns:
+        ``(mean, half_width)``.
+
+    >>> m, h = mean_interval([1.0, 2.0, 3.0])
+    >>> m, round(h, 6)        # t_{0.975, 2} = 4.302653, s = 1
+    (2.0, 2.484138)
+    """
+    from scipy import stats as _st
+
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level: expected a probability in (0, 1), got {level!r}")
+    x = np.asarray([float(v) for v in values], dtype=np.float64)
+    if x.size == 0:
+        raise ValueError("values: expected at least one value")
+    mean = float(x.mean())
+    if x.size < 2 or not np.all(np.isfinite(x)):
+        return mean, math.nan
+    sd = float(x.std(ddof=1))
+    return mean, float(_st.t.ppf((1.0 + level) / 2.0, x.size - 1) * sd / math.sqrt(x.size))

@@ -66,8 +66,8 @@ def _subparsers() -> dict[str, argparse.ArgumentParser]:
 
 def test_every_help_shows_its_defaults():
     subs = _subparsers()
-    assert sorted(subs) == sorted(["check", "train", "plot", "fuse", "evaluate", "pansharpen",
-                                   "ablate"])
+    assert sorted(subs) == sorted(["check", "train", "plot", "fuse", "evaluate", "leaderboard",
+                                   "pansharpen", "ablate"])
     for name, sub in subs.items():
         formatter = sub._get_formatter()
         for action in sub._actions:

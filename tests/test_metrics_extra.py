@@ -282,3 +282,141 @@ def test_new_metrics_reject_bad_input():
         M.ms_ssim(f, a, b)
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         M.ce(f.astype(float), a, b)
+
+
+# ------------------------------------------------------------------ issue 23, section 3
+
+
+def _edge_q_loops(s, f):
+    """Per-pixel Sobel strength of ``s`` and Xydeas-Petrovic Q^{SF} (standard: G = 1 where the
+    strengths are equal), by loops."""
+    sx, sy = _correlate_loops(s, SOBEL_X, lambda y, x: 0), _correlate_loops(s, SOBEL_Y,
+                                                                           lambda y, x: 0)
+    fx, fy = _correlate_loops(f, SOBEL_X, lambda y, x: 0), _correlate_loops(f, SOBEL_Y,
+                                                                           lambda y, x: 0)
+    h, w = len(s), len(s[0])
+    g, gf, q = [[0.0] * w for _ in range(h)], [[0.0] * w for _ in range(h)], [[0.0] * w
+                                                                              for _ in range(h)]
+    for i in range(h):
+        for j in range(w):
+            gs = math.hypot(sx[i][j], sy[i][j])
+            gff = math.hypot(fx[i][j], fy[i][j])
+            a_s = math.pi / 2 if sx[i][j] == 0 else math.atan(sy[i][j] / sx[i][j])
+            a_f = math.pi / 2 if fx[i][j] == 0 else math.atan(fy[i][j] / fx[i][j])
+            ratio = 1.0 if gs == gff else (gff / gs if gs > gff else gs / gff)
+            orient = 1 - abs(a_s - a_f) / (math.pi / 2)
+            q[i][j] = (0.9994 / (1 + math.exp(-15 * (ratio - 0.5)))) * (
+                0.9879 / (1 + math.exp(-22 * (orient - 0.8))))
+            g[i][j], gf[i][j] = gs, gff
+    return g, gf, q
+
+
+def test_nabf_on_distinct_sources_against_loops():
+    """Distinct sources, so that the artefact mask's AND (gF above *both* source strengths)
+    and the per-source weights (1 - Q^{AF}) gA, (1 - Q^{BF}) gB are each exercised: an OR mask
+    or swapped weights change the value."""
+    for seed in (31, 32, 33):
+        f, a, b = _rand((9, 11), seed)
+        a = (a // 3).astype(np.uint8)  # weaker edges in a: f's edges exceed a's more often
+        ga, gf, qa = _edge_q_loops(a.tolist(), f.tolist())
+        gb, _, qb = _edge_q_loops(b.tolist(), f.tolist())
+        num = den = 0.0
+        n_and = n_or = 0
+        for i in range(9):
+            for j in range(11):
+                den += ga[i][j] + gb[i][j]
+                if gf[i][j] > ga[i][j] and gf[i][j] > gb[i][j]:
+                    num += (1 - qa[i][j]) * ga[i][j] + (1 - qb[i][j]) * gb[i][j]
+                    n_and += 1
+                n_or += gf[i][j] > ga[i][j] or gf[i][j] > gb[i][j]
+        assert 0 < n_and < n_or  # the two masks differ on these images
+        assert M.nabf(f, a, b) == pytest.approx(num / den, rel=1e-12)
+        assert M.nabf(f, b, a) == pytest.approx(num / den, rel=1e-12)
+
+
+def _ms_ssim_loops(f, s, weights):
+    from scipy.signal import correlate2d
+
+    t = np.arange(11) - 5
+    w = np.exp(-(t[:, None] ** 2 + t[None, :] ** 2) / (2 * 1.5**2))
+    w /= w.sum()
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    f, s = f.astype(float), s.astype(float)
+    value = 1.0
+    for j, wj in enumerate(weights):
+        mf, ms = correlate2d(f, w, "valid"), correlate2d(s, w, "valid")
+        vf = correlate2d(f * f, w, "valid") - mf * mf
+        vs = correlate2d(s * s, w, "valid") - ms * ms
+        cov = correlate2d(f * s, w, "valid") - mf * ms
+        cs = (2 * cov + c2) / (vf + vs + c2)
+        if j == len(weights) - 1:
+            value *= float((cs * (2 * mf * ms + c1) / (mf * mf + ms * ms + c1)).mean()) ** wj
+        else:
+            value *= float(cs.mean()) ** wj
+            h, ww = f.shape[0] // 2 * 2, f.shape[1] // 2 * 2
+            f = f[:h, :ww].reshape(h // 2, 2, ww // 2, 2).mean(axis=(1, 3))
+            s = s[:h, :ww].reshape(h // 2, 2, ww // 2, 2).mean(axis=(1, 3))
+    return value
+
+
+def test_ms_ssim_five_scales_uses_the_published_weights_as_they_are():
+    """Wang's code multiplies with the published weights, which sum to 1.0001; only fewer
+    scales renormalise."""
+    rng = np.random.default_rng(41)
+    base = rng.normal(size=(180, 184)).cumsum(0).cumsum(1)
+    f = np.round(255 * (base - base.min()) / np.ptp(base)).astype(np.uint8)
+    a = np.clip(f.astype(int) + rng.integers(-20, 21, f.shape), 0, 255).astype(np.uint8)
+    published = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
+    assert sum(published) == pytest.approx(1.0001)
+    want = _ms_ssim_loops(f, a, published)
+    assert M.ms_ssim(f, a, a) == pytest.approx(2 * want, rel=1e-12)
+    renormalised = _ms_ssim_loops(f, a, [w / sum(published) for w in published])
+    assert abs(2 * renormalised - M.ms_ssim(f, a, a)) > 1e-6  # the two are distinguishable
+
+
+def test_vif_of_a_flat_source_is_one_as_the_evaluator():
+    rng = np.random.default_rng(42)
+    f = rng.integers(0, 256, (48, 50)).astype(np.uint8)
+    flat = np.full((48, 50), 90, np.uint8)
+    b = rng.integers(0, 256, (48, 50)).astype(np.uint8)
+    for conv in ("standard", "mmif"):
+        with_flat = M.vif(f, flat, b, convention=conv)
+        assert with_flat == pytest.approx(1.0 + M.vif(f, b, b, convention=conv) / 2, rel=1e-12)
+
+
+def test_psnr_mmif_of_an_all_black_fused_image_is_minus_infinity():
+    black = np.zeros((8, 8), np.uint8)
+    a = np.full((8, 8), 10, np.uint8)
+    assert M.psnr(black, a, a, convention="mmif") == -math.inf
+    assert M.psnr(black, black, black, convention="mmif") == math.inf
+    assert M.psnr(black, a, a) == pytest.approx(10 * math.log10(255**2 / 100), rel=1e-12)
+
+
+def test_errors_name_the_pair_and_the_metric(tmp_path):
+    from PIL import Image
+
+    from hyperleaf.io import ImagePair
+    from hyperleaf.metrics.folder import evaluate_pair
+
+    img = np.zeros((20, 20), np.uint8)
+    for name in ("ir.png", "vis.png", "x.png"):
+        Image.fromarray(img).save(tmp_path / name)
+    pair = ImagePair("x", ir=tmp_path / "ir.png", vis=tmp_path / "vis.png")
+    with pytest.raises(ValueError, match=r"pair 'x' \(fused .*x\.png\): VIF: VIF needs images "
+                                         r"of at least 41x41"):
+        evaluate_pair(tmp_path, pair, ("EN", "VIF"))
+
+
+def test_mmif_reads_colour_as_the_evaluators_rounded_luminance(tmp_path):
+    from PIL import Image
+
+    from hyperleaf.metrics.folder import _read_mmif
+
+    rng = np.random.default_rng(43)
+    rgb = rng.integers(0, 256, (6, 7, 3)).astype(np.uint8)
+    Image.fromarray(rgb).save(tmp_path / "c.png")
+    got = _read_mmif(tmp_path / "c.png")
+    c = rgb.astype(int)
+    exact = (299 * c[..., 0] + 587 * c[..., 1] + 114 * c[..., 2]) / 1000
+    assert got.dtype == np.uint8
+    assert np.abs(got - exact).max() <= 0.5 + 1e-4  # rounded to the nearest level

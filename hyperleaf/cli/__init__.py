@@ -18,7 +18,7 @@ import sys
 from collections.abc import Sequence
 
 #: Sub-command modules of ``hyperleaf.cli``, in the order ``--help`` lists them.
-COMMANDS = ["check", "train", "plot", "fuse", "evaluate", "pansharpen", "ablate"]
+COMMANDS = ["check", "train", "plot", "fuse", "evaluate", "leaderboard", "pansharpen", "ablate"]
 
 
 class DefaultsHelpFormatter(argparse.HelpFormatter):

@@ -7,10 +7,12 @@
 
 Each pair found in IR/VIS (or ``--data``, same rules as ``hyperleaf fuse``) needs a fused image
 named after the pair (``OUT/<name>.png``, as ``hyperleaf fuse`` writes). 8-bit grey images are
-measured on their exact integer levels; colour fused/visible images on their luminance Y.
+measured on their exact integer levels; colour fused/visible images on their luminance Y
+(``--convention vifb``: per RGB channel, as VIFB's MATLAB code).
 Prints a per-image table with the mean (arrows: higher or lower is better), and writes it as
 CSV and JSON (default ``OUT/metrics.csv`` and ``OUT/metrics.json``; ``--markdown`` also writes
-a Markdown table), each atomically and each naming the convention. docs/metrics.md defines
+a Markdown table), each atomically and each naming the convention. JSON holds no Infinity or
+NaN: a non-finite value (PSNR of a fused image equal to both sources) is written as null. docs/metrics.md defines
 every metric and both conventions.
 """
 
@@ -62,9 +64,10 @@ def register(subparsers) -> None:
                    help="comma-separated names, case-insensitive, e.g. en,sd,Qabf; 'all' for "
                         "every metric (default: the ten standard ones plus CC, SCC, EI, Nabf, "
                         "MS-SSIM, Q_CB, Q_CV, CE; FMI only when named)")
-    p.add_argument("--convention", choices=("standard", "mmif"), default="standard",
+    p.add_argument("--convention", choices=("standard", "mmif", "vifb"), default="standard",
                    help="standard: published definitions; mmif: the MMIF-CDDFuse Evaluator's "
-                        "numbers (MI in nats, its SSIM, PSNR peak max(F), its Qabf) "
+                        "numbers (MI in nats, its SSIM, PSNR peak max(F), its Qabf); vifb: "
+                        "VIFB's MATLAB code, its 13 metrics per RGB channel "
                         "(default: %(default)s)")
     p.add_argument("--workers", type=int, default=1,
                    help="pairs computed in parallel processes (default: %(default)s)")
@@ -102,16 +105,18 @@ def markdown_table(rows: list[dict], metrics, convention: str = "standard") -> s
     return "\n".join(lines) + "\n"
 
 
-def _selection(text: str | None) -> tuple[str, ...]:
+def _selection(text: str | None, convention: str = "standard") -> tuple[str, ...]:
     from hyperleaf.metrics.registry import resolve
+    from hyperleaf.metrics.vifb import select
 
+    pick = select if convention == "vifb" else resolve
     if text is None:
-        return resolve(None)
+        return pick(None)
     names = [s.strip() for s in text.split(",") if s.strip()]
     if not names:
         raise ValueError("--metrics: give at least one name (or all)")
     try:
-        return resolve(names)
+        return pick(names)
     except ValueError as exc:
         raise ValueError(f"--{exc}") from None
 
@@ -144,11 +149,12 @@ def run(args) -> int:
     from hyperleaf.atomic import atomic_write_text
     from hyperleaf.io import ImageError, select_pairs
     from hyperleaf.metrics.folder import evaluate_folder, mean_row, quiet_third_party
+    from hyperleaf.metrics.leaderboard import json_safe
     from hyperleaf.metrics.registry import get
 
     quiet_third_party()
     try:
-        names = _selection(args.metrics)
+        names = _selection(args.metrics, args.convention)
         if args.workers < 1:
             raise ValueError(f"--workers: expected an integer >= 1, got {args.workers}")
         fused_dir = Path(args.fused)
@@ -177,7 +183,7 @@ def run(args) -> int:
     record = {"convention": args.convention, "metrics": list(names),
               "higher_is_better": {m: get(m).higher_is_better for m in names},
               "images": rows, "mean": {m: mean[m] for m in names}}
-    atomic_write_text(json_path, json.dumps(record, indent=2) + "\n")
+    atomic_write_text(json_path, json.dumps(json_safe(record), indent=2, allow_nan=False) + "\n")
     written = [csv_path, json_path]
     if args.markdown:
         atomic_write_text(Path(args.markdown), markdown_table(rows, names, args.convention))

@@ -4,7 +4,8 @@
   reference, function); names are case-insensitive.
 * :mod:`hyperleaf.metrics.fusion` -- the ten standard infrared-visible fusion metrics (EN, SD,
   SF, AG, MI, SCD, VIF, Qabf, SSIM, PSNR), two conventions, and :func:`evaluate`.
-* :mod:`hyperleaf.metrics.fusion_extra` -- CC, SCC, EI, Nabf, FMI, MS-SSIM, Q_CB, Q_CV, CE.
+* :mod:`hyperleaf.metrics.fusion_extra` -- CC, SCC, EI, Nabf, FMI, MS-SSIM, Q_CB, Q_CV, CE, RMSE.
+* :mod:`hyperleaf.metrics.vifb` -- the ``vifb`` convention: VIFB's 13 metrics, per RGB channel.
 
 The fusion names stay importable from ``hyperleaf.metrics`` (``hyperleaf.metrics.evaluate``).
 """
@@ -33,10 +34,11 @@ from hyperleaf.metrics.fusion_extra import (
     nabf,
     q_cb,
     q_cv,
+    rmse,
     scc,
 )
 from hyperleaf.metrics.registry import CONVENTIONS, all_metrics, resolve
 
 __all__ = ["CONVENTIONS", "METRICS", "ag", "all_metrics", "cc", "ce", "ei", "en", "evaluate",
            "fmi_gradient", "fmi_pixel", "mi", "ms_ssim", "nabf", "psnr", "q_cb", "q_cv", "qabf",
-           "resolve", "scc", "scd", "sd", "sf", "ssim", "vif"]
+           "resolve", "rmse", "scc", "scd", "sd", "sf", "ssim", "vif"]

@@ -22,9 +22,12 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from hyperleaf.io import IMAGE_EXTENSIONS, ImageError, ImagePair, read_gray_levels
 from hyperleaf.metrics.fusion import evaluate
 from hyperleaf.metrics.registry import check_convention, resolve
+from hyperleaf.metrics.vifb import read_matlab, select
 
 __all__ = ["evaluate_folder", "evaluate_pair", "fused_file", "mean_row", "quiet_third_party"]
 
@@ -52,13 +55,40 @@ def evaluate_pair(fused_dir: str | Path, pair: ImagePair, names: Sequence[str],
     ``fused_dir``."""
     quiet_third_party()
     f = fused_file(fused_dir, pair.name)
-    fused, ir, vis = read_gray_levels(f), read_gray_levels(pair.ir), read_gray_levels(pair.vis)
+    # vifb: the images as MATLAB's imread gives them (colour kept); otherwise grey levels.
+    read = {"vifb": _read_vifb, "mmif": _read_mmif}.get(convention, read_gray_levels)
+    fused, ir, vis = read(f), read(pair.ir), read(pair.vis)
     for p, arr in ((pair.ir, ir), (pair.vis, vis)):
-        if arr.shape != fused.shape:
+        if arr.shape[:2] != fused.shape[:2]:
             raise ImageError(f"size mismatch: fused {f} is {fused.shape[0]}x{fused.shape[1]} "
                              f"but {p} is {arr.shape[0]}x{arr.shape[1]}")
-    return {"image": pair.name, **evaluate(fused, ir=ir, vis=vis, metrics=tuple(names),
-                                           convention=convention)}
+    try:
+        scores = evaluate(fused, ir=ir, vis=vis, metrics=tuple(names), convention=convention)
+    except ValueError as exc:
+        raise ValueError(f"pair {pair.name!r} (fused {f}): {exc}") from exc
+    return {"image": pair.name, **scores}
+
+
+def _read_mmif(path: str | Path) -> Any:
+    """What the MMIF Evaluator measures: grey files as their levels; colour files as
+    ``round(0.299 R + 0.587 G + 0.114 B)``, computed in float32 and rounded half to even
+    (OpenCV's ``cvtColor(BGR2GRAY)`` on its float32 image, then ``np.round``), ``uint8``."""
+    img = read_gray_levels(path)
+    if img.dtype == np.uint8:
+        return img
+    rgb = read_matlab(path)
+    if rgb.ndim != 3 or not np.array_equal(rgb, np.rint(rgb)):
+        return img  # 16-bit grey: no luminance to round
+    c = rgb.astype(np.float32)
+    y = c[..., 2] * np.float32(0.114) + c[..., 1] * np.float32(0.587) + c[..., 0] * np.float32(0.299)
+    return np.clip(np.round(y), 0, 255).astype(np.uint8)
+
+
+def _read_vifb(path: str | Path) -> Any:
+    """uint8 ``(H, W)`` or ``(H, W, 3)`` as MATLAB's ``imread`` gives 8-bit files."""
+    img = read_matlab(path)
+    return img.astype(np.uint8) if np.array_equal(img, np.rint(img)) and img.max() <= 255 \
+        else img / 255.0
 
 
 def evaluate_folder(fused_dir: str | Path, pairs: Sequence[ImagePair], metrics: Any = None,
@@ -70,14 +100,15 @@ def evaluate_folder(fused_dir: str | Path, pairs: Sequence[ImagePair], metrics: 
         fused_dir: folder holding ``<pair.name>.png`` for every pair.
         pairs: the source pairs (:func:`hyperleaf.io.find_pairs_in`, ...).
         metrics: names (case-insensitive), ``"all"``, or ``None`` for the default set.
-        convention: ``"standard"`` or ``"mmif"``.
+        convention: ``"standard"``, ``"mmif"`` or ``"vifb"`` (colour images read as MATLAB
+            does, VIFB's 13 metrics by default).
         workers: processes computing pairs in parallel (1: in this process).
         progress: called once after each finished pair (e.g. a progress bar's update).
     """
     check_convention(convention)
     if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
         raise ValueError(f"workers: expected an integer >= 1, got {workers!r}")
-    names = resolve(metrics)
+    names = select(metrics) if convention == "vifb" else resolve(metrics)
     tick = progress or (lambda: None)
     if workers == 1 or len(pairs) < 2:
         rows = []

@@ -31,7 +31,11 @@ in ``a`` and ``b``: the two-source helpers ``mi(f, a, b)`` ... give the same val
   ``mmif``: scikit-image's ``structural_similarity`` defaults on float images, 7x7 uniform
   window, sample covariance (``49/48``), implicit ``L = 2``;
 * ``PSNR`` ``10 log10(P^2 / ((MSE(f, a) + MSE(f, b)) / 2))`` in dB, ``P = 255`` (``standard``)
-  or ``max(f)`` (``mmif``).
+  or ``max(f)`` (``mmif``); ``inf`` when both MSEs are 0, ``-inf`` for an all-black fused
+  image in ``mmif`` (``P = 0``).
+
+``VIF`` of a flat source (``0/0``) is 1.0, the Evaluator's value. An error inside a metric is
+raised as ``ValueError`` starting with the metric's name.
 
 docs/metrics.md gives each definition with its reference and the conventions' measured
 differences on TNO.
@@ -54,8 +58,10 @@ import math
 from typing import Any
 
 import numpy as np
+from scipy import ndimage
 
 from hyperleaf.deprecation import positional_to_keywords
+from hyperleaf.metrics import vifb as _vifb
 from hyperleaf.metrics._images import FusionInputs, gaussian_1d
 from hyperleaf.metrics._images import correlate_valid as _valid
 from hyperleaf.metrics.registry import check_convention, get, register, resolve
@@ -197,6 +203,10 @@ def _vif_pair(x: FusionInputs, src: str) -> float:
         sv = np.maximum(sv, _VIF_EPS)
         num += float(np.log10(1.0 + g * g * s1 / (sv + _VIF_SIGMA_N2)).sum())
         den += float(np.log10(1.0 + s1 / _VIF_SIGMA_N2).sum())
+    if den == 0.0:
+        # a flat source carries no information: 0/0, which the Evaluator maps to 1.0 through
+        # its NaN branch; both conventions return that
+        return 1.0
     return num / den
 
 
@@ -243,7 +253,31 @@ def _qabf(x: FusionInputs, convention: str) -> float:
     return float((qaf * ga + qbf * gb).sum()) / den
 
 
+def _ssim_mmif(f: np.ndarray, s: np.ndarray) -> float:
+    """scikit-image's ``structural_similarity(f, s)`` as the MMIF Evaluator runs it: float32
+    images (0..255), float32 arithmetic throughout (scikit-image >= 0.19 keeps float32),
+    7x7 ``uniform_filter`` (reflected borders), sample covariance ``49/48``, ``L = 2``, the
+    3-pixel border cropped and the map averaged in float64. With a constant ``C2 = 0.0036``
+    the float32 rounding decides near-flat windows, so float64 differs by up to ~1e-4."""
+    x, y = f.astype(np.float32), s.astype(np.float32)
+    ux, uy = ndimage.uniform_filter(x, size=7), ndimage.uniform_filter(y, size=7)
+    uxx = ndimage.uniform_filter(x * x, size=7)
+    uyy = ndimage.uniform_filter(y * y, size=7)
+    uxy = ndimage.uniform_filter(x * y, size=7)
+    norm = 49.0 / 48.0
+    vx, vy, vxy = norm * (uxx - ux * ux), norm * (uyy - uy * uy), norm * (uxy - ux * uy)
+    c1, c2 = (0.01 * 2.0) ** 2, (0.03 * 2.0) ** 2
+    a1, a2 = 2 * ux * uy + c1, 2 * vxy + c2
+    b1, b2 = ux**2 + uy**2 + c1, vx + vy + c2
+    m = (a1 * a2) / (b1 * b2)
+    return float(m[3:-3, 3:-3].mean(dtype=np.float64))
+
+
 def _ssim_pair(x: FusionInputs, src: str, convention: str) -> float:
+    if convention == "mmif":
+        if min(x.shape) < 7:
+            raise ValueError(f"SSIM needs images of at least 7x7, got {x.shape}")
+        return _ssim_mmif(x.f, x.image(src))
     if convention == "standard":
         wname, w, norm, L = "gauss11", gaussian_1d(11, 1.5), 1.0, 255.0
     else:
@@ -274,6 +308,8 @@ def _psnr(x: FusionInputs, convention: str) -> float:
     peak = 255.0 if convention == "standard" else float(x.f.max())
     if mse == 0:
         return math.inf
+    if peak == 0:  # mmif, an all-black fused image: log10(0)
+        return -math.inf
     return float(10.0 * math.log10(peak * peak / mse))
 
 
@@ -284,6 +320,10 @@ def _one(name: str, fused: Any, ir: Any = None, vis: Any = None,
          convention: str = "standard") -> float:
     check_convention(convention)
     metric = get(name)
+    if convention == "vifb":
+        if not metric.sources:
+            ir = vis = fused
+        return _vifb.score(fused, vi=vis, ir=ir, metrics=(metric.name,))[metric.name]
     x = FusionInputs(fused, ir, vis) if metric.sources else FusionInputs(fused)
     return metric.compute(x, convention)
 
@@ -354,8 +394,10 @@ def evaluate(fused: Any, *old: Any, ir: Any = _UNSET, vis: Any = _UNSET,
     Args:
         fused, ir, vis: ``(H, W)`` images of one size, ``uint8`` or float in ``[0, 1]``.
         metrics: names (case-insensitive), ``"all"`` or ``None`` (the default set); the ten
-            original metrics unless given.
-        convention: ``"standard"`` or ``"mmif"`` (see the module docstring).
+            original metrics unless given (``vifb``: VIFB's 13 unless given).
+        convention: ``"standard"`` or ``"mmif"`` (see the module docstring), or ``"vifb"``:
+            VIFB's MATLAB metrics, where ``fused``, ``ir`` and ``vis`` may be ``(H, W, 3)``
+            RGB (:mod:`hyperleaf.metrics.vifb`).
 
     Returns ``{name: value}`` in table order. Intermediate results (grey levels, gradients,
     filtered images) are computed once and shared by the metrics that need them.
@@ -371,6 +413,14 @@ def evaluate(fused: Any, *old: Any, ir: Any = _UNSET, vis: Any = _UNSET,
         raise TypeError("evaluate: ir and vis are required keywords: "
                         "evaluate(fused, ir=..., vis=...)")
     check_convention(convention)
+    if convention == "vifb":
+        return _vifb.score(fused, vi=vis, ir=ir, metrics=None if metrics is METRICS else metrics)
     names = resolve(metrics)
     x = FusionInputs(fused, ir, vis)
-    return {name: get(name).compute(x, convention) for name in names}
+    out = {}
+    for name in names:
+        try:
+            out[name] = get(name).compute(x, convention)
+        except (ValueError, ArithmeticError) as exc:
+            raise ValueError(f"{name}: {exc}") from exc
+    return out

@@ -17,7 +17,8 @@ on the 0..255 scale. ``a`` is the infrared source, ``b`` the visible one, ``f`` 
 * ``MS-SSIM``  ``MS-SSIM(f, a) + MS-SSIM(f, b)``, 5 scales (Wang et al. 2003);
 * ``Q_CB``     Chen-Blum perceptual contrast preservation;
 * ``Q_CV``     Chen-Varshney regional CSF-weighted difference (lower is better);
-* ``CE``       cross entropy of the grey histograms, mean over both sources (lower is better).
+* ``CE``       cross entropy of the grey histograms, mean over both sources (lower is better);
+* ``RMSE``     ``sqrt((MSE(f, a) + MSE(f, b)) / 2)`` (lower is better; not in the default set).
 
 docs/metrics.md gives each definition in full, with the parameters and edge cases.
 
@@ -42,7 +43,7 @@ from hyperleaf.metrics.fusion import _one, corr, edge_preservation
 from hyperleaf.metrics.registry import add_alias, register
 
 __all__ = ["cc", "ce", "ei", "fmi_gradient", "fmi_pixel", "ms_ssim", "nabf", "q_cb", "q_cv",
-           "scc"]
+           "rmse", "scc"]
 
 
 @register("CC", higher_is_better=True,
@@ -212,7 +213,10 @@ def _halve(img: np.ndarray) -> np.ndarray:
 def _ms_ssim_pair(f: np.ndarray, s: np.ndarray) -> float:
     scales = ms_ssim_scales(f.shape)
     weights = np.array(_MS_WEIGHTS[:scales])
-    weights = weights / weights.sum()
+    if scales < 5:
+        # fewer scales: the first weights renormalised to sum 1; at 5 scales the published
+        # weights as they are (they sum to 1.0001), as Wang's code uses them
+        weights = weights / weights.sum()
     w = gaussian_1d(11, 1.5)
     c1, c2 = (0.01 * 255.0) ** 2, (0.03 * 255.0) ** 2
     value = 1.0
@@ -319,6 +323,17 @@ def _q_cv(x: FusionInputs, convention: str) -> float:
     return num / den
 
 
+# ------------------------------------------------------------------ root mean square error
+
+
+@register("RMSE", higher_is_better=False, default=False,
+          reference="P. Jagalingam, A. V. Hegde, Aquatic Procedia 4, 2015; VIFB (X. Zhang, "
+                    "P. Ye, G. Xiao, CVPRW 2020)")
+def _rmse(x: FusionInputs, convention: str) -> float:
+    a, b = x.sources()
+    return float(np.sqrt((np.mean((x.f - a) ** 2) + np.mean((x.f - b) ** 2)) / 2.0))
+
+
 # ------------------------------------------------------------------ cross entropy
 
 
@@ -386,6 +401,12 @@ def q_cb(f: Any, a: Any, b: Any) -> float:
 def q_cv(f: Any, a: Any, b: Any) -> float:
     """Chen-Varshney ``Q_CV`` (regional perceptual difference); 0 is best."""
     return _one("Q_CV", f, a, b)
+
+
+def rmse(f: Any, a: Any, b: Any, convention: str = "standard") -> float:
+    """``sqrt((MSE(f, a) + MSE(f, b)) / 2)`` on the 0..255 scale; 0 is best (``vifb``:
+    VIFB's ``(e(a, f) + e(b, f)) / 2`` with ``e = sqrt(sum d^2) / (H W)``)."""
+    return _one("RMSE", f, a, b, convention)
 
 
 def ce(f: Any, a: Any, b: Any) -> float:

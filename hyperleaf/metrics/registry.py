@@ -2,7 +2,8 @@ r"""One place where every fusion metric is registered.
 
 A metric is a function of one :class:`~hyperleaf.metrics._images.FusionInputs` (the fused image
 and its two sources, validated once, with the quantities several metrics share cached) and a
-``convention`` (``"standard"`` or ``"mmif"``), registered with its name, its direction and its
+``convention`` (``"standard"`` or ``"mmif"``; ``"vifb"`` is computed on colour images by
+:mod:`hyperleaf.metrics.vifb` for the 13 metrics VIFB defines), registered with its name, its direction and its
 reference. Adding a metric is one module with one decorated function::
 
     from hyperleaf.metrics.registry import register
@@ -34,8 +35,9 @@ __all__ = ["CONVENTIONS", "Metric", "add_alias", "all_metrics", "check_conventio
            "resolve"]
 
 #: ``standard``: the published definitions; ``mmif``: what the MMIF-CDDFuse ``Evaluator``
-#: computes (see docs/metrics.md).
-CONVENTIONS = ("standard", "mmif")
+#: computes; ``vifb``: what VIFB's MATLAB code computes, per RGB channel, for its 13 metrics
+#: (:mod:`hyperleaf.metrics.vifb`; see docs/metrics.md).
+CONVENTIONS = ("standard", "mmif", "vifb")
 
 
 @dataclass(frozen=True)
