@@ -22,10 +22,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from hyperleaf.cli.flags import KEY_FLAGS, flag_message
-
-_FLAGS = {**KEY_FLAGS, "fused_root": "--fused-root", "methods": "--methods",
-          "baseline": "--baseline", "ship_weights": "--ship-weights", "leaf_run": "--leaf-run"}
+from hyperleaf.cli.flags import flag_message
 
 
 def register(subparsers) -> None:
@@ -102,7 +99,7 @@ def run(args) -> int:
                             metrics=metrics, workers=args.workers, baseline=args.baseline,
                             progress=not args.no_progress)
     except (ImageError, ValueError, FileNotFoundError) as exc:
-        print(f"{prog} {flag_message(exc, _FLAGS)}", file=sys.stderr)
+        print(f"{prog} {flag_message(exc)}", file=sys.stderr)
         return 2
     print(board.markdown())
     print("wrote " + ", ".join(str(p) for p in board.files))
