@@ -37,3 +37,32 @@ def test_every_config_file_an_example_names_ships_and_validates():
                 TrainConfig.from_dict({**base, **load_yaml(root / path)}).validate()
                 seen += 1
     assert seen >= 2, "no example names a --config file: this test would check nothing"
+
+
+def test_every_readme_command_parses():
+    """Every `.venv/bin/hyperleaf ...` line of the README is a valid command line for the
+    parser as that command prepares it (train: the task's own flags); parsed, not run."""
+    import shlex
+
+    from hyperleaf.cli import COMMANDS, build_parser
+    from hyperleaf.cli import train as cli_train
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    lines = [ln.split(" #", 1)[0].strip() for block in re.findall(r"```sh\n(.*?)```", text, re.S)
+             for ln in block.splitlines() if ln.strip().startswith(".venv/bin/hyperleaf ")]
+    assert len(lines) >= 12, lines
+    seen = set()
+    try:
+        for line in lines:
+            argv = shlex.split(line.replace("$DATA", "../shared/data"))[1:]
+            assert argv[0] in COMMANDS, line
+            cli_train.prepare(argv[1:] if argv[0] == "train" else [])
+            args = build_parser().parse_args(argv)
+            assert args.command == argv[0]
+            seen.add(argv[0])
+    finally:
+        cli_train.prepare([])
+    # every task's workflow is shown
+    assert {"train", "fuse", "evaluate", "pansharpen", "leaderboard", "ablate"} <= seen
+    for task in ("fuse", "pansharpen", "segment"):
+        assert task == "fuse" or f"--task {task}" in text, task
