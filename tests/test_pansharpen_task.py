@@ -89,8 +89,11 @@ def test_index_parsing_and_split_by_hand():
 
 
 def test_split_selects_the_samples(tiny_h5):
-    cfg = _cfg(tiny_h5, "unused", train_index="1-3", val_index="0")
-    train_set, val_set = get_task("pansharpen").datasets(cfg)
+    given = _cfg(tiny_h5, "unused", train_index="1-3", val_index="0")
+    cfg, train_set, val_set = get_task("pansharpen").open_data(given)
+    # the data decide bands, ratio and statistics; datasets() reports them, never writes them
+    assert (given.ms_bands, given.ratio, given.pan_statistics) == (0, 0, None)
+    assert train_set.resolved["ms_bands"] == 4
     ds = PanCollection(tiny_h5, dtype=torch.float64)
     assert len(train_set) == 3 * 4 and len(val_set) == 1  # 16-pixel tiles; one whole 32 tile
     torch.testing.assert_close(val_set[0]["gt"], ds[0]["gt"], rtol=0, atol=0)
@@ -252,8 +255,7 @@ def test_ddp_equals_single_process_on_union_batch(tiny_h5, tmp_path):
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=2e-5, msg=k)
     # the runs moved the weights (not a comparison of two untouched initialisations)
-    c = TrainConfig.from_dict(cfg(tmp_path / "x", 4))
-    get_task("pansharpen").datasets(c)
+    c, _, _ = get_task("pansharpen").open_data(TrainConfig.from_dict(cfg(tmp_path / "x", 4)))
     torch.manual_seed(5)
     init = build_pansharpen_objective(c).state_dict()
     assert max(float((b[k] - init[k]).abs().max()) for k in b) > 1e-3

@@ -69,7 +69,7 @@ def segment_report(args: argparse.Namespace) -> dict[str, Any]:
     if cfg.data is None and cfg.model == "leafseg":
         raise ValueError(f"--weights: {run} trained leafseg on the embedded synthetic set; "
                          f"only leaf-unet / leaf-unet3d runs evaluate on data folders")
-    folder, groups, volumes = open_segment_data(cfg, args.data)
+    folder, groups, volumes, _ = open_segment_data(cfg, args.data)
     tile = eval_tile(cfg, volumes)
     items = SegmentationItems(folder, range(len(folder)), groups, cache_bytes=0)
     r = segment_scores(objective, items, device, cfg.num_classes, tile=tile,

@@ -166,8 +166,21 @@ class Task:
     def datasets(self, cfg: Any) -> tuple[Any, Any]:
         """``(train_set, val_set)``: map-style datasets whose items are dicts of tensors holding
         :attr:`inputs`; a train set with a ``get(i, generator)`` method draws its random
-        augmentation from ``generator``."""
+        augmentation from ``generator``. Configuration values the data decide (the network's
+        bands, classes, ...) go in the train set's ``resolved`` mapping (:meth:`open_data`
+        applies them), never into ``cfg``."""
         raise NotImplementedError
+
+    def open_data(self, cfg: Any) -> tuple[Any, Any, Any]:
+        """``(cfg, train_set, val_set)``: :meth:`datasets`, and the configuration with what the
+        data decide for the model (bands, ratio, classes, statistics: the training set's
+        ``resolved`` mapping) applied by ``cfg.replace`` (validated). ``datasets`` reports
+        those values; it never writes them into ``cfg``, so nothing depends on calling it
+        before :meth:`build_objective` except through this returned configuration."""
+        train, val = self.datasets(cfg)
+        resolved = dict(getattr(train, "resolved", None) or {})
+        changed = {k: v for k, v in resolved.items() if getattr(cfg, k) != v}
+        return (cfg.replace(**changed) if changed else cfg), train, val
 
     def build_objective(self, cfg: Any) -> nn.Module:
         """The module the optimizer trains (network and loss; what DDP wraps and

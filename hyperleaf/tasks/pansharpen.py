@@ -200,8 +200,9 @@ class PansharpenTask(Task):
                                  "to lists of numbers")
 
     def datasets(self, cfg: Any) -> tuple[PanPatches, PanPatches]:
-        """Opens ``cfg.data``, splits and tiles it; resolves ``ms_bands``, ``ratio`` and (with
-        ``normalise``) ``pan_statistics`` into ``cfg`` (saved in config.yaml)."""
+        """Opens ``cfg.data``, splits and tiles it; reports ``ms_bands``, ``ratio`` and (with
+        ``normalise``) ``pan_statistics`` in the train set's ``resolved`` (``Task.open_data``
+        puts them in the run's configuration, saved in config.yaml)."""
         ds = PanCollection(cfg.data, dtype=torch.float64)  # degraded and tiled in float64
         if cfg.crop % ds.ratio or cfg.val_crop % ds.ratio:
             key = "crop" if cfg.crop % ds.ratio else "val_crop"
@@ -214,14 +215,16 @@ class PansharpenTask(Task):
                                            cfg.val_fraction)
         train = patches(ds, cfg.sensor, cfg.crop, train_idx)
         val = patches(ds, cfg.sensor, cfg.val_crop, val_idx)
-        cfg.ms_bands, cfg.ratio = ds.bands, ds.ratio
+        resolved: dict[str, Any] = {"ms_bands": ds.bands, "ratio": ds.ratio}
         if cfg.normalise:
             stats = band_statistics(train)
             if cfg.pan_statistics is not None and cfg.pan_statistics != stats:
                 raise ValueError("pan_statistics: differ from the training data's (they are "
                                  "computed from the data; leave the key out)")
-            cfg.pan_statistics = stats
-        return PanPatches(train, scale=ds.dn_scale), PanPatches(val, torch.float64, ds.dn_scale)
+            resolved["pan_statistics"] = stats
+        train_set = PanPatches(train, scale=ds.dn_scale)
+        train_set.resolved = resolved  # what the network needs (Task.open_data applies it)
+        return train_set, PanPatches(val, torch.float64, ds.dn_scale)
 
     def build_objective(self, cfg: Any) -> PansharpenObjective:
         return build_pansharpen_objective(cfg)

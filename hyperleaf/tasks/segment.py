@@ -132,14 +132,15 @@ def build_segment_network(cfg: Any) -> nn.Module:
     set resolves to its 4): ``leafseg`` (LEAFSegNet of width ``seg_width``, levels w, 2w, 4w,
     its LEAF head inside), ``leaf-unet`` or ``leaf-unet3d``."""
     model = _model(cfg)
-    if not cfg.num_classes:
+    k = cfg.num_classes
+    if not k:
         if cfg.data is not None:
             raise ValueError("num_classes: 0 means 'from the data'; open them first "
-                             "(open_segment_data) or give the number")
-        cfg.num_classes = SyntheticSegmentation.num_classes
+                             "(Task.open_data) or give the number")
+        k = SyntheticSegmentation.num_classes
     if model != "leafseg":
         ch = cfg.in_channels or 1
-        common = dict(num_classes=cfg.num_classes, in_channels=(ch, ch), c=cfg.curvature,
+        common = dict(num_classes=k, in_channels=(ch, ch), c=cfg.curvature,
                       feature_dim=cfg.feature_dim, mode=cfg.leaf_mode,
                       hdgfb=bool(cfg.hdgfb and cfg.leaf), hdgfb_hidden=cfg.hdgfb_hidden,
                       mlp_dim=cfg.mlp_dim)
@@ -148,7 +149,7 @@ def build_segment_network(cfg: Any) -> nn.Module:
         volume = (cfg.crop,) * 3 if cfg.leaf_mode == "paper" else None
         return create_model("leaf-unet3d", widths=tuple(cfg.widths3d), volume=volume, **common)
     w = cfg.seg_width
-    return create_model("leafseg", num_classes=cfg.num_classes, widths=(w, 2 * w, 4 * w),
+    return create_model("leafseg", num_classes=k, widths=(w, 2 * w, 4 * w),
                         ball_dim=cfg.ball_dim, c=cfg.curvature, learn_c=cfg.learn_curvature,
                         clip_r=cfg.clip_r, h2fr_mode=cfg.h2fr_mode, h2fr_core=cfg.h2fr_core,
                         hdgfb_mode=cfg.hdgfb_mode, hdgfb_hidden=cfg.hdgfb_hidden,
@@ -300,14 +301,15 @@ def _check_sizes(cfg: Any, model: str) -> None:
                              f"fusion's 8 heads, got {cfg.widths3d[-1]}")
 
 
-def open_segment_data(cfg: Any, data: str | Path | None = None) -> tuple[Any, list, bool]:
+def open_segment_data(cfg: Any, data: str | Path | None = None
+                      ) -> tuple[Any, list, bool, dict[str, Any]]:
     """Open ``data`` (default ``cfg.data``) with
     :class:`~hyperleaf.data.segmentation.SegmentationFolder` for ``cfg``'s network:
-    ``(folder, modality groups, volumes?)``.
+    ``(folder, modality groups, volumes?, resolved)``.
 
-    Resolves what the data decide and writes it into ``cfg`` (saved in the run's config.yaml):
-    ``model`` (2-D -> ``leaf-unet``, volumes -> ``leaf-unet3d``), ``in_channels`` and
-    ``num_classes`` (0: the layout's count, or inferred from the labels). Labels outside
+    ``resolved`` is what the data decide (``cfg`` is not changed; a run saves it in its
+    config.yaml): ``model`` (2-D -> ``leaf-unet``, volumes -> ``leaf-unet3d``), ``in_channels``
+    and ``num_classes`` (0: the layout's count, or inferred from the labels). Labels outside
     ``[0, num_classes)``, a 2-D/3-D mismatch with the network, modality groups the data do not
     have or of unequal channels raise ``ValueError`` (data errors name the file).
     """
@@ -331,20 +333,21 @@ def open_segment_data(cfg: Any, data: str | Path | None = None) -> tuple[Any, li
     if cfg.in_channels and cfg.in_channels != chans[0]:
         raise ValueError(f"in_channels: {cfg.in_channels} but the data give {chans[0]}")
     _check_sizes(cfg, model)
-    cfg.model, cfg.in_channels, cfg.num_classes = model, chans[0], folder.num_classes
-    return folder, groups, volumes
+    resolved = {"model": model, "in_channels": chans[0], "num_classes": folder.num_classes}
+    return folder, groups, volumes, resolved
 
 
 def _folder_datasets(cfg: Any) -> tuple[Any, Any]:
     """Open ``cfg.data`` (:func:`open_segment_data`) and split it (module docstring)."""
-    folder, groups, _ = open_segment_data(cfg)
+    folder, groups, _, resolved = open_segment_data(cfg)
     n = len(folder)
     if n < 2:
         raise SegmentationDataError(f"{cfg.data}: needs at least 2 items (train + validation), "
                                     f"found {n}")
     n_val = min(n - 1, max(1, round(cfg.val_fraction * n)))
-    return (SegmentationCrops(folder, range(n - n_val), cfg.crop, groups),
-            SegmentationItems(folder, range(n - n_val, n), groups))
+    train = SegmentationCrops(folder, range(n - n_val), cfg.crop, groups)
+    train.resolved = resolved  # the network's classes and channels (Task.open_data applies)
+    return train, SegmentationItems(folder, range(n - n_val, n), groups)
 
 
 @register_task("segment")
@@ -384,15 +387,15 @@ class SegmentTask(Task):
 
     def datasets(self, cfg: Any) -> tuple[Any, Any]:
         if cfg.data is None:
-            cfg.model = _model(cfg)
-            cfg.in_channels = cfg.in_channels or 1
             k = SyntheticSegmentation.num_classes
             if cfg.num_classes and cfg.num_classes != k:
                 raise ValueError(f"num_classes: the embedded synthetic set has {k} classes, "
                                  f"got {cfg.num_classes}")
-            cfg.num_classes = k
-            return (SyntheticSegmentation(cfg.train_size, cfg.crop, "train", cfg.data_seed),
-                    SyntheticSegmentation(cfg.val_size, cfg.val_crop, "val", cfg.data_seed))
+            train = SyntheticSegmentation(cfg.train_size, cfg.crop, "train", cfg.data_seed)
+            train.resolved = {"model": _model(cfg), "in_channels": cfg.in_channels or 1,
+                              "num_classes": k}
+            return train, SyntheticSegmentation(cfg.val_size, cfg.val_crop, "val",
+                                                 cfg.data_seed)
         return _folder_datasets(cfg)
 
     def build_objective(self, cfg: Any) -> SegmentObjective:

@@ -85,7 +85,9 @@ def train_pansharpen(data: str | Path, out: str | Path, *, steps: int = 200,
                   (Path(out) / "log.jsonl").read_text(encoding="utf-8").splitlines()]
     l1 = [r["l1"] for r in train_recs if r.get("kind") == "train" and "l1" in r]
     return {"out": str(res.out), "seconds": res.seconds,
-            "final_l1": l1[-1] if l1 else float("nan"), "config": cfg.to_dict()}
+            "final_l1": l1[-1] if l1 else float("nan"),
+            # the run's configuration as saved: with what the data decided (bands, statistics)
+            "config": load_run_config(Path(out) / "config.yaml").to_dict()}
 
 
 def _build_legacy(config: dict[str, Any]) -> nn.Module:

@@ -281,7 +281,8 @@ class Trainer:
                               "it or choose another folder", key="out")
 
     def _build_data(self) -> None:
-        self.train_set, self.val_set = self.task.datasets(self.cfg)
+        # what the data decide for the model (bands, classes, ...) comes back in the config
+        self.cfg, self.train_set, self.val_set = self.task.open_data(self.cfg)
 
     def _build_model(self) -> None:
         self.objective = self.task.build_objective(self.cfg)
@@ -473,6 +474,7 @@ class Trainer:
                 os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
             torch.use_deterministic_algorithms(True)
         self._build_data()
+        cfg = self.cfg  # with the keys the data resolved
         # Same initial weights on every rank (DDP also broadcasts them) and in every run.
         torch.manual_seed(cfg.seed)
         np.random.seed(cfg.seed % 2**32)
