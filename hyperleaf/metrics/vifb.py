@@ -30,9 +30,11 @@ differing from hyperleaf's ``standard`` one (docs/metrics.md gives the measured 
 * ``PSNR`` ``20 log10(255 / sqrt(M))`` and ``RMSE`` ``M``, with
   ``M = (e(VI, F) + e(IR, F)) / 2`` and VIFB's ``e(S, F) = sqrt(sum (S - F)^2) / (H W)``
   (the root of the *sum* of squares over the pixel count, not a mean squared error).
-* ``Qabf`` Xydeas-Petrovic with ``conv2`` Sobel responses (zero padding), the ``gA = gF``
-  branch giving the ratio ``gF`` (as ``mmif``), on the images scaled by 255 (VIFB applies
-  ``255 * im2double`` to ``double`` arrays, a no-op ``im2double``).
+* ``Qabf`` Xydeas-Petrovic with ``conv2`` Sobel responses (zero padding; the kernels rotated
+  by 180 degrees, so the horizontal response has the opposite sign to a correlation's, which
+  moves the orientation where the vertical response is 0), the ``gA = gF`` branch giving the
+  ratio ``gF`` (as ``mmif``), on the images scaled by 255 (VIFB applies ``255 * im2double``
+  to ``double`` arrays, a no-op ``im2double``).
 * ``SSIM`` ``SSIM(VI, F) + SSIM(IR, F)``, Gaussian 11x11, sigma 1.5, ``L = 255``, population
   statistics, mean over the valid windows (the ``standard`` SSIM, per channel).
 * ``Q_CB`` Chen-Blum as Z. Liu's ``metricChenBlum.m``: images ``normalize1``-d (stretched to
