@@ -10,7 +10,7 @@ import torch
 from hyperleaf.nn.heads import LeafHead
 
 __all__ = ["FUSE_KEYS", "PANSHARPEN_KEYS", "SEGMENT_KEYS", "leaf_head", "ship_leaf_kwargs",
-           "val_batches"]
+           "uses_head", "val_batches"]
 
 # Configuration keys only one task reads: the other tasks list them in ``Task.foreign_keys``,
 # so setting one for them is refused instead of silently ignored.
@@ -19,7 +19,7 @@ FUSE_KEYS = ("loss", "w_mask", "w_intensity", "w_gradient", "w_ssim", "n_feat", 
 #: Read only by the segment task (its losses and networks).
 SEGMENT_KEYS = ("seg_loss", "w_ce", "w_focal_dice", "w_dice", "w_focal", "focal_reduction",
                 "num_classes", "seg_width", "in_channels", "encoder", "feature_dim", "mlp_dim",
-                "leaf_mode", "hdgfb", "widths3d", "modality_groups")
+                "leaf_mode", "widths3d", "modality_groups")
 #: Read only by the pansharpen task.
 PANSHARPEN_KEYS = ("sensor", "normalise", "train_index", "val_index", "ms_bands", "ratio",
                    "pan_statistics")
@@ -55,10 +55,19 @@ def val_batches(val_set, chunk: int = 8) -> Iterator[tuple[list[str], dict[str, 
 
 def ship_leaf_kwargs(cfg: Any) -> dict[str, Any]:
     """``create_model("ship", ...)`` keywords of the LEAF extension as configured: an HDGFB
-    per stage (``hdgfb_mode``, ``hdgfb_hidden``) with ``leaf``, nothing without."""
-    if not cfg.leaf:
+    per stage (``hdgfb_mode``, ``hdgfb_hidden``; ``euclidean``: its c -> 0 limit) with ``leaf``
+    and ``hdgfb``, nothing without."""
+    if not (cfg.leaf and cfg.hdgfb):
         return {}
-    return {"hdgfb": True, "hdgfb_kwargs": {"mode": cfg.hdgfb_mode, "hidden": cfg.hdgfb_hidden}}
+    kwargs = {"mode": cfg.hdgfb_mode, "hidden": cfg.hdgfb_hidden}
+    if cfg.euclidean:
+        kwargs["euclidean"] = True
+    return {"hdgfb": True, "hdgfb_kwargs": kwargs}
+
+
+def uses_head(cfg: Any) -> bool:
+    """Whether the configuration has LEAF's head and H2FR loss: ``leaf`` and ``h2fr``."""
+    return bool(cfg.leaf and cfg.h2fr)
 
 
 def leaf_head(cfg: Any, level_channels: Sequence[int]) -> LeafHead:
@@ -67,4 +76,4 @@ def leaf_head(cfg: Any, level_channels: Sequence[int]) -> LeafHead:
     return LeafHead(level_channels, dim=cfg.ball_dim, c=cfg.curvature,
                     learn_c=cfg.learn_curvature, clip_r=cfg.clip_r, mode=cfg.h2fr_mode,
                     core=cfg.h2fr_core, alpha=cfg.h2fr_alpha, beta=cfg.h2fr_beta,
-                    norm=cfg.leaf_norm, radius=cfg.leaf_radius)
+                    norm=cfg.leaf_norm, radius=cfg.leaf_radius, euclidean=cfg.euclidean)

@@ -12,7 +12,8 @@ L stages) that :class:`hyperleaf.models.LeafHead` puts on the ball of curvature 
   Fréchet mean; equal to it for points on one geodesic through 0, and cheap).
 * **core distance**: the mean geodesic distance of a group to H2FR's fused core.
 
-Computed in float64.
+Computed in float64. ``c = 0`` (the Euclidean arm) uses the c -> 0 limits: the clip radius
+``clip_r`` itself, the arithmetic mean as centroid and distances ``2|x - y|``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import torch
 from torch import Tensor
 
 import hyperleaf
+from hyperleaf.geometry import dist_c0
 
 __all__ = ["STREAMS", "saturation_mask", "geometry_diagnostics"]
 
@@ -38,10 +40,13 @@ def saturation_mask(points: Tensor, c: float, clip_r: float) -> Tensor:
         >>> saturation_mask(x, c=0.5, clip_r=2.0).tolist()
         [True, False]
     """
-    if c <= 0 or clip_r <= 0:
-        raise ValueError(f"c and clip_r must be > 0, got c={c!r}, clip_r={clip_r!r}")
-    sc = c ** 0.5
-    r_max = torch.tanh(torch.tensor(sc * clip_r, dtype=torch.float64)) / sc
+    if c < 0 or clip_r <= 0:
+        raise ValueError(f"c must be >= 0 and clip_r > 0, got c={c!r}, clip_r={clip_r!r}")
+    if c == 0:  # the Euclidean limit: points are the clipped tangent vectors themselves
+        r_max = torch.tensor(float(clip_r), dtype=torch.float64)
+    else:
+        sc = c ** 0.5
+        r_max = torch.tanh(torch.tensor(sc * clip_r, dtype=torch.float64)) / sc
     return points.double().norm(dim=-1) >= (1 - _REL_TOL) * r_max
 
 
@@ -73,10 +78,15 @@ def geometry_diagnostics(points: Tensor, core: Tensor, c: float, clip_r: float |
     s_count, _, n_levels, _ = x.shape
     sat = (saturation_mask(x, c, clip_r) if clip_r is not None
            else torch.zeros(x.shape[:-1], dtype=torch.bool))
-    tangent = hyperleaf.logmap0(x, c=c, dim=-1)
-    centroid = hyperleaf.expmap0(tangent.mean(1, keepdim=True), c=c, dim=-1)  # (S, 1, L, D)
-    spread = hyperleaf.dist(x, centroid.expand_as(x), c=c, dim=-1).mean(1)  # (S, L)
-    core_d = hyperleaf.dist(x, core.expand_as(x), c=c, dim=-1).mean(1)  # (S, L)
+    if c == 0:  # the Euclidean limit (hyperleaf.geometry.*_c0): mean and 2|x - y|
+        centroid = x.mean(1, keepdim=True)
+        spread = dist_c0(x, centroid.expand_as(x), dim=-1).mean(1)
+        core_d = dist_c0(x, core.expand_as(x), dim=-1).mean(1)
+    else:
+        tangent = hyperleaf.logmap0(x, c=c, dim=-1)
+        centroid = hyperleaf.expmap0(tangent.mean(1, keepdim=True), c=c, dim=-1)  # (S,1,L,D)
+        spread = hyperleaf.dist(x, centroid.expand_as(x), c=c, dim=-1).mean(1)  # (S, L)
+        core_d = hyperleaf.dist(x, core.expand_as(x), c=c, dim=-1).mean(1)  # (S, L)
     names = list(STREAMS) + [f"modality{i}" for i in range(3, s_count)]
     groups = {}
     for s in range(s_count):

@@ -30,6 +30,7 @@ from hyperleaf.tasks.common import (
     SEGMENT_KEYS,
     leaf_head,
     ship_leaf_kwargs,
+    uses_head,
     val_batches,
 )
 from hyperleaf.tasks.diagnostics import geometry_diagnostics
@@ -96,7 +97,7 @@ def build_fusion_objective(cfg: Any) -> FusionObjective:
     :class:`FusionLoss`; ``"ship-authors"``, :class:`hyperleaf.losses.ShipAuthorsLoss`) and
     (with ``leaf``) head."""
     net = build_fusion_network(cfg)
-    head = leaf_head(cfg, net.level_channels) if cfg.leaf else None
+    head = leaf_head(cfg, net.level_channels) if uses_head(cfg) else None
     if cfg.loss == "ship-authors":
         # The authors' L_max and L_grad are FusionLoss's intensity and gradient terms.
         loss = ShipAuthorsLoss(cfg.w_mask, cfg.w_intensity, cfg.w_gradient)
@@ -191,8 +192,9 @@ class FuseTask(Task):
 
     def artifacts(self, cfg: Any, objective: nn.Module, val_set: Any, device: torch.device,
                   out: Path) -> dict[str, dict[str, float]]:
-        """With LEAF: the leaf plot ``out/leaf.png``; logs its ordering fractions as ``leaf``."""
-        if not cfg.leaf:
+        """With LEAF's head: the leaf plot ``out/leaf.png``; logs its ordering fractions as
+        ``leaf`` (none for the Euclidean limit, which has no disk to draw on)."""
+        if not uses_head(cfg) or cfg.euclidean:
             return {}
         return {"leaf": plot_run_objective(cfg, objective, val_set, device,
                                            Path(out) / "leaf.png")}

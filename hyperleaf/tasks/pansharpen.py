@@ -45,7 +45,7 @@ from hyperleaf.models.registry import create_model
 from hyperleaf.nn.heads import LeafHead
 from hyperleaf.pansharpen import get_sensor, reduced_resolution
 from hyperleaf.tasks.base import Task, register_task
-from hyperleaf.tasks.common import PANSHARPEN_KEYS, leaf_head, ship_leaf_kwargs
+from hyperleaf.tasks.common import PANSHARPEN_KEYS, leaf_head, ship_leaf_kwargs, uses_head
 
 __all__ = ["PansharpenTask", "PansharpenObjective", "Standardised", "PanPatches",
            "band_statistics", "patches", "split_indices", "split_samples", "parse_index",
@@ -63,7 +63,7 @@ PAN_DEFAULTS: dict[str, Any] = {
 #: Keys of other tasks: a pan-sharpening run refuses any of them set away from its default.
 _FOREIGN_KEYS = ("recipe", "init", "loss", "w_mask", "w_intensity", "w_gradient", "w_ssim",
                  "rot90", "train_size", "val_size", "data_seed", "num_classes", "seg_width", "model",
-                 "in_channels", "encoder", "feature_dim", "mlp_dim", "leaf_mode", "hdgfb",
+                 "in_channels", "encoder", "feature_dim", "mlp_dim", "leaf_mode",
                  "widths3d", "modality_groups", "seg_loss", "w_ce", "w_focal_dice", "w_dice",
                  "w_focal", "focal_reduction")
 
@@ -325,7 +325,7 @@ def build_pansharpen_objective(cfg: Any) -> PansharpenObjective:
             raise ValueError("pan_statistics: normalise needs the training data's statistics "
                              "(computed when the data are opened)")
         net = Standardised(net, **cfg.pan_statistics)
-    head = leaf_head(cfg, net.level_channels) if cfg.leaf else None
+    head = leaf_head(cfg, net.level_channels) if uses_head(cfg) else None
     return PansharpenObjective(net, head, cfg.h2fr_weight)
 
 

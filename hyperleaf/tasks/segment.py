@@ -143,14 +143,14 @@ def build_segment_objective(cfg: Any) -> nn.Module:
         loss = LeafSegmentationLoss(ce=cfg.w_ce, focal_dice=cfg.w_focal_dice if authors else 0.0,
                                     dice=cfg.w_dice, focal=cfg.w_focal, h2fr=cfg.h2fr_weight,
                                     focal_class_reduction=cfg.focal_reduction)
-        return LeafUNetObjective(net, loss, leaf=leaf)
+        return LeafUNetObjective(net, loss, leaf=leaf and bool(cfg.h2fr))
     w = cfg.seg_width
     net = create_model("leafseg", num_classes=cfg.num_classes, widths=(w, 2 * w, 4 * w),
                        ball_dim=cfg.ball_dim, c=cfg.curvature, learn_c=cfg.learn_curvature,
                        clip_r=cfg.clip_r, h2fr_mode=cfg.h2fr_mode, h2fr_core=cfg.h2fr_core,
                        hdgfb_mode=cfg.hdgfb_mode, hdgfb_hidden=cfg.hdgfb_hidden,
                        head_norm=cfg.leaf_norm, head_radius=cfg.leaf_radius)
-    return SegmentObjective(net, cfg.h2fr_weight, leaf=cfg.leaf)
+    return SegmentObjective(net, cfg.h2fr_weight, leaf=bool(cfg.leaf and cfg.h2fr))
 
 
 def tile_logits(forward: Callable[[Tensor, Tensor], Tensor], x1: Tensor, x2: Tensor,
@@ -345,9 +345,13 @@ class SegmentTask(Task):
 
     inputs = ("vis", "ir", "mask")
     foreign_keys = (*FUSE_KEYS, *PANSHARPEN_KEYS)
-    config_needs = ("model", "data", "crop", "val_crop", "widths3d")
+    config_needs = ("model", "data", "crop", "val_crop", "widths3d", "euclidean")
 
     def check_config(self, cfg: Any) -> None:
+        if cfg.euclidean:
+            raise ValueError("euclidean: the segment task's networks have no c -> 0 switch "
+                             "(their hyperbolic code is the authors'); use the fuse or "
+                             "pansharpen task for the Euclidean arm")
         model = _model(cfg)
         if model not in SEG_MODELS:
             raise ValueError(f"model: the segment task builds {', '.join(SEG_MODELS)}, got "

@@ -52,6 +52,7 @@ from hyperleaf.train.checkpoint import (
     set_rng_state,
 )
 from hyperleaf.train.config import RESUME_OVERRIDABLE, ConfigError, TrainConfig, load_run_config
+from hyperleaf.train.build import copy_shared_init
 from hyperleaf.train.init import init_objective
 
 __all__ = ["TrainingError", "NonFiniteLossError", "RunResult", "Trainer", "train",
@@ -232,6 +233,8 @@ class Trainer:
 
     def _build_model(self) -> None:
         self.objective = self.task.build_objective(self.cfg)
+        if self.cfg.shared_init:  # an ablation arm: the full LEAF network's initial tensors
+            copy_shared_init(self.objective, self.cfg)
         if self.cfg.init is not None:
             # Also on --resume: a run killed before its first checkpoint restarts from here.
             init_objective(self.objective, self.cfg.init)
