@@ -38,6 +38,7 @@ from hyperleaf.data.synthetic import sample_seed
 from hyperleaf.geometry import geoopt  # through geometry: it silences geoopt's import warnings
 from hyperleaf.tasks import get_task
 from hyperleaf.train import distributed as hd
+from hyperleaf.train.build import copy_shared_init
 from hyperleaf.train.checkpoint import (
     FORMAT,
     CheckpointError,
@@ -52,7 +53,6 @@ from hyperleaf.train.checkpoint import (
     set_rng_state,
 )
 from hyperleaf.train.config import RESUME_OVERRIDABLE, ConfigError, TrainConfig, load_run_config
-from hyperleaf.train.build import copy_shared_init
 from hyperleaf.train.init import init_objective
 
 __all__ = ["TrainingError", "NonFiniteLossError", "RunResult", "Trainer", "train",
