@@ -1,4 +1,4 @@
-"""``hyperleaf ablate`` / ``hyperleaf.train.ablation``: the statistics against closed forms and
+"""``hyperleaf ablate`` / ``hyperleaf.experiments``: the statistics against closed forms and
 scipy, the paired differences, the split by name, a tiny end-to-end ablation (tables, JSON, CSV,
 plot), parallel == serial, and the command line's error lines."""
 
@@ -19,7 +19,7 @@ import pytest
 from scipy import stats
 
 from hyperleaf.cli import main as cli_main
-from hyperleaf.train.ablation import (
+from hyperleaf.experiments import (
     AblationError,
     AblationSpec,
     confidence_interval,
@@ -103,26 +103,65 @@ def _runs(values: dict[tuple[str, int], dict[str, float]]):
     return [{"arm": a, "seed": s, "metrics": m} for (a, s), m in values.items()]
 
 
-def test_summarise_pairs_by_seed_and_gives_verdicts():
-    # leaf beats ship on EN by 1 +- 0.1 for every seed (higher is better): LEAF better.
-    # On SD the differences straddle 0: not distinguishable. Nabf is lower-is-better and LEAF
-    # is higher by a constant-ish 0.5: SHIP better.
+def _with_images(vals):
+    # one held-out image per run, its score the run's score
+    return [{**r, "images": [{"image": "a", **r["metrics"]}]} for r in _runs(vals)]
+
+
+def test_summarise_pairs_by_seed_and_refuses_verdicts_below_five_seeds():
+    # leaf beats ship on EN by 1 +- 0.1 for every seed: with K = 3 seeds still no verdict.
     vals = {}
     for s, (en, sd, nabf) in enumerate([(5.0, 30.0, 0.10), (6.0, 35.0, 0.20), (7.0, 40.0, 0.30)]):
         vals["ship", s] = {"EN": en, "SD": sd, "Nabf": nabf}
         vals["leaf", s] = {"EN": en + 1 + 0.1 * (s - 1), "SD": sd + (-1.0, 2.0, -1.5)[s],
                            "Nabf": nabf + 0.5 + 0.01 * s}
-    out = summarise(_runs(vals), ("ship", "leaf"), (0, 1, 2), ("EN", "SD", "Nabf"))
+    out = summarise(_with_images(vals), ("ship", "leaf"), (0, 1, 2), ("EN", "SD", "Nabf"),
+                    n_boot=500)
     comp = out["paired"]["leaf-ship"]
     assert comp["EN"]["per_seed"] == pytest.approx([0.9, 1.0, 1.1])
-    assert comp["EN"]["verdict"] == "SHIP+LEAF better"
-    assert comp["SD"]["verdict"] == "not distinguishable"
-    assert comp["Nabf"]["verdict"] == "SHIP better"
+    assert {comp[m]["verdict"] for m in comp} == {"too few seeds"}
+    assert comp["EN"]["sign_p"] == 0.25  # 3 pairs: the exact sign test cannot go lower
     assert out["arms"]["ship"]["EN"]["mean"] == 6.0
     assert out["arms"]["ship"]["EN"]["half_width"] == pytest.approx(
         t_critical(0.95, 2) * 1.0 / math.sqrt(3))
+    assert "Unit of replication" in out["unit"]
     with pytest.raises(AblationError, match="no record"):
         summarise(_runs(vals), ("ship", "leaf"), (0, 1, 2, 3), ("EN",))
+
+
+def test_summarise_verdicts_with_eight_seeds_and_holm():
+    # EN: leaf higher by ~1 every seed -> better. Nabf (lower is better): leaf higher by ~0.5
+    # -> SHIP better. SD: differences within +-0.2 around 0, min effect 1.0 -> no difference.
+    # SF: differences +-5 around 0, min effect 0.5 -> too noisy to say.
+    rng = np.random.default_rng(0)
+    vals = {}
+    for s in range(8):
+        base = {"EN": 5 + s, "SD": 30 + s, "Nabf": 0.1 * s, "SF": 10 + s}
+        vals["ship", s] = dict(base)
+        vals["leaf", s] = {"EN": base["EN"] + 1 + 0.05 * rng.standard_normal(),
+                           "SD": base["SD"] + 0.1 * (-1) ** s,
+                           "Nabf": base["Nabf"] + 0.5 + 0.01 * rng.standard_normal(),
+                           "SF": base["SF"] + 5 * (-1) ** s + rng.standard_normal()}
+    metrics = ("EN", "SD", "Nabf", "SF")
+    out = summarise(_with_images(vals), ("ship", "leaf"), tuple(range(8)), metrics, n_boot=2000)
+    comp = out["paired"]["leaf-ship"]
+    assert comp["EN"]["verdict"] == "SHIP+LEAF better"
+    assert comp["Nabf"]["verdict"] == "SHIP better"
+    assert comp["SD"]["verdict"] == "no difference (|d| < 1)"
+    assert comp["SF"]["verdict"] == "too noisy to say"
+    # Holm over the table's 4 tests, recomputed here by the step-down rule
+    ps = [comp[m]["p"] for m in metrics]
+    order = sorted(range(4), key=lambda i: ps[i])
+    running, expect = 0.0, [0.0] * 4
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (4 - rank) * ps[i]))
+        expect[i] = running
+    assert [comp[m]["p_holm"] for m in metrics] == pytest.approx(expect, rel=1e-12)
+    # the same table with the min effect of SD raised past the noise keeps "no difference";
+    # lowered below it, SD becomes "too noisy to say"
+    out2 = summarise(_with_images(vals), ("ship", "leaf"), tuple(range(8)), metrics,
+                     min_effect={"SD": 0.01}, n_boot=2000)
+    assert out2["paired"]["leaf-ship"]["SD"]["verdict"] == "too noisy to say"
 
 
 # ---------------------------------------------------------------------------- split
@@ -215,7 +254,7 @@ def test_tiny_ablation_writes_tables_json_csv_plot(tiny_ablations):
         assert (folder / name).is_file(), name
     assert not list(folder.glob(".*.tmp"))
     assert json.loads((folder / "ablation.json").read_text()) == json.loads(json.dumps(rec))
-    assert rec["format"] == "hyperleaf-ablation/1"
+    assert rec["format"] == "hyperleaf-ablation/2"
     assert rec["metrics"] == ["EN", "SD", "SF", "MI", "SCD", "VIF", "Qabf", "SSIM"]
     assert len(rec["split"]["heldout"]) == 2 and len(rec["split"]["train"]) == 4
     assert {(r["arm"], r["seed"]) for r in rec["runs"]} == {(a, s) for a in ("ship", "leaf")
