@@ -11,6 +11,7 @@ the chosen level for any dependence between the tests (Holm 1979).
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -241,7 +242,8 @@ def hierarchical_bootstrap(diff: Sequence[Sequence[float]] | np.ndarray, level: 
         raise StatsError("diff: a seed has no finite image difference", "values")
     k, n = d.shape
     rng = np.random.default_rng(seed)
-    with np.errstate(all="ignore"):
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a drawn row of NaN images only
         theta = float(np.mean(np.nanmean(d, axis=1)))
         si = rng.integers(0, k, size=(n_boot, k))                  # seeds drawn
         ii = rng.integers(0, n, size=(n_boot, k, n))               # images within each

@@ -25,6 +25,7 @@ import json
 import multiprocessing
 import sys
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
@@ -181,7 +182,9 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
     finally:
         torch.set_num_threads(threads)
     t_eval = time.perf_counter() - t1
-    with np.errstate(all="ignore"):  # segment: a class absent from an item gives NaN there
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        # segment: a class absent from an item gives NaN there (all NaN: the mean is NaN)
+        warnings.simplefilter("ignore", RuntimeWarning)
         mean = {m: float(np.nanmean([r[m] for r in images])) for m in job["metrics"]}
     record = {"arm": job["arm"], "seed": job["seed"], "out": str(cfg.out),
               "parameters": n_params, "train_seconds": t_train, "eval_seconds": t_eval,
