@@ -72,7 +72,9 @@ def _ablation_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
         except stats.StatsError as exc:
             raise AblationError(str(exc), exc.key) from None
 
-    wrapped.__doc__, wrapped.__name__ = fn.__doc__, fn.__name__
+    wrapped.__name__ = fn.__name__
+    wrapped.__doc__ = (f":func:`hyperleaf.stats.{fn.__name__}` (see there for the formula), "
+                       "raising :class:`~hyperleaf.experiments.design.AblationError`.")
     return wrapped
 
 
