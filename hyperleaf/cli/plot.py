@@ -52,7 +52,13 @@ def run(args: argparse.Namespace) -> int:
         return 2
     print(f"wrote {out}")
     # Fractions as percentages; spreads and core distances are geodesic distances.
-    print("ordered as H2FR asks: " + ", ".join(
-        f"{k} {v:.1%}" if k.startswith("order_") or k == "saturated" else f"{k} {v:.4g}"
-        for k, v in frac.items()))
+    def show(items):
+        return ", ".join(f"{k} {v:.1%}" if "order_" in k or k == "saturated" else f"{k} {v:.4g}"
+                         for k, v in items)
+
+    print("ordered as H2FR asks: " + show((k, v) for k, v in frac.items()
+                                          if not k.startswith("null_")))
+    print("null control (inputs with no image content: uniform noise, constant image, "
+          "modalities swapped): " + show((k, v) for k, v in frac.items()
+                                         if k.startswith("null_")))
     return 0

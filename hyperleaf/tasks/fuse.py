@@ -33,7 +33,7 @@ from hyperleaf.tasks.common import (
     uses_head,
     val_batches,
 )
-from hyperleaf.tasks.diagnostics import geometry_diagnostics
+from hyperleaf.tasks.diagnostics import geometry_diagnostics, null_control
 from hyperleaf.tasks.leafplot import plot_run_objective
 
 __all__ = ["FuseTask", "FusionObjective", "build_fusion_network", "build_fusion_objective",
@@ -114,7 +114,9 @@ def evaluate_fusion(objective: FusionObjective, val_set, device: torch.device,
 
     With LEAF also the geometry diagnostics of the validation stage vectors
     (:func:`hyperleaf.tasks.diagnostics.geometry_diagnostics`): ``saturated``, ``spread_*``,
-    ``core_dist_*`` floats and ``geometry`` (per stage and modality, a dict).
+    ``core_dist_*`` floats and ``geometry`` (per stage and modality, a dict), and the null
+    control (:func:`hyperleaf.tasks.diagnostics.null_control`: ``null_{noise,constant,
+    swapped}_order_*`` and ``..._spread_*``), the same measures on inputs with no image content.
     """
     # lazy: importing torchmetrics takes ~2.7 s here; only validation needs it
     from torchmetrics.functional.image import structural_similarity_index_measure as ssim
@@ -157,6 +159,8 @@ def evaluate_fusion(objective: FusionObjective, val_set, device: torch.device,
                                    float(head.curvature), head.clip_r)
         out["geometry"] = geo.pop("groups")  # per stage and modality, in log.jsonl only
         out.update(geo)  # the summaries also go to the end-of-run table
+        # the same ordering and spreads on inputs with no image content, beside the real ones
+        out.update(null_control(objective, val_set, device))
     return out
 
 
