@@ -35,7 +35,7 @@ KEY_FLAGS: dict[str, str] = {
     "seeds": "--seeds", "arms": "--arms", "workers": "--workers", "metrics": "--metrics",
     "convention": "--convention", "heldout": "--heldout",
     "heldout_fraction": "--heldout-fraction", "level": "--level",
-    "min_effect": "--min-effect", "n_boot": "--n-boot", "preset": "--preset",
+    "lesion_fraction": "--lesion-fraction", "min_effect": "--min-effect", "n_boot": "--n-boot", "preset": "--preset",
     "leaf": "--no-leaf", "hdgfb": "--no-hdgfb", "normalise": "--no-normalise",
     # fuse
     "tile": "--tile", "overlap": "--overlap",

@@ -57,6 +57,9 @@ _FLAGS: list[tuple[str, str, type, str]] = [
                                 "default generic)"),
     ("--train-index", "train_index", str, "--task pansharpen: samples of --data that train, "
                                           "e.g. 0-79 or 0-7,9 (default: all but --val-index)"),
+    ("--lesion-fraction", "lesion_fraction", float, "--task segment: share of training "
+                                                    "crops centred on a lesion (label > 0) "
+                                                    "voxel, +- crop/4 (default 0: uniform)"),
     ("--val-index", "val_index", str, "--task pansharpen: samples that validate, e.g. 80-99 "
                                       "(default: the last --val-fraction of the samples)"),
 ]

@@ -19,7 +19,7 @@ FUSE_KEYS = ("loss", "w_mask", "w_intensity", "w_gradient", "w_ssim", "n_feat", 
 #: Read only by the segment task (its losses and networks).
 SEGMENT_KEYS = ("seg_loss", "w_ce", "w_focal_dice", "w_dice", "w_focal", "focal_reduction",
                 "num_classes", "seg_width", "in_channels", "encoder", "feature_dim", "mlp_dim",
-                "leaf_mode", "widths3d", "modality_groups")
+                "leaf_mode", "widths3d", "modality_groups", "lesion_fraction")
 #: Read only by the pansharpen task.
 PANSHARPEN_KEYS = ("sensor", "normalise", "train_index", "val_index", "ms_bands", "ratio",
                    "pan_statistics")

@@ -65,7 +65,7 @@ _FOREIGN_KEYS = ("recipe", "init", "loss", "w_mask", "w_intensity", "w_gradient"
                  "rot90", "train_size", "val_size", "data_seed", "num_classes", "seg_width", "model",
                  "in_channels", "encoder", "feature_dim", "mlp_dim", "leaf_mode",
                  "widths3d", "modality_groups", "seg_loss", "w_ce", "w_focal_dice", "w_dice",
-                 "w_focal", "focal_reduction")
+                 "w_focal", "focal_reduction", "lesion_fraction")
 
 
 # ----------------------------------------------------------------------------- data

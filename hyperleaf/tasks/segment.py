@@ -14,7 +14,8 @@ Data: the embedded synthetic set, or ``cfg.data`` opened by
 ``round(val_fraction * N)`` items (at least 1, in sorted name order) validate, the others train;
 modality groups ``cfg.modality_groups`` (default: first half | second half) form the two inputs;
 ``num_classes`` 0 takes the data's (:func:`open_segment_data`); training items are random
-``crop``-sided crops; validation items are whole, predicted tile by tile (:func:`tile_logits`,
+``crop``-sided crops (``lesion_fraction`` of them centred on a foreground voxel, ± crop/4:
+:class:`~hyperleaf.data.segmentation.SegmentationCrops`); validation items are whole, predicted tile by tile (:func:`tile_logits`,
 tiles of ``val_crop`` for 2-D, ``crop`` for 3-D: the paper-mode 3-D network has a fixed
 volume), as ``hyperleaf evaluate --task segment`` does (:func:`segment_scores`).
 
@@ -334,7 +335,8 @@ def _folder_datasets(cfg: Any) -> tuple[Any, Any]:
         raise SegmentationDataError(f"{cfg.data}: needs at least 2 items (train + validation), "
                                     f"found {n}")
     n_val = min(n - 1, max(1, round(cfg.val_fraction * n)))
-    return (SegmentationCrops(folder, range(n - n_val), cfg.crop, groups),
+    return (SegmentationCrops(folder, range(n - n_val), cfg.crop, groups,
+                              lesion_fraction=cfg.lesion_fraction),
             SegmentationItems(folder, range(n - n_val, n), groups))
 
 
@@ -345,9 +347,13 @@ class SegmentTask(Task):
 
     inputs = ("vis", "ir", "mask")
     foreign_keys = (*FUSE_KEYS, *PANSHARPEN_KEYS)
-    config_needs = ("model", "data", "crop", "val_crop", "widths3d", "euclidean")
+    config_needs = ("model", "data", "crop", "val_crop", "widths3d", "euclidean",
+                    "lesion_fraction")
 
     def check_config(self, cfg: Any) -> None:
+        if not 0.0 <= cfg.lesion_fraction <= 1.0:
+            raise ValueError(f"lesion_fraction: expected a value in [0, 1], got "
+                             f"{cfg.lesion_fraction}")
         if cfg.euclidean:
             raise ValueError("euclidean: the segment task's networks have no c -> 0 switch "
                              "(their hyperbolic code is the authors'); use the fuse or "

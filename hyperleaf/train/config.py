@@ -190,6 +190,7 @@ class TrainConfig:
     val_fraction: float = key("data", 0.1, "real data: held-out fraction, in (0, 1)")
     data_seed: int = key("data", 0, "synthetic set seed")
     rot90: bool = key("data", False, "real data: random 90-degree rotations of training crops")
+    lesion_fraction: float = key("data", 0.0, "segment: share of training crops centred on a label > 0 voxel")
     modality_groups: list[list[int]] | None = key(
         "data", None, "segment: modality folders forming the two inputs, e.g. [[0, 1], [2, 3]]; "
                       "null: first half, second half")
