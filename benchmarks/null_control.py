@@ -40,6 +40,15 @@ DESIGNS: list[tuple[str, dict]] = [
 BASE = {"steps": 100, "crop": 32, "batch_size": 4, "val_crop": 64, "val_fraction": 0.25}
 
 
+def _finished(out: Path, steps: int) -> dict | None:
+    """The final validation record of a finished run in ``out`` (reused), else None."""
+    log = out / "log.jsonl"
+    if not (out / "model.safetensors").is_file() or not log.is_file():
+        return None
+    vals = [json.loads(line) for line in log.read_text().splitlines() if '"kind": "val"' in line]
+    return vals[-1] if vals and vals[-1].get("step") == steps else None
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", required=True)
@@ -58,10 +67,10 @@ def main(argv=None) -> int:
             cfg = TrainConfig.from_dict({**BASE, "steps": args.steps, "eval_every": args.steps,
                                          "save_every": args.steps, **keys, "seed": seed,
                                          "data": args.data, "out": str(out)}, source="bench")
-            r = train(cfg, progress=False).val_last
+            r = _finished(out, args.steps) or train(cfg, progress=False).val_last
             v = {k: float(r[k]) for k in ("order_all", "null_noise_order_all",
                                           "null_constant_order_all", "null_swapped_order_all",
-                                          "fusion")}
+                                          "loss")}
             vals.append(v)
             per_run.append({"design": label, "seed": seed, **v})
             print(label, seed, v, file=sys.stderr, flush=True)
@@ -71,7 +80,7 @@ def main(argv=None) -> int:
 
         rows.append([label, f"{mean('order_all'):.0%}", f"{mean('null_noise_order_all'):.0%}",
                      f"{mean('null_constant_order_all'):.0%}",
-                     f"{mean('null_swapped_order_all'):.0%}", round(mean("fusion"), 4)])
+                     f"{mean('null_swapped_order_all'):.0%}", round(mean("loss"), 4)])
     pairs = find_pairs_in(args.data)
     record = {
         "results_format": RESULTS_FORMAT, "kind": "table",
