@@ -284,6 +284,10 @@ def test_tiny_ablation_writes_tables_json_csv_plot(tiny_ablations):
     assert md == markdown_report(rec)
     assert "| metric | SHIP | SHIP+LEAF |" in md and "Paired difference SHIP+LEAF − SHIP" in md
     assert "Student t, K - 1 = 1 dof" in md and "held out" in md
+    assert "Unit of replication: the training run" in md and "| parameters |" in md
+    assert all(c["verdict"] == "too few seeds"
+               for c in rec["summary"]["paired"]["leaf-ship"].values())
+    assert rec["parameters"]["leaf"] > rec["parameters"]["ship"]
     with open(folder / "ablation.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == 4 * (2 + 1)
