@@ -293,6 +293,7 @@ def test_tiny_ablation_writes_tables_json_csv_plot(tiny_ablations):
     assert len(rows) == 4 * (2 + 1)
     assert {r["image"] for r in rows} == {*rec["split"]["heldout"], "mean"}
     assert all(r["convention"] == "standard" for r in rows)
+    assert {r["unit_of_replication"] for r in rows} == {"training run (seed)"}
 
 
 def test_parallel_equals_serial(tiny_ablations):

@@ -171,17 +171,19 @@ def plot_ablation(record: dict[str, Any], path: str | Path) -> Path:
 
 
 def csv_text(record: dict[str, Any]) -> str:
-    """One row per run and held-out image, and the run's mean (``image`` = ``mean``)."""
+    """One row per run and held-out image, and the run's mean (``image`` = ``mean``); the last
+    column names the unit of replication (the training run, one per arm and seed)."""
     buf = io.StringIO()
     metrics = record["metrics"]
     w = csv.writer(buf)
     w.writerow(["arm", "seed", "image", "convention", *metrics, "train_seconds",
-                "eval_seconds"])
+                "eval_seconds", "unit_of_replication"])
     for r in record["runs"]:
         for row in [*r["images"], {"image": "mean", **r["metrics"]}]:
             w.writerow([r["arm"], r["seed"], row["image"], record["convention"],
                         *(f"{row[m]:.10g}" for m in metrics),
-                        f"{r['train_seconds']:.1f}", f"{r['eval_seconds']:.1f}"])
+                        f"{r['train_seconds']:.1f}", f"{r['eval_seconds']:.1f}",
+                        "training run (seed)"])
     return buf.getvalue()
 
 
