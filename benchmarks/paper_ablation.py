@@ -24,10 +24,16 @@ not a measurement) next to the CPU time the same FLOPs took here.
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import shlex
 import sys
 import time
 
 import torch
+
+from hyperleaf.atomic import atomic_write_text
+from hyperleaf.experiments.report import RESULTS_FORMAT, provenance
 
 ARMS = ("ship", "leaf", "euclidean", "hdgfb-only")
 
@@ -45,6 +51,9 @@ def estimate(args) -> int:
     from hyperleaf.train import TrainConfig
     from hyperleaf.train.build import build_objective
 
+    t_start = time.perf_counter()
+    load = os.getloadavg()
+    rows = []
     total_flops = 0.0
     for arm in ARMS:
         cfg = TrainConfig.from_dict({**_config(args), **ARM_KEYS[arm], "shared_init": True},
@@ -69,6 +78,9 @@ def estimate(args) -> int:
         cpu_step = sorted(times)[len(times) // 2]
         run_flops = flops * args.steps
         total_flops += run_flops * args.seeds
+        rows.append([arm, round(flops / 1e9, 1), round(cpu_step, 2),
+                     round(run_flops / (args.gpu_tflops * 1e12) / 60, 1),
+                     round(cpu_step * args.steps / 3600, 1)])
         print(f"{arm}: {flops / 1e9:.2f} GFLOP per step (batch {args.batch_size}, 128x128); "
               f"CPU here {cpu_step:.2f} s per step (median of {args.cpu_steps}, "
               f"{flops / cpu_step / 1e9:.1f} GFLOP/s); one run of {args.steps} steps: "
@@ -79,6 +91,27 @@ def estimate(args) -> int:
     print(f"whole design ({len(ARMS)} arms x {args.seeds} seeds, training only): "
           f"{total_flops / 1e15:.1f} PFLOP, about {hours:.1f} h on one GPU at "
           f"{args.gpu_tflops:g} TFLOP/s sustained (an assumption; held-out evaluation extra)")
+    rows.append([f"**whole design** ({len(ARMS)} arms x {args.seeds} seeds)",
+                 round(total_flops / 1e15, 1), "", f"**{hours:.1f} h**", ""])
+    if args.out_estimate:
+        record = {
+            "results_format": RESULTS_FORMAT, "kind": "table",
+            "caption": (f"The paper's ablation at GPU scale (`ship-authors` recipe, "
+                        f"{args.steps} steps, batch {args.batch_size} of 128x128): FLOPs of "
+                        "one training step (FlopCounterMode), CPU seconds per step measured "
+                        f"here (median of {args.cpu_steps}, one thread, load average "
+                        f"{load[0]:.1f}: noisy), and the expected minutes per run at "
+                        f"{args.gpu_tflops:g} TFLOP/s sustained on one GPU (an assumed "
+                        "throughput, not a measurement); last row: PFLOP and hours of the "
+                        "whole design."),
+            "columns": ["arm", "GFLOP / step", "CPU s / step", "GPU min / run (assumed rate)",
+                        "CPU h / run"],
+            "rows": rows, "config": _config(args), "load_average": load,
+            "wall_seconds": time.perf_counter() - t_start, "gpu_tflops_assumed": args.gpu_tflops,
+            **provenance([], shlex.join(["python", *sys.argv])),
+        }
+        atomic_write_text(args.out_estimate, json.dumps(record, indent=1) + "\n")
+        print(f"wrote {args.out_estimate}")
     return 0
 
 
@@ -92,6 +125,8 @@ def main(argv=None) -> int:
     ap.add_argument("--estimate", action="store_true", help="CPU timing + FLOPs, no GPU run")
     ap.add_argument("--cpu-steps", type=int, default=3)
     ap.add_argument("--gpu-tflops", type=float, default=10.0)
+    ap.add_argument("--out-estimate", default=None,
+                    help="with --estimate: write the table as a results file (JSON)")
     args = ap.parse_args(argv)
     if args.estimate:
         return estimate(args)
