@@ -84,3 +84,20 @@ def test_validation_record_and_plot_carry_the_null_control(tmp_path, capsys):
     line = next(ln for ln in printed.splitlines() if ln.startswith("null control"))
     for kind in NULL_INPUTS:
         assert re.search(rf"null_{kind}_order_all \d+\.\d%", line), line
+
+
+def test_plot_refuses_runs_without_a_disk(tmp_path, capsys):
+    from hyperleaf.cli import main
+    from hyperleaf.train import train
+
+    base = {"steps": 1, "batch_size": 2, "crop": 16, "val_crop": 24, "val_size": 2,
+            "train_size": 4, "n_feat": 4, "hdgfb_hidden": 8, "ball_dim": 4}
+    for name, keys, words in (("e", {"euclidean": True, "learn_curvature": False},
+                               "Euclidean-limit run"),
+                              ("h", {"h2fr": False}, "with H2FR's head")):
+        cfg = TrainConfig.from_dict({**base, **keys, "out": str(tmp_path / name)})
+        rec = train(cfg, progress=False).val_last
+        if name == "e":  # the Euclidean run still logs its ordering and null control
+            assert "null_noise_order_all" in rec and "order_all" in rec
+        assert main(["plot", str(tmp_path / name), "--out", str(tmp_path / "p.png")]) == 2
+        assert words in capsys.readouterr().err
