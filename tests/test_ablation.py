@@ -374,6 +374,10 @@ def test_module_entry_point_is_the_cli(tmp_path):
     res = subprocess.run([sys.executable, "-m", "hyperleaf.train.ablation", "--help"], cwd=ROOT,
                          capture_output=True, text=True, timeout=120)
     assert res.returncode == 0 and "usage: hyperleaf ablate" in res.stdout
+    res = subprocess.run([sys.executable, "-m", "hyperleaf.experiments", "--data",
+                          str(tmp_path / "missing"), "--out", str(tmp_path / "o")], cwd=ROOT,
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2 and "--data: not a folder" in res.stderr
 
 
 @pytest.mark.parametrize("seed", [0, 3])
