@@ -147,7 +147,7 @@ def test_summarise_verdicts_with_eight_seeds_and_holm():
     comp = out["paired"]["leaf-ship"]
     assert comp["EN"]["verdict"] == "SHIP+LEAF better"
     assert comp["Nabf"]["verdict"] == "SHIP better"
-    assert comp["SD"]["verdict"] == "no difference (|d| < 1)"
+    assert comp["SD"]["verdict"] == "no difference (within ±1)"
     assert comp["SF"]["verdict"] == "too noisy to say"
     # Holm over the table's 4 tests, recomputed here by the step-down rule
     ps = [comp[m]["p"] for m in metrics]
@@ -401,3 +401,14 @@ def test_arms_share_their_common_initial_weights(seed):
     torch.manual_seed(seed + 1)
     other = build_objective(TrainConfig(leaf=False, n_feat=4).validate()).net.state_dict()
     assert not all(torch.equal(plain[k], other[k]) for k in plain)
+
+
+def test_report_cells_hold_no_table_separator():
+    """Every verdict and cell fits a markdown table: no '|' inside a cell."""
+    from hyperleaf.experiments import verdict
+
+    words = {verdict(8, 0.6, -0.02, 0.03, -0.05, 0.05, 0.0, True, 0.1, "leaf", "ship"),
+             verdict(8, 0.01, 0.2, 0.4, 0.1, 0.5, 0.3, True, 0.5, "leaf", "ship"),
+             verdict(8, 0.6, -0.5, 0.6, -0.4, 0.4, 0.0, True, 0.1, "leaf", "ship"),
+             verdict(3, 0.6, -0.5, 0.6, -0.4, 0.4, 0.0, True, 0.1, "leaf", "ship")}
+    assert all("|" not in w for w in words), words

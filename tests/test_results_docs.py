@@ -61,3 +61,17 @@ def test_a_stale_table_is_found_and_rewritten(tmp_path):
     assert main(["--root", str(tmp_path), "--check"]) == 1
     assert main(["--root", str(tmp_path)]) == 0
     assert "| 1 |" in doc.read_text() and main(["--root", str(tmp_path), "--check"]) == 0
+
+
+@pytest.mark.parametrize("path", RESULTS, ids=[p.name for p in RESULTS])
+def test_rendered_tables_are_well_formed(path):
+    """Every row of every rendered table has as many cells as its header."""
+    header = None
+    for line in render_file(path).splitlines():
+        if not line.startswith("|"):
+            header = None
+            continue
+        n = line.count("|")
+        if header is None:
+            header = n
+        assert n == header, line

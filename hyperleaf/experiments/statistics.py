@@ -96,7 +96,7 @@ def verdict(k: int, p_adj: float, boot_low: float, boot_high: float, t_low: floa
     >>> verdict(8, 0.01, 0.2, 0.4, 0.1, 0.5, 0.3, True, 0.1, "leaf", "ship")
     'SHIP+LEAF better'
     >>> verdict(8, 0.6, -0.02, 0.03, -0.05, 0.05, 0.0, True, 0.1, "leaf", "ship")
-    'no difference (|d| < 0.1)'
+    'no difference (within ±0.1)'
     >>> verdict(8, 0.6, -0.5, 0.6, -0.4, 0.4, 0.0, True, 0.1, "leaf", "ship")
     'too noisy to say'
     """
@@ -109,7 +109,7 @@ def verdict(k: int, p_adj: float, boot_low: float, boot_high: float, t_low: floa
         return f"{winner} better" + (" (below min effect)" if small else "")
     if (min_effect is not None and -min_effect < min(t_low, boot_low)
             and max(t_high, boot_high) < min_effect):
-        return f"no difference (|d| < {min_effect:g})"
+        return f"no difference (within ±{min_effect:g})"
     return "too noisy to say"
 
 
