@@ -157,7 +157,7 @@ def test_leaf_head_euclidean_is_the_limit_of_the_hyperbolic_head():
             hyp.h2fr.core.copy_(torch.tensor([0.1, -0.2, 0.05, 0.3]))
             euc.h2fr.core.copy_(hyp.h2fr.core)
         ph, pe = hyp.embed(levels), euc.embed(levels)
-        errs.append(abs(float(hyp.loss(ph)) - float(euc.loss(pe))))
+        errs.append(abs(float(hyp.loss(ph).detach()) - float(euc.loss(pe).detach())))
         # the orderings agree once c is small (same per-sample decisions)
         if c <= 1e-4:
             oh = ordering(ph, hyp.core(), hyp.curvature)
