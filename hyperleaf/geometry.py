@@ -656,3 +656,81 @@ class reference:  # noqa: N801 - a namespace, named like a module
     @staticmethod
     def project(x: Tensor, c: Curvature, dim: int = 1) -> Tensor:
         return _gmath.project(x, k=reference._k(c, x), dim=dim)
+
+
+# --------------------------------------------------------------------------------------------
+# The c -> 0 limits (the Euclidean arm of the ablation)
+# --------------------------------------------------------------------------------------------
+#
+# As c -> 0 the ball of radius 1/sqrt(c) grows to all of R^n and, since tanh(z)/z -> 1,
+# artanh(z)/z -> 1 and the Möbius denominator -> 1, every map above tends to its Euclidean
+# form uniformly on bounded sets (errors O(c |x|^2), proven numerically in
+# tests/test_euclidean_limit.py):
+#
+#     exp_0(v) -> v,   log_0(y) -> y,   x (+)_c y -> x + y,   project(x) -> x,
+#     d_0(x) -> 2 |x|,   d(x, y) -> 2 |x - y|.
+#
+# The factor 2 is the Poincaré metric's conformal factor 2 / (1 - c|x|^2) at c = 0: the limit
+# keeps distances on the same scale as the hyperbolic arm's at small radii. ``clip_features``
+# has no curvature and stays as it is.
+
+__all__ += ["expmap0_c0", "logmap0_c0", "dist0_c0", "dist_c0", "mobius_add_c0"]
+
+
+def expmap0_c0(x: Tensor, dim: int = 1) -> Tensor:
+    r"""The c -> 0 limit of :func:`expmap0`: the identity, :math:`\lim_{c\to0}\exp_0(v) = v`.
+
+    Returns ``x`` itself (any shape; ``dim`` is checked only).
+
+    >>> v = torch.tensor([[0.3, -0.4]], dtype=torch.float64)
+    >>> torch.equal(expmap0_c0(v), v), bool(torch.allclose(expmap0(v, 1e-9), v, atol=1e-9))
+    (True, True)
+    """
+    x, out = _as_input(x, "x")
+    _check_dim(dim, x.dim())
+    return x.to(out)
+
+
+def logmap0_c0(y: Tensor, dim: int = 1) -> Tensor:
+    r"""The c -> 0 limit of :func:`logmap0`: the identity.
+
+    >>> y = torch.tensor([[0.3, -0.4]])
+    >>> torch.equal(logmap0_c0(y), y)
+    True
+    """
+    y, out = _as_input(y, "y")
+    _check_dim(dim, y.dim())
+    return y.to(out)
+
+
+def dist0_c0(x: Tensor, dim: int = 1, keepdim: bool = False) -> Tensor:
+    r"""The c -> 0 limit of :func:`dist0`: :math:`2\|x\|` (shape of ``x`` without ``dim``).
+
+    >>> dist0_c0(torch.tensor([[3.0, 4.0]]))
+    tensor([10.])
+    """
+    x, out = _as_input(x, "x")
+    dim = _check_dim(dim, x.dim())
+    return (2.0 * _norm(x, dim, keepdim)).to(out)
+
+
+def dist_c0(x: Tensor, y: Tensor, dim: int = 1, keepdim: bool = False) -> Tensor:
+    r"""The c -> 0 limit of :func:`dist`: :math:`2\|x - y\|` (``x``, ``y`` broadcast).
+
+    >>> dist_c0(torch.tensor([[1.0, 1.0]]), torch.tensor([[4.0, 5.0]]))
+    tensor([10.])
+    """
+    x, y, out = _as_pair(x, y)
+    dim = _check_dim(dim, max(x.dim(), y.dim()))
+    return (2.0 * _norm(x - y, dim, keepdim)).to(out)
+
+
+def mobius_add_c0(x: Tensor, y: Tensor, dim: int = 1) -> Tensor:
+    r"""The c -> 0 limit of :func:`mobius_add`: :math:`x + y`.
+
+    >>> mobius_add_c0(torch.tensor([[1.0, 2.0]]), torch.tensor([[0.5, 0.5]]))
+    tensor([[1.5000, 2.5000]])
+    """
+    x, y, out = _as_pair(x, y)
+    _check_dim(dim, max(x.dim(), y.dim()))
+    return (x + y).to(out)

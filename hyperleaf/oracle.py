@@ -1,6 +1,7 @@
 """Old path of :mod:`hyperleaf.verify.oracle`: the same module object (private names, patching)."""
 
-import importlib
 import sys
 
-sys.modules[__name__] = importlib.import_module("hyperleaf.verify.oracle")
+from hyperleaf.verify import oracle as _moved
+
+sys.modules[__name__] = _moved

@@ -1,4 +1,4 @@
-"""``hyperleaf ablate`` / ``hyperleaf.train.ablation``: the statistics against closed forms and
+"""``hyperleaf ablate`` / ``hyperleaf.experiments``: the statistics against closed forms and
 scipy, the paired differences, the split by name, a tiny end-to-end ablation (tables, JSON, CSV,
 plot), parallel == serial, and the command line's error lines."""
 
@@ -19,7 +19,7 @@ import pytest
 from scipy import stats
 
 from hyperleaf.cli import main as cli_main
-from hyperleaf.train.ablation import (
+from hyperleaf.experiments import (
     AblationError,
     AblationSpec,
     confidence_interval,
@@ -103,26 +103,65 @@ def _runs(values: dict[tuple[str, int], dict[str, float]]):
     return [{"arm": a, "seed": s, "metrics": m} for (a, s), m in values.items()]
 
 
-def test_summarise_pairs_by_seed_and_gives_verdicts():
-    # leaf beats ship on EN by 1 +- 0.1 for every seed (higher is better): LEAF better.
-    # On SD the differences straddle 0: not distinguishable. Nabf is lower-is-better and LEAF
-    # is higher by a constant-ish 0.5: SHIP better.
+def _with_images(vals):
+    # one held-out image per run, its score the run's score
+    return [{**r, "images": [{"image": "a", **r["metrics"]}]} for r in _runs(vals)]
+
+
+def test_summarise_pairs_by_seed_and_refuses_verdicts_below_five_seeds():
+    # leaf beats ship on EN by 1 +- 0.1 for every seed: with K = 3 seeds still no verdict.
     vals = {}
     for s, (en, sd, nabf) in enumerate([(5.0, 30.0, 0.10), (6.0, 35.0, 0.20), (7.0, 40.0, 0.30)]):
         vals["ship", s] = {"EN": en, "SD": sd, "Nabf": nabf}
         vals["leaf", s] = {"EN": en + 1 + 0.1 * (s - 1), "SD": sd + (-1.0, 2.0, -1.5)[s],
                            "Nabf": nabf + 0.5 + 0.01 * s}
-    out = summarise(_runs(vals), ("ship", "leaf"), (0, 1, 2), ("EN", "SD", "Nabf"))
+    out = summarise(_with_images(vals), ("ship", "leaf"), (0, 1, 2), ("EN", "SD", "Nabf"),
+                    n_boot=500)
     comp = out["paired"]["leaf-ship"]
     assert comp["EN"]["per_seed"] == pytest.approx([0.9, 1.0, 1.1])
-    assert comp["EN"]["verdict"] == "SHIP+LEAF better"
-    assert comp["SD"]["verdict"] == "not distinguishable"
-    assert comp["Nabf"]["verdict"] == "SHIP better"
+    assert {comp[m]["verdict"] for m in comp} == {"too few seeds"}
+    assert comp["EN"]["sign_p"] == 0.25  # 3 pairs: the exact sign test cannot go lower
     assert out["arms"]["ship"]["EN"]["mean"] == 6.0
     assert out["arms"]["ship"]["EN"]["half_width"] == pytest.approx(
         t_critical(0.95, 2) * 1.0 / math.sqrt(3))
+    assert "Unit of replication" in out["unit"]
     with pytest.raises(AblationError, match="no record"):
         summarise(_runs(vals), ("ship", "leaf"), (0, 1, 2, 3), ("EN",))
+
+
+def test_summarise_verdicts_with_eight_seeds_and_holm():
+    # EN: leaf higher by ~1 every seed -> better. Nabf (lower is better): leaf higher by ~0.5
+    # -> SHIP better. SD: differences within +-0.2 around 0, min effect 1.0 -> no difference.
+    # SF: differences +-5 around 0, min effect 0.5 -> too noisy to say.
+    rng = np.random.default_rng(0)
+    vals = {}
+    for s in range(8):
+        base = {"EN": 5 + s, "SD": 30 + s, "Nabf": 0.1 * s, "SF": 10 + s}
+        vals["ship", s] = dict(base)
+        vals["leaf", s] = {"EN": base["EN"] + 1 + 0.05 * rng.standard_normal(),
+                           "SD": base["SD"] + 0.1 * (-1) ** s,
+                           "Nabf": base["Nabf"] + 0.5 + 0.01 * rng.standard_normal(),
+                           "SF": base["SF"] + 5 * (-1) ** s + rng.standard_normal()}
+    metrics = ("EN", "SD", "Nabf", "SF")
+    out = summarise(_with_images(vals), ("ship", "leaf"), tuple(range(8)), metrics, n_boot=2000)
+    comp = out["paired"]["leaf-ship"]
+    assert comp["EN"]["verdict"] == "SHIP+LEAF better"
+    assert comp["Nabf"]["verdict"] == "SHIP better"
+    assert comp["SD"]["verdict"] == "no difference (within ±1)"
+    assert comp["SF"]["verdict"] == "too noisy to say"
+    # Holm over the table's 4 tests, recomputed here by the step-down rule
+    ps = [comp[m]["p"] for m in metrics]
+    order = sorted(range(4), key=lambda i: ps[i])
+    running, expect = 0.0, [0.0] * 4
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (4 - rank) * ps[i]))
+        expect[i] = running
+    assert [comp[m]["p_holm"] for m in metrics] == pytest.approx(expect, rel=1e-12)
+    # the same table with the min effect of SD raised past the noise keeps "no difference";
+    # lowered below it, SD becomes "too noisy to say"
+    out2 = summarise(_with_images(vals), ("ship", "leaf"), tuple(range(8)), metrics,
+                     min_effect={"SD": 0.01}, n_boot=2000)
+    assert out2["paired"]["leaf-ship"]["SD"]["verdict"] == "too noisy to say"
 
 
 # ---------------------------------------------------------------------------- split
@@ -215,7 +254,7 @@ def test_tiny_ablation_writes_tables_json_csv_plot(tiny_ablations):
         assert (folder / name).is_file(), name
     assert not list(folder.glob(".*.tmp"))
     assert json.loads((folder / "ablation.json").read_text()) == json.loads(json.dumps(rec))
-    assert rec["format"] == "hyperleaf-ablation/1"
+    assert rec["format"] == "hyperleaf-ablation/2"
     assert rec["metrics"] == ["EN", "SD", "SF", "MI", "SCD", "VIF", "Qabf", "SSIM"]
     assert len(rec["split"]["heldout"]) == 2 and len(rec["split"]["train"]) == 4
     assert {(r["arm"], r["seed"]) for r in rec["runs"]} == {(a, s) for a in ("ship", "leaf")
@@ -245,11 +284,16 @@ def test_tiny_ablation_writes_tables_json_csv_plot(tiny_ablations):
     assert md == markdown_report(rec)
     assert "| metric | SHIP | SHIP+LEAF |" in md and "Paired difference SHIP+LEAF − SHIP" in md
     assert "Student t, K - 1 = 1 dof" in md and "held out" in md
+    assert "Unit of replication: the training run" in md and "| parameters |" in md
+    assert all(c["verdict"] == "too few seeds"
+               for c in rec["summary"]["paired"]["leaf-ship"].values())
+    assert rec["parameters"]["leaf"] > rec["parameters"]["ship"]
     with open(folder / "ablation.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == 4 * (2 + 1)
     assert {r["image"] for r in rows} == {*rec["split"]["heldout"], "mean"}
     assert all(r["convention"] == "standard" for r in rows)
+    assert {r["unit_of_replication"] for r in rows} == {"training run (seed)"}
 
 
 def test_parallel_equals_serial(tiny_ablations):
@@ -320,16 +364,17 @@ def test_cli_errors(tmp_path, capsys):
     assert not out.exists()  # nothing written by any refused command
 
 
-def test_module_entry_point_is_the_cli(tmp_path):
+def test_the_old_module_entry_point_names_the_command(tmp_path):
+    """`python -m hyperleaf.train.ablation` is no longer a second front end (issue 21: no
+    importlib around the import contracts): it says which command to run, exit status 2."""
     res = subprocess.run([sys.executable, "-m", "hyperleaf.train.ablation", "--data",
+                          str(tmp_path / "missing")], cwd=ROOT, capture_output=True, text=True,
+                         timeout=120)
+    assert res.returncode == 2 and "run `hyperleaf ablate ARGS`" in res.stderr
+    res = subprocess.run([sys.executable, "-m", "hyperleaf", "ablate", "--data",
                           str(tmp_path / "missing"), "--out", str(tmp_path / "o")], cwd=ROOT,
                          capture_output=True, text=True, timeout=120)
-    assert res.returncode == 2
-    assert res.stderr.strip() == (f"hyperleaf ablate: error: --data: not a folder: "
-                                  f"{tmp_path / 'missing'}")
-    res = subprocess.run([sys.executable, "-m", "hyperleaf.train.ablation", "--help"], cwd=ROOT,
-                         capture_output=True, text=True, timeout=120)
-    assert res.returncode == 0 and "usage: hyperleaf ablate" in res.stdout
+    assert res.returncode == 2 and "--data: not a folder" in res.stderr
 
 
 @pytest.mark.parametrize("seed", [0, 3])
@@ -353,3 +398,14 @@ def test_arms_share_their_common_initial_weights(seed):
     torch.manual_seed(seed + 1)
     other = build_objective(TrainConfig(leaf=False, n_feat=4).validate()).net.state_dict()
     assert not all(torch.equal(plain[k], other[k]) for k in plain)
+
+
+def test_report_cells_hold_no_table_separator():
+    """Every verdict and cell fits a markdown table: no '|' inside a cell."""
+    from hyperleaf.experiments import verdict
+
+    words = {verdict(8, 0.6, -0.02, 0.03, -0.05, 0.05, 0.0, True, 0.1, "leaf", "ship"),
+             verdict(8, 0.01, 0.2, 0.4, 0.1, 0.5, 0.3, True, 0.5, "leaf", "ship"),
+             verdict(8, 0.6, -0.5, 0.6, -0.4, 0.4, 0.0, True, 0.1, "leaf", "ship"),
+             verdict(3, 0.6, -0.5, 0.6, -0.4, 0.4, 0.0, True, 0.1, "leaf", "ship")}
+    assert all("|" not in w for w in words), words

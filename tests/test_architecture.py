@@ -230,3 +230,76 @@ def test_no_layer_imports_the_top_level_package():
             if isinstance(node, ast.Import) and any(a.name == "hyperleaf" for a in node.names):
                 offenders.append(f"{path.relative_to(root.parent)}:{node.lineno}")
     assert offenders == []
+
+
+#: Modules that import by name (importlib), each within its own package and why: lazy public
+#: names of a package (hyperleaf, hyperleaf.compat), the sub-commands of the command line, and
+#: the registry's built-in entries (a task / model module of the registering layer itself), and
+#: the pan-sharpening readers' optional third-party packages (h5py, tifffile: no hyperleaf module).
+IMPORTLIB_ALLOWED = {"hyperleaf/__init__.py", "hyperleaf/compat/__init__.py",
+                     "hyperleaf/cli/__init__.py", "hyperleaf/registry.py",
+                     "hyperleaf/pansharpen/data.py"}
+
+
+def _module_graph() -> dict[str, set[str]]:
+    """hyperleaf module -> the hyperleaf modules it imports at module level."""
+    import ast
+
+    root = Path(__file__).resolve().parents[1]
+    mods = {}
+    for p in (root / "hyperleaf").rglob("*.py"):
+        parts = list(p.relative_to(root).with_suffix("").parts)
+        mods[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = p
+    graph = {}
+    for m, p in mods.items():
+        edges = set()
+        for node in ast.parse(p.read_text(encoding="utf-8")).body:
+            if isinstance(node, ast.Import):
+                edges |= {a.name for a in node.names if a.name in mods}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                for a in node.names:
+                    sub = f"{node.module}.{a.name}"
+                    edges.add(sub if sub in mods else node.module)
+        graph[m] = {e for e in edges if e in mods and e != m}
+    return graph
+
+
+def test_no_import_cycles_and_no_importlib_around_the_contracts():
+    """Issue 21: modules import each other one way (no cycle, module-level imports), and no
+    module reaches another by name (importlib) except the listed lazy loaders."""
+    import ast
+
+    graph = _module_graph()
+    state: dict[str, int] = {}
+    cycles = []
+
+    def visit(v, path):
+        state[v] = 1
+        for w in sorted(graph[v]):
+            if state.get(w) == 1:
+                cycles.append(path[path.index(w):] + [w])
+            elif w not in state:
+                visit(w, path + [w])
+        state[v] = 2
+
+    for v in sorted(graph):
+        if v not in state:
+            visit(v, [v])
+    assert cycles == []
+    root = Path(__file__).resolve().parents[1]
+    users = set()
+    for p in (root / "hyperleaf").rglob("*.py"):
+        tree = ast.parse(p.read_text(encoding="utf-8"))
+        names = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        names |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+        if "importlib" in names or "runpy" in names:
+            users.add(str(p.relative_to(root)))
+    assert users <= IMPORTLIB_ALLOWED, users - IMPORTLIB_ALLOWED
+    # a cycle is found when there is one
+    graph_with_cycle = {"a": {"b"}, "b": {"a"}}
+    state.clear()
+    cycles.clear()
+    graph.clear()
+    graph.update(graph_with_cycle)
+    visit("a", ["a"])
+    assert cycles == [["a", "b", "a"]]

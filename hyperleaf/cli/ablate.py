@@ -1,26 +1,34 @@
-"""``hyperleaf ablate``: does LEAF help? K seeds x {SHIP, SHIP+LEAF} on held-out real pairs.
+"""``hyperleaf ablate``: does LEAF help? K seeds x arms on held-out data, with statistics a
+reviewer accepts.
 
-    hyperleaf ablate --data ../shared/data/tno --seeds 3 --steps 300 --crop 64 --workers 2 \\
-        --out runs/ablation-tno
-    hyperleaf ablate --data ../shared/data/msrs --recipe ship-authors \\
-        --init ../shared/checkpoints/ship_irvis_official.pth --steps 100 --crop 64 \\
-        --seeds 3 --workers 2 --out runs/ablation-msrs
-    hyperleaf ablate --data DIR --arms ship,leaf,leaf-paper --seeds 0,1,2,3 --out OUT
+    hyperleaf ablate --data ../shared/data/tno --preset fuse-hour --workers 2 --out runs/abl-tno
+    hyperleaf ablate --data ../shared/data/msrs --arms ship,leaf,euclidean --seeds 8 \\
+        --steps 150 --crop 32 --workers 2 --out runs/abl-msrs
+    hyperleaf ablate --task segment --data DIR --config seg.yaml --arms ship,leaf --seeds 8 \\
+        --out OUT
+    hyperleaf ablate --task pansharpen --data scenes.h5 --arms ship,leaf,euclidean --out OUT
 
-Every arm (ship: plain SHIP; leaf: SHIP+LEAF with the configuration's H2FR, geodesic by
-default; leaf-paper: SHIP+LEAF with the seed's paper-mode H2FR) is trained with every seed on
-the same training pairs, with the same budget. The held-out pairs (ranked by the SHA-256 of
-their names; --heldout or --heldout-fraction of them) are fused whole by each trained network
-and measured with hyperleaf.metrics. Printed: per metric and arm the mean over seeds with its
-95 % confidence interval (Student t, K-1 dof), and per seed the paired difference of each arm
-to SHIP with its own interval, t, p and a verdict. Written into OUT: ablation.json,
-ablation.csv, ablation.md, ablation.png and runs/ARM-seedK/ (each a hyperleaf train run).
-Flags not listed here: put TrainConfig keys in a YAML file given with --config.
+Arms: ship (plain SHIP, the reference), leaf (SHIP+LEAF, the configuration's H2FR), leaf-paper
+(the seed's paper-mode H2FR), hdgfb-only (HDGFB, no H2FR), h2fr-only (H2FR, no HDGFB) and
+euclidean (LEAF's c -> 0 limit: every ball map and distance Euclidean). All arms of one seed
+start from the same tensors wherever they share them, and each arm's parameter count is
+printed with its scores.
+
+The unit of replication is the training run (seed); every output says so. Printed per metric:
+each arm's mean over seeds with its 95 % interval (Student t, K-1 dof); per arm, its paired
+difference to the first arm (a) over seeds and (b) by a paired hierarchical bootstrap over
+seeds x held-out images; the Holm-adjusted p over the table, the exact sign test, the smallest
+effect of interest (--min-effect, documented defaults) and a verdict: none below K = 5 seeds
+("too few seeds"), "no difference" only when both intervals lie inside ± the smallest effect,
+else "too noisy to say". Written into OUT: ablation.json, ablation.csv, ablation.md,
+ablation.png and runs/ARM-seedK/ (each a hyperleaf train run). Flags not listed here: put
+TrainConfig keys in a YAML file given with --config. docs/training.md, "Ablation".
 """
 
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from pathlib import Path
 
@@ -40,24 +48,40 @@ _TRAIN_FLAGS = [
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
-        "ablate", help="K seeds x {SHIP, SHIP+LEAF}: held-out metrics with confidence "
-                       "intervals", description=__doc__,
+        "ablate", help="K seeds x arms: held-out scores, intervals over seeds and a "
+                       "hierarchical bootstrap, Holm-corrected verdicts", description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", required=True, help="folder of real pairs (ir/ + vi/, or IRk/VISk)")
+    p.add_argument("--data", required=True,
+                   help="fuse: folder of real pairs (ir/ + vi/, or IRk/VISk); segment: a "
+                        "segmentation folder; pansharpen: PAN + MS data")
     p.add_argument("--out", required=True, help="output folder (must not hold an ablation)")
-    p.add_argument("--seeds", default="3",
-                   help="K (seeds 0..K-1) or a comma-separated list of seeds; K >= 2")
-    p.add_argument("--arms", default="ship,leaf",
-                   help="comma-separated arms: ship, leaf, leaf-paper; the first is the "
-                        "reference of the paired differences")
+    p.add_argument("--task", default=None, choices=("fuse", "segment", "pansharpen"),
+                   help="the task every run trains (default fuse, or the preset's)")
+    p.add_argument("--preset", default=None,
+                   help="a named experiment (hyperleaf.experiments.PRESETS: fuse-hour, "
+                        "fuse-finetune-hour): its task, arms, seeds and budget; other flags "
+                        "override it")
+    p.add_argument("--seeds", default=None,
+                   help="K (seeds 0..K-1) or a comma-separated list of seeds; K >= 2 "
+                        "(default 3, or the preset's); verdicts need K >= 5")
+    p.add_argument("--arms", default=None,
+                   help="comma-separated arms: ship, leaf, leaf-paper, hdgfb-only, h2fr-only, "
+                        "euclidean; the first is the reference (default ship,leaf)")
     p.add_argument("--workers", type=int, default=1,
                    help="runs trained in parallel processes")
     p.add_argument("--heldout", type=int, default=None,
-                   help="number of held-out pairs (default: --heldout-fraction of them)")
+                   help="fuse: number of held-out pairs (default: --heldout-fraction of them)")
     p.add_argument("--heldout-fraction", type=float, default=0.25,
-                   help="held-out share of the pairs, rounded, at least 1")
+                   help="held-out share of the items, rounded, at least 1")
     p.add_argument("--metrics", default=None,
-                   help="comma-separated metric names (default: EN,SD,SF,MI,SCD,VIF,Qabf,SSIM)")
+                   help="comma-separated metric names (fuse default: EN,SD,SF,MI,SCD,VIF,Qabf,"
+                        "SSIM; segment: dice_1,iou_1,mdice,pixel_acc; pansharpen: Q,SAM,ERGAS,"
+                        "SCC,Q2n)")
+    p.add_argument("--min-effect", default=None,
+                   help="smallest effects of interest, METRIC=VALUE,... (defaults: "
+                        "hyperleaf.experiments.MIN_EFFECT, docs/training.md)")
+    p.add_argument("--n-boot", type=int, default=10000,
+                   help="hierarchical bootstrap resamples (default 10000)")
     p.add_argument("--convention", choices=("standard", "mmif"), default="standard",
                    help="metric convention (docs/metrics.md)")
     p.add_argument("--level", type=float, default=0.95, help="confidence level")
@@ -67,19 +91,19 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def _seeds(text: str) -> tuple[int, ...]:
-    parts = [t.strip() for t in text.split(",") if t.strip()]
-    try:
-        values = [int(t) for t in parts]
-    except ValueError:
-        raise ValueError(f"--seeds: expected K or a comma-separated list of integers, got "
-                         f"{text!r}") from None
-    if len(values) == 1 and "," not in text:
-        if values[0] < 2:
-            raise ValueError(f"--seeds: need K >= 2 seeds for a confidence interval, got "
-                             f"{values[0]}")
-        return tuple(range(values[0]))
-    return tuple(values)
+def _min_effect(text: str | None) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for part in (text or "").split(","):
+        if not part.strip():
+            continue
+        name, sep, value = part.partition("=")
+        try:
+            out[name.strip()] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep or not name.strip():
+            raise ValueError(f"--min-effect: expected METRIC=VALUE,..., got {part!r}")
+    return out
 
 
 def run(args) -> int:
@@ -87,18 +111,37 @@ def run(args) -> int:
         print(f"hyperleaf ablate: error: {msg}", file=sys.stderr)
         return 2
 
-    try:
-        seeds = _seeds(args.seeds)
-    except ValueError as exc:
-        return fail(str(exc))
-    if not Path(args.data).is_dir():
-        return fail(f"--data: not a folder: {args.data}")
-
-    from hyperleaf.train.ablation import DEFAULT_METRICS, AblationError, AblationSpec, run_ablation
+    from hyperleaf.experiments import (
+        PRESETS,
+        AblationError,
+        AblationSpec,
+        markdown_report,
+        parse_seeds,
+        run_ablation,
+    )
     from hyperleaf.train.config import ConfigError, flatten_config, load_yaml
 
+    preset = None
+    if args.preset is not None:
+        preset = PRESETS.get(args.preset)
+        if preset is None:
+            return fail(f"--preset: unknown preset {args.preset!r}; known: "
+                        f"{', '.join(PRESETS)}")
     try:
-        config = flatten_config(load_yaml(args.config), args.config) if args.config else {}
+        seeds = parse_seeds(args.seeds if args.seeds is not None
+                            else str(preset.seeds if preset else 3))
+        min_effect = _min_effect(args.min_effect)
+    except (AblationError, ValueError) as exc:
+        return fail(flag_message(exc))
+    task = args.task or (preset.task if preset else "fuse")
+    if task == "fuse" and not Path(args.data).is_dir():
+        return fail(f"--data: not a folder: {args.data}")
+    if not Path(args.data).exists():
+        return fail(f"--data: not found: {args.data}")
+    try:
+        config = dict(preset.config) if preset else {}
+        if args.config:
+            config.update(flatten_config(load_yaml(args.config), args.config))
     except ConfigError as exc:
         return fail(flag_message(exc))
     for _flag, key, _typ, _text in _TRAIN_FLAGS:
@@ -106,18 +149,20 @@ def run(args) -> int:
         if value is not None:
             config[key] = value
     metrics = (tuple(m.strip() for m in args.metrics.split(",") if m.strip())
-               if args.metrics else DEFAULT_METRICS)
+               if args.metrics else None)
+    arms = (tuple(a.strip() for a in args.arms.split(",") if a.strip()) if args.arms
+            else (preset.arms if preset else ("ship", "leaf")))
+    heldout = args.heldout if args.heldout is not None else (preset.heldout if preset else None)
     spec = AblationSpec(
-        data=args.data, out=args.out, seeds=seeds,
-        arms=tuple(a.strip() for a in args.arms.split(",") if a.strip()), config=config,
-        heldout=args.heldout, heldout_fraction=args.heldout_fraction, metrics=metrics,
-        convention=args.convention, workers=args.workers, level=args.level)
+        data=args.data, out=args.out, seeds=seeds, arms=arms, config=config, heldout=heldout,
+        heldout_fraction=args.heldout_fraction, metrics=metrics, convention=args.convention,
+        workers=args.workers, level=args.level, task=task, min_effect=min_effect or None,
+        n_boot=args.n_boot, command=shlex.join(["hyperleaf", "ablate", *sys.argv[2:]])
+        if len(sys.argv) > 1 and sys.argv[1] == "ablate" else None)
     try:
         record = run_ablation(spec)
     except AblationError as exc:
         return fail(flag_message(exc))
-    from hyperleaf.train.ablation import markdown_report
-
     print(markdown_report(record), end="")
     out = Path(args.out)
     print(f"wrote {out / 'ablation.json'}, {out / 'ablation.csv'}, {out / 'ablation.md'}, "

@@ -80,7 +80,7 @@ def run(args) -> int:
         given = (find_methods(args.fused_root, methods)
                  if (args.fused_root or methods) else {})
         if args.with_builtins:
-            from hyperleaf.train.builtins import builtin_names, fuse_builtins
+            from hyperleaf.experiments.builtins import builtin_names, fuse_builtins
 
             clash = [n for n in builtin_names(None, args.ship_weights, args.leaf_run)
                      if n in given]

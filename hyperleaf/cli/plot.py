@@ -38,9 +38,13 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         objective, cfg = load_run(args.run_dir)
-        if cfg.task != "fuse" or not cfg.leaf:
-            raise ValueError(f"{args.run_dir}: the leaf plot needs a LEAF fusion run "
-                             f"(task={cfg.task}, leaf={cfg.leaf})")
+        if cfg.task != "fuse" or not cfg.leaf or not cfg.h2fr:
+            raise ValueError(f"{args.run_dir}: the leaf plot needs a LEAF fusion run with "
+                             f"H2FR's head (task={cfg.task}, leaf={cfg.leaf}, h2fr={cfg.h2fr})")
+        if cfg.euclidean:
+            raise ValueError(f"{args.run_dir}: a Euclidean-limit run (euclidean: true) has no "
+                             "Poincaré disk to draw on; its ordering and null control are in "
+                             "log.jsonl")
         _, val_set = get_task(cfg.task).datasets(cfg)
         frac = plot_run_objective(cfg, objective, val_set, "cpu", out)
     except (ValueError, FileNotFoundError) as exc:
@@ -52,7 +56,13 @@ def run(args: argparse.Namespace) -> int:
         return 2
     print(f"wrote {out}")
     # Fractions as percentages; spreads and core distances are geodesic distances.
-    print("ordered as H2FR asks: " + ", ".join(
-        f"{k} {v:.1%}" if k.startswith("order_") or k == "saturated" else f"{k} {v:.4g}"
-        for k, v in frac.items()))
+    def show(items):
+        return ", ".join(f"{k} {v:.1%}" if "order_" in k or k == "saturated" else f"{k} {v:.4g}"
+                         for k, v in items)
+
+    print("ordered as H2FR asks: " + show((k, v) for k, v in frac.items()
+                                          if not k.startswith("null_")))
+    print("null control (inputs with no image content: uniform noise, constant image, "
+          "modalities swapped): " + show((k, v) for k, v in frac.items()
+                                         if k.startswith("null_")))
     return 0

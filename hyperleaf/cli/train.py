@@ -55,6 +55,9 @@ _FLAGS: list[tuple[str, str, type, str]] = [
                                 "degradation of full-resolution data (WV3, QB, landsat7...)"),
     ("--train-index", "train_index", str, "--task pansharpen: samples of --data that train, "
                                           "e.g. 0-79 or 0-7,9"),
+    ("--lesion-fraction", "lesion_fraction", float, "--task segment: share of training "
+                                                    "crops centred on a lesion (label > 0) "
+                                                    "voxel, +- crop/4"),
     ("--val-index", "val_index", str, "--task pansharpen: samples that validate, e.g. 80-99"),
 ]
 

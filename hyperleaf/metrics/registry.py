@@ -67,6 +67,9 @@ _REGISTRY: dict[str, Metric] = {}
 # Other spellings (``Q_CB`` for ``Qcb``) and groups (``FMI`` for its pixel and gradient
 # variants), case-folded, to the canonical names they select.
 _ALIASES: dict[str, tuple[str, ...]] = {}
+# The metric modules register on import: hyperleaf/metrics/__init__.py imports them, and any
+# import of this module imports its package first, so lookups are complete without this module
+# importing the metric modules back (no import cycle).
 
 
 def register(name: str, *, higher_is_better: bool, reference: str, sources: bool = True,
@@ -94,16 +97,8 @@ def add_alias(alias: str, *names: str) -> None:
     _ALIASES[key] = names
 
 
-def _load() -> None:
-    # The metric modules register on import; importing them here keeps lookups complete
-    # whichever module a caller imported first.
-    import hyperleaf.metrics.fusion  # noqa: F401
-    import hyperleaf.metrics.fusion_extra  # noqa: F401
-
-
 def all_metrics() -> tuple[Metric, ...]:
     """Every registered metric, in table order."""
-    _load()
     return tuple(_REGISTRY.values())
 
 
@@ -121,7 +116,6 @@ def _expand(name: str) -> tuple[Metric, ...]:
 def get(name: str) -> Metric:
     """The metric called ``name`` (case-insensitive, or a one-metric alias); ``ValueError``
     naming the known ones."""
-    _load()
     found = _expand(name)
     if len(found) != 1:
         raise ValueError(f"metrics: {name!r} names several metrics: "
@@ -135,7 +129,6 @@ def resolve(names: Iterable[str] | str | None = None) -> tuple[str, ...]:
     ``None`` selects the default metrics; ``"all"`` every registered one; otherwise names are
     matched case-insensitively and an unknown name raises ``ValueError``.
     """
-    _load()
     if names is None:
         return tuple(m.name for m in _REGISTRY.values() if m.default)
     if isinstance(names, str):

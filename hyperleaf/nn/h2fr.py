@@ -111,6 +111,8 @@ class H2FRLoss(nn.Module):
         temperature: geodesic mode: scores are ``-distance / temperature``.
         learn_c: geodesic mode: learn the curvature (``self.ball`` is a learnable geoopt ball).
         num_modalities: if given, the number of modality sequences every call must pass.
+        euclidean: geodesic mode's c -> 0 limit: distances :math:`2\|x - \text{core}\|`
+            (``hyperleaf.geometry.dist_c0``), the core a Euclidean parameter (fixed ``c``).
         batch_mean: how per-sample values are averaged over the batch (``(B,) -> ()``; default
             ``x.mean(0)``). Pass an all-reducing mean to make the loss of a data-parallel run equal
             the loss on the union batch.
@@ -137,7 +139,8 @@ class H2FRLoss(nn.Module):
                  mode: str = "paper", gamma: float = 1.0, *, core: str = "origin",
                  core_dim: int | None = None, temperature: float = 1.0, learn_c: bool = False, learnable_c: bool | None = None,
                  num_modalities: int | None = None,
-                 batch_mean: Callable[[Tensor], Tensor] | None = None, device=None, dtype=None):
+                 batch_mean: Callable[[Tensor], Tensor] | None = None, euclidean: bool = False,
+                 device=None, dtype=None):
         super().__init__()
         learn_c = renamed_kwarg("H2FRLoss", "learn_c", learn_c, "learnable_c", learnable_c)
         if mode not in _MODES:
@@ -158,6 +161,11 @@ class H2FRLoss(nn.Module):
             if core != "origin" or temperature != 1.0 or learn_c:
                 raise ValueError("mode='paper' is the seed's loss (Euclidean-norm scores): core, "
                                  "temperature and learn_c apply to mode='geodesic' only")
+        # euclidean: geodesic mode's c -> 0 limit, distances 2|x - core| (the Euclidean arm).
+        self.euclidean = bool(euclidean)
+        if self.euclidean and (mode != "geodesic" or learn_c):
+            raise ValueError("euclidean=True is the c -> 0 limit of mode='geodesic' with a "
+                             f"fixed curvature; got mode={mode!r}, learn_c={learn_c!r}")
         self.alpha, self.beta, self.gamma = float(alpha), float(beta), float(gamma)
         self.mode, self.temperature = mode, float(temperature)
         self.num_modalities = num_modalities
@@ -169,7 +177,8 @@ class H2FRLoss(nn.Module):
                     or core_dim < 1:
                 raise ValueError(f"core='learned' needs core_dim, an int >= 1; got {core_dim!r}")
             self.core = geoopt.ManifoldParameter(
-                torch.zeros(int(core_dim), device=device, dtype=dtype), manifold=self.ball)
+                torch.zeros(int(core_dim), device=device, dtype=dtype),
+                manifold=geoopt.Euclidean(ndim=1) if self.euclidean else self.ball)
         elif core_dim is not None:
             raise ValueError("core_dim applies to core='learned' only")
 
@@ -229,10 +238,12 @@ class H2FRLoss(nn.Module):
     def distance(self, x: Tensor) -> Tensor:
         """Geodesic distance of ``(B, D, *rest)`` points to the core, averaged over ``rest``: (B,)."""
         if self.core is None:
-            d = geometry.dist0(x, self.ball, dim=1)
+            d = (geometry.dist0_c0(x, dim=1) if self.euclidean
+                 else geometry.dist0(x, self.ball, dim=1))
         else:
             core = self.core.to(x.dtype).view(1, -1, *([1] * (x.dim() - 2)))
-            d = geometry.dist(core, x, self.ball, dim=1)
+            d = (geometry.dist_c0(core, x, dim=1) if self.euclidean
+                 else geometry.dist(core, x, self.ball, dim=1))
         return d.flatten(1).mean(dim=1) if d.dim() > 1 else d
 
     def _scores(self, x: Tensor) -> Tensor:

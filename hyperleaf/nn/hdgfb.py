@@ -141,6 +141,9 @@ class HDGFB(nn.Module):
             formulation of the same math, which honours autocast and which the compiler fuses),
             ``"autograd"`` (the same math with plain autograd), ``"reference"`` (paper: the seed's own code path in
             :mod:`hyperleaf.paper`; geodesic: composed from :mod:`hyperleaf.geometry` functions).
+        euclidean: geodesic mode's c -> 0 limit (the ablation's Euclidean arm): gates
+            ``softmax(W(-2|q - p_m|) + b)`` and the gated sum of the (clipped) projections,
+            every map of the ball replaced by its limit (``hyperleaf.geometry.*_c0``).
 
     Shapes:
         ``block(fused, *features)``: ``fused`` and each of the ``M`` features ``(B, C, *spatial)``
@@ -157,7 +160,8 @@ class HDGFB(nn.Module):
 
     def __init__(self, channels: int, c: float | geoopt.PoincareBall = 0.2, hidden: int = 512,
                  mode: str = "paper", num_modalities: int = 2, *, learn_c: bool = False, learnable_c: bool | None = None,
-                 clip_r: float | None = None, impl: str = "auto", device=None, dtype=None):
+                 clip_r: float | None = None, impl: str = "auto", euclidean: bool = False,
+                 device=None, dtype=None):
         super().__init__()
         learn_c = renamed_kwarg("HDGFB", "learn_c", learn_c, "learnable_c", learnable_c)
         self.channels = C = _check_int(channels, "channels", 1)
@@ -168,6 +172,12 @@ class HDGFB(nn.Module):
         if impl not in _IMPLS:
             raise ValueError(f"impl must be one of {_IMPLS}, got {impl!r}")
         self.mode, self.impl = mode, impl
+        # euclidean: the c -> 0 limit of the geodesic gate (_forward_euclidean), the ablation's
+        # Euclidean arm; the curvature is then unused and fixed.
+        self.euclidean = bool(euclidean)
+        if self.euclidean and (mode != "geodesic" or learn_c):
+            raise ValueError("euclidean=True is the c -> 0 limit of mode='geodesic' with a "
+                             f"fixed curvature; got mode={mode!r}, learn_c={learn_c!r}")
         if mode == "paper":
             if learn_c or isinstance(c, (geoopt.PoincareBall, Tensor)):
                 raise ValueError("mode='paper' takes a fixed float c (the seed's); use "
@@ -278,7 +288,9 @@ class HDGFB(nn.Module):
     def forward(self, fused: Tensor, *features: Tensor, return_gates: bool = False):
         """``(B, C, *spatial)`` fused map and ``M`` modality features -> ``(B, C, *spatial)``."""
         self._check(fused, features)
-        if self.impl == "reference":
+        if self.euclidean:
+            out, gates = self._forward_euclidean(fused, features)
+        elif self.impl == "reference":
             out, gates = self._forward_reference(fused, features)
         elif self._use_fused(fused):
             out, gates = self._forward_fused(fused, features)
@@ -350,6 +362,20 @@ class HDGFB(nn.Module):
         d = torch.cat([geometry.dist(qb, f, c, dim=1, keepdim=True) for f in fb], dim=1)
         gates = gate_softmax(-d, self.gate_weight, self.gate_bias)
         t = sum(gates[:, m:m + 1] * geometry.logmap0(f, c) for m, f in enumerate(fb))
+        return self._ff(torch.cat([self._layer_norm(t), fused], dim=1)), gates
+
+    def _forward_euclidean(self, fused: Tensor, features: tuple):
+        # The c -> 0 limit of _forward_reference: exp_0 and log_0 become the identity and the
+        # distance 2 |q - p| (hyperleaf.geometry's *_c0); clip_r None clips nothing (the
+        # radius 1/sqrt(c) of the hyperbolic block grows without bound).
+        q = self._conv(fused, self.query_weight, self.query_bias)
+        ps = [self._conv(f, self.proj_weight[m], self.proj_bias[m]) for m, f in enumerate(features)]
+        if self.clip_r is not None:
+            q = geometry.clip_features(q, self.clip_r)
+            ps = [geometry.clip_features(p, self.clip_r) for p in ps]
+        d = torch.cat([geometry.dist_c0(q, p, dim=1, keepdim=True) for p in ps], dim=1)
+        gates = gate_softmax(-d, self.gate_weight, self.gate_bias)
+        t = sum(gates[:, m:m + 1] * p for m, p in enumerate(ps))
         return self._ff(torch.cat([self._layer_norm(t), fused], dim=1)), gates
 
     def _paper_reference(self, fused: Tensor, features: tuple):

@@ -23,7 +23,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from hyperleaf.geometry import ball, dist, float32_island
+from hyperleaf.geometry import ball, clip_features, dist, dist_c0, float32_island
 from hyperleaf.nn.h2fr import H2FRLoss, to_ball
 
 __all__ = ["LeafHead", "Levels", "ordering", "radial_layer_norm", "HEAD_NORMS"]
@@ -92,6 +92,9 @@ class LeafHead(nn.Module):
         norm: ``"layer"`` or ``"none"`` (:data:`HEAD_NORMS`).
         radius: ``norm="layer"``: initial tangent norm of every level, in ``(0, clip_r)``;
             None: ``0.75 * clip_r`` (1.5 for the default ``clip_r`` 2).
+        euclidean: the c -> 0 limit (the ablation's Euclidean arm): points are the clipped
+            vectors themselves, H2FR distances :math:`2\|x - y\|`, :attr:`curvature` 0; needs
+            ``learn_c=False`` and ``mode="geodesic"``.
 
     Example (three levels of 8-channel maps, fused + two modalities, batch 4):
 
@@ -107,7 +110,7 @@ class LeafHead(nn.Module):
     def __init__(self, channels: Sequence[int], dim: int = 16, c: float = 0.5,
                  learn_c: bool = True, clip_r: float = 2.0, mode: str = "geodesic",
                  core: str = "learned", alpha: float = 1.0, beta: float = 1.0,
-                 norm: str = "layer", radius: float | None = None):
+                 norm: str = "layer", radius: float | None = None, euclidean: bool = False):
         super().__init__()
         channels = [int(ch) for ch in channels]
         if len(channels) < 2:
@@ -117,6 +120,10 @@ class LeafHead(nn.Module):
         if norm not in HEAD_NORMS:
             raise ValueError(f"norm must be one of {HEAD_NORMS}, got {norm!r}")
         self.dim, self.clip_r, self.norm = int(dim), float(clip_r), norm
+        self.euclidean = bool(euclidean)
+        if self.euclidean and learn_c:
+            raise ValueError("euclidean=True (the c -> 0 limit) has no curvature to learn: "
+                             "pass learn_c=False")
         self.ball = ball(float(c), learn_c=learn_c)
         self.compress = nn.ModuleList(nn.Linear(ch, dim) for ch in channels)
         if norm == "layer":
@@ -136,11 +143,15 @@ class LeafHead(nn.Module):
                              "pass core='origin' or use mode='geodesic'")
         # H2FR shares this ball (geometry.ball returns a ball unchanged): one curvature.
         self.h2fr = H2FRLoss(alpha=alpha, beta=beta, c=self.ball, mode=mode, core=core,
-                             core_dim=dim if core == "learned" else None)
+                             core_dim=dim if core == "learned" else None,
+                             euclidean=self.euclidean)
 
     @property
     def curvature(self) -> Tensor:
-        """The current curvature magnitude (a 0-d tensor in the autograd graph)."""
+        """The current curvature magnitude (a 0-d tensor in the autograd graph); 0 for the
+        Euclidean limit."""
+        if self.euclidean:
+            return torch.zeros((), dtype=self.ball.c.dtype)
         return self.ball.c
 
     @property
@@ -183,7 +194,10 @@ class LeafHead(nn.Module):
                              comp.bias.to(torch.promote_types(pooled.dtype, w.dtype)))
                 if radii is not None:
                     v = radial_layer_norm(v, radii[lv].to(v.dtype))
-                out[s].append(to_ball(v, self.ball, clip_r=self.clip_r))
+                if self.euclidean:  # to_ball's c -> 0 limit: clip, then exp_0 = identity
+                    out[s].append(clip_features(v, self.clip_r, dim=1))
+                else:
+                    out[s].append(to_ball(v, self.ball, clip_r=self.clip_r))
         return tuple(out)
 
     def loss(self, points: Sequence[Sequence[Tensor]]) -> Tensor:
@@ -194,6 +208,7 @@ class LeafHead(nn.Module):
 @torch.no_grad()
 def ordering(levels: Levels, core: Tensor, c: Tensor) -> dict[str, Tensor]:
     """Per-sample booleans ``(B,)``: are the stages and modalities ordered as H2FR asks?
+    (``c`` 0: distances of the Euclidean limit, ``2|x - core|``.)
 
     * ``level``: the fused features' geodesic distance to the core strictly decreases with depth;
     * ``core``: at every stage the fused feature is strictly nearer the core than every unimodal
@@ -208,10 +223,13 @@ def ordering(levels: Levels, core: Tensor, c: Tensor) -> dict[str, Tensor]:
         >>> {k: bool(v) for k, v in ordering((fused, far), z[0], torch.tensor(1.0)).items()}
         {'level': True, 'core': True, 'all': True}
     """
-    fused = torch.stack([dist(x, core, c=c, dim=-1) for x in levels[0]], 1)  # (B, L)
+    def distance(x: Tensor) -> Tensor:  # c == 0: the Euclidean limit 2|x - core|
+        return dist_c0(x, core, dim=-1) if float(c) == 0 else dist(x, core, c=c, dim=-1)
+
+    fused = torch.stack([distance(x) for x in levels[0]], 1)  # (B, L)
     level_ok = (fused[:, 1:] < fused[:, :-1]).all(1)
     core_ok = torch.ones_like(level_ok)
     for mod in levels[1:]:
-        d = torch.stack([dist(x, core, c=c, dim=-1) for x in mod], 1)
+        d = torch.stack([distance(x) for x in mod], 1)
         core_ok &= (fused < d).all(1)
     return {"level": level_ok, "core": core_ok, "all": level_ok & core_ok}

@@ -10,8 +10,8 @@ import torch
 from hyperleaf.distributed import gather_levels
 from hyperleaf.nn.heads import LeafHead
 
-__all__ = ["add_h2fr", "FUSE_KEYS", "FUSE_SEGMENT_KEYS", "PANSHARPEN_KEYS", "SEGMENT_KEYS", "leaf_head", "ship_leaf_kwargs",
-           "val_batches"]
+__all__ = ["add_h2fr", "FUSE_KEYS", "FUSE_SEGMENT_KEYS", "PANSHARPEN_KEYS", "SEGMENT_KEYS",
+           "leaf_head", "ship_leaf_kwargs", "uses_head", "val_batches"]
 
 # Engine configuration keys some tasks own (``Task.own_keys``): every other task refuses them
 # (``Task.foreign_keys``, derived from the registry), instead of silently ignoring them.
@@ -23,7 +23,7 @@ FUSE_SEGMENT_KEYS = ("recipe", "init", "model", "train_size", "val_size", "data_
 #: Read only by the segment task (its losses and networks).
 SEGMENT_KEYS = ("seg_loss", "w_ce", "w_focal_dice", "w_dice", "w_focal", "focal_reduction",
                 "num_classes", "seg_width", "in_channels", "encoder", "feature_dim", "mlp_dim",
-                "leaf_mode", "hdgfb", "widths3d", "modality_groups")
+                "leaf_mode", "widths3d", "modality_groups", "lesion_fraction")
 #: Read only by the pansharpen task.
 PANSHARPEN_KEYS = ("sensor", "normalise", "train_index", "val_index", "ms_bands", "ratio",
                    "pan_statistics")
@@ -79,12 +79,19 @@ def val_batches(val_set, chunk: int = 8) -> Iterator[tuple[list[str], dict[str, 
 
 def ship_leaf_kwargs(cfg: Any) -> dict[str, Any]:
     """``create_model("ship", ...)`` keywords of the LEAF extension as configured: an HDGFB
-    per stage (``hdgfb_mode``, ``hdgfb_hidden``, curvature ``hdgfb_curvature``) with ``leaf``,
-    nothing without."""
-    if not cfg.leaf:
+    per stage (``hdgfb_mode``, ``hdgfb_hidden``, curvature ``hdgfb_curvature``; ``euclidean``:
+    its c -> 0 limit) with ``leaf`` and ``hdgfb``, nothing without."""
+    if not (cfg.leaf and cfg.hdgfb):
         return {}
-    return {"hdgfb": True, "hdgfb_kwargs": {"mode": cfg.hdgfb_mode, "hidden": cfg.hdgfb_hidden,
-                                            "c": cfg.hdgfb_curvature}}
+    kwargs = {"mode": cfg.hdgfb_mode, "hidden": cfg.hdgfb_hidden, "c": cfg.hdgfb_curvature}
+    if cfg.euclidean:
+        kwargs["euclidean"] = True
+    return {"hdgfb": True, "hdgfb_kwargs": kwargs}
+
+
+def uses_head(cfg: Any) -> bool:
+    """Whether the configuration has LEAF's head and H2FR loss: ``leaf`` and ``h2fr``."""
+    return bool(cfg.leaf and cfg.h2fr)
 
 
 def leaf_head(cfg: Any, level_channels: Sequence[int]) -> LeafHead:
@@ -93,4 +100,4 @@ def leaf_head(cfg: Any, level_channels: Sequence[int]) -> LeafHead:
     return LeafHead(level_channels, dim=cfg.ball_dim, c=cfg.curvature,
                     learn_c=cfg.learn_curvature, clip_r=cfg.clip_r, mode=cfg.h2fr_mode,
                     core=cfg.h2fr_core, alpha=cfg.h2fr_alpha, beta=cfg.h2fr_beta,
-                    norm=cfg.leaf_norm, radius=cfg.leaf_radius)
+                    norm=cfg.leaf_norm, radius=cfg.leaf_radius, euclidean=cfg.euclidean)

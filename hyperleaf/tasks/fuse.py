@@ -30,9 +30,10 @@ from hyperleaf.tasks.common import (
     add_h2fr,
     leaf_head,
     ship_leaf_kwargs,
+    uses_head,
     val_batches,
 )
-from hyperleaf.tasks.diagnostics import geometry_diagnostics
+from hyperleaf.tasks.diagnostics import geometry_diagnostics, null_control
 from hyperleaf.tasks.leafplot import plot_run_objective
 
 __all__ = ["FuseTask", "FusionObjective", "build_fusion_network", "build_fusion_objective",
@@ -93,7 +94,7 @@ def build_fusion_objective(cfg: Any) -> FusionObjective:
     :class:`FusionLoss`; ``"ship-authors"``, :class:`hyperleaf.losses.ShipAuthorsLoss`) and
     (with ``leaf``) head."""
     net = build_fusion_network(cfg)
-    head = leaf_head(cfg, net.level_channels) if cfg.leaf else None
+    head = leaf_head(cfg, net.level_channels) if uses_head(cfg) else None
     loss = get_loss(cfg.loss).from_config(cfg)  # the loss registry (hyperleaf.losses.LOSSES)
     return FusionObjective(net, loss, head, h2fr_weight=cfg.h2fr_weight)
 
@@ -106,7 +107,9 @@ def evaluate_fusion(objective: FusionObjective, val_set, device: torch.device,
 
     With LEAF also the geometry diagnostics of the validation stage vectors
     (:func:`hyperleaf.tasks.diagnostics.geometry_diagnostics`): ``saturated``, ``spread_*``,
-    ``core_dist_*`` floats and ``geometry`` (per stage and modality, a dict).
+    ``core_dist_*`` floats and ``geometry`` (per stage and modality, a dict), and the null
+    control (:func:`hyperleaf.tasks.diagnostics.null_control`: ``null_{noise,constant,
+    swapped}_order_*`` and ``..._spread_*``), the same measures on inputs with no image content.
     """
     # lazy: importing torchmetrics takes ~2.7 s here; only validation needs it
     from torchmetrics.functional.image import structural_similarity_index_measure as ssim
@@ -149,6 +152,8 @@ def evaluate_fusion(objective: FusionObjective, val_set, device: torch.device,
                                    float(head.curvature), head.clip_r)
         out["geometry"] = geo.pop("groups")  # per stage and modality, in log.jsonl only
         out.update(geo)  # the summaries also go to the end-of-run table
+        # the same ordering and spreads on inputs with no image content, beside the real ones
+        out.update(null_control(objective, val_set, device))
     return out
 
 
@@ -204,8 +209,9 @@ class FuseTask(Task):
 
     def artifacts(self, cfg: Any, objective: nn.Module, val_set: Any, device: torch.device,
                   out: Path) -> dict[str, dict[str, float]]:
-        """With LEAF: the leaf plot ``out/leaf.png``; logs its ordering fractions as ``leaf``."""
-        if not cfg.leaf:
+        """With LEAF's head: the leaf plot ``out/leaf.png``; logs its ordering fractions as
+        ``leaf`` (none for the Euclidean limit, which has no disk to draw on)."""
+        if not uses_head(cfg) or cfg.euclidean:
             return {}
         return {"leaf": plot_run_objective(cfg, objective, val_set, device,
                                            Path(out) / "leaf.png")}

@@ -27,7 +27,13 @@ from hyperleaf import geometry
 from hyperleaf.atomic import atomic_write_bytes
 from hyperleaf.nn.heads import ordering
 from hyperleaf.tasks.common import val_batches
-from hyperleaf.tasks.diagnostics import STREAMS, geometry_diagnostics, saturation_mask
+from hyperleaf.tasks.diagnostics import (
+    NULL_INPUTS,
+    STREAMS,
+    geometry_diagnostics,
+    null_control,
+    saturation_mask,
+)
 
 #: Geodesic distance below which a group's samples are drawn as one point (float64 rounding
 #: of equal float32 vectors gives ~1e-17, the smallest real spreads measured ~1e-6).
@@ -259,6 +265,13 @@ def plot_leaf(data: dict[str, object], path: str | Path, title: str = "") -> dic
 
 
 def plot_run_objective(cfg, objective, val_set, device, path: str | Path) -> dict[str, float]:
-    """Collect the validation points of a LEAF fusion model and draw ``path``."""
+    """Collect the validation points of a LEAF fusion model and draw ``path``; the title also
+    gives the null control (:func:`hyperleaf.tasks.diagnostics.null_control`: the ordering on
+    uniform noise, a constant image and the modalities swapped), and the returned summary its
+    ``null_*`` values."""
     data = collect_points(objective, val_set, device)
-    return plot_leaf(data, path, title=f"hyperleaf leaf plot ({len(val_set)} validation samples)")
+    null = null_control(objective, val_set, device)
+    line = ", ".join(f"{kind} {null[f'null_{kind}_order_all']:.0%}" for kind in NULL_INPUTS)
+    title = (f"hyperleaf leaf plot ({len(val_set)} validation samples); null control, ordered "
+             f"on inputs with no image content: {line}")
+    return {**plot_leaf(data, path, title=title), **null}

@@ -54,7 +54,13 @@ from hyperleaf.pansharpen.patches import (
     split_samples,
 )
 from hyperleaf.tasks.base import Task, register_task
-from hyperleaf.tasks.common import PANSHARPEN_KEYS, add_h2fr, leaf_head, ship_leaf_kwargs
+from hyperleaf.tasks.common import (
+    PANSHARPEN_KEYS,
+    add_h2fr,
+    leaf_head,
+    ship_leaf_kwargs,
+    uses_head,
+)
 
 __all__ = ["PansharpenTask", "PansharpenObjective", "Standardised", "PanPatches",
            "band_statistics", "patches", "split_indices", "split_samples", "parse_index",
@@ -103,7 +109,7 @@ def build_pansharpen_objective(cfg: Any) -> PansharpenObjective:
     """The objective ``cfg`` describes (``ms_bands``, ``ratio`` and ``pan_statistics``
     resolved from the data, see the module docstring)."""
     net = build_pansharpen_network(cfg)
-    head = leaf_head(cfg, net.level_channels) if cfg.leaf else None
+    head = leaf_head(cfg, net.level_channels) if uses_head(cfg) else None
     return PansharpenObjective(net, head, cfg.h2fr_weight)
 
 

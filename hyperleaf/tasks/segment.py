@@ -14,7 +14,8 @@ Data: the embedded synthetic set, or ``cfg.data`` opened by
 ``round(val_fraction * N)`` items (at least 1, in sorted name order) validate, the others train;
 modality groups ``cfg.modality_groups`` (default: first half | second half) form the two inputs;
 ``num_classes`` 0 takes the data's (:func:`open_segment_data`); training items are random
-``crop``-sided crops; validation items are whole, predicted tile by tile (:func:`tile_logits`,
+``crop``-sided crops (``lesion_fraction`` of them centred on a foreground voxel, ± crop/4:
+:class:`~hyperleaf.data.segmentation.SegmentationCrops`); validation items are whole, predicted tile by tile (:func:`tile_logits`,
 tiles of ``val_crop`` for 2-D, ``crop`` for 3-D: the paper-mode 3-D network has a fixed
 volume), as ``hyperleaf evaluate --task segment`` does (:func:`segment_scores`).
 
@@ -123,8 +124,8 @@ def build_segment_objective(cfg: Any) -> nn.Module:
     net = build_segment_network(cfg)
     if _model(cfg) != "leafseg":
         loss = get_loss("leaf-authors").from_config(cfg)  # CE + H2FR unless seg_loss says so
-        return LeafUNetObjective(net, loss, leaf=bool(cfg.leaf))
-    return SegmentObjective(net, cfg.h2fr_weight, leaf=cfg.leaf)
+        return LeafUNetObjective(net, loss, leaf=bool(cfg.leaf and cfg.h2fr))
+    return SegmentObjective(net, cfg.h2fr_weight, leaf=bool(cfg.leaf and cfg.h2fr))
 
 
 def build_segment_network(cfg: Any) -> nn.Module:
@@ -345,7 +346,8 @@ def _folder_datasets(cfg: Any) -> tuple[Any, Any]:
         raise SegmentationDataError(f"{cfg.data}: needs at least 2 items (train + validation), "
                                     f"found {n}")
     n_val = min(n - 1, max(1, round(cfg.val_fraction * n)))
-    train = SegmentationCrops(folder, range(n - n_val), cfg.crop, groups)
+    train = SegmentationCrops(folder, range(n - n_val), cfg.crop, groups,
+                              lesion_fraction=cfg.lesion_fraction)
     train.resolved = resolved  # the network's classes and channels (Task.open_data applies)
     return train, SegmentationItems(folder, range(n - n_val, n), groups)
 
@@ -364,9 +366,17 @@ class SegmentTask(Task):
         "authors_miou": ("mIoU, the LEAF authors' way", True),
         "dice_*": ("Dice of class {star}", True), "iou_*": ("IoU of class {star}", True),
     }
-    config_needs = ("model", "data", "crop", "val_crop", "widths3d", "hdgfb_curvature")
+    config_needs = ("model", "data", "crop", "val_crop", "widths3d", "hdgfb_curvature",
+                    "euclidean", "lesion_fraction")
 
     def check_config(self, cfg: Any) -> None:
+        if not 0.0 <= cfg.lesion_fraction <= 1.0:
+            raise ValueError(f"lesion_fraction: expected a value in [0, 1], got "
+                             f"{cfg.lesion_fraction}")
+        if cfg.euclidean:
+            raise ValueError("euclidean: the segment task's networks have no c -> 0 switch "
+                             "(their hyperbolic code is the authors'); use the fuse or "
+                             "pansharpen task for the Euclidean arm")
         model = _model(cfg)
         if model not in SEG_MODELS:
             raise ValueError(f"model: the segment task builds {', '.join(SEG_MODELS)}, got "

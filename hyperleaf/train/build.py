@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
+import torch
 import torch.nn as nn
 from safetensors import SafetensorError
 from safetensors.torch import load_file
@@ -15,8 +16,11 @@ from hyperleaf.tasks import get_task
 from hyperleaf.tasks.fuse import build_fusion_network
 from hyperleaf.train.config import TrainConfig, load_run_config
 
-__all__ = ["build_network", "build_objective", "load_fusion_net", "load_run", "load_run_files",
-           "load_tensors", "read_safetensors"]
+__all__ = ["FULL_LEAF", "build_network", "build_objective", "copy_shared_init", "load_fusion_net",
+           "load_run", "load_run_files", "load_tensors", "read_safetensors"]
+
+#: The keys of the full LEAF network whose initial tensors ``shared_init`` copies into an arm.
+FULL_LEAF = {"leaf": True, "hdgfb": True, "h2fr": True, "euclidean": False}
 
 
 def build_network(cfg: TrainConfig):
@@ -27,7 +31,7 @@ def build_network(cfg: TrainConfig):
     and ``channels[l]`` their channel count (both None without LEAF).
     """
     net = build_fusion_network(cfg)
-    if not cfg.leaf:
+    if not (cfg.leaf and cfg.h2fr):
         return net, None, None
     return net, type(net).forward_levels, list(net.level_channels)
 
@@ -35,6 +39,36 @@ def build_network(cfg: TrainConfig):
 def build_objective(cfg: TrainConfig) -> nn.Module:
     """The module :class:`~hyperleaf.train.trainer.Trainer` optimises for ``cfg.task``."""
     return get_task(cfg.task).build_objective(cfg)
+
+
+def copy_shared_init(objective: nn.Module, cfg: TrainConfig) -> list[str]:
+    """``shared_init``: overwrite ``objective``'s initial tensors with those of the full LEAF
+    network (:data:`FULL_LEAF` over ``cfg``) drawn from ``torch.manual_seed(cfg.seed)``.
+
+    Every state-dict entry the two have in common (same name and shape) is copied, so all the
+    arms of an ablation built from one seed share every common tensor bit for bit, whichever
+    modules each arm leaves out and wherever the task's constructor draws them. The global
+    random state is left as it was (``torch.random.fork_rng``). Returns the copied names.
+
+    Example::
+
+        >>> from hyperleaf.train import TrainConfig
+        >>> cfg = TrainConfig(leaf=True, h2fr=False, n_feat=4, seed=1).validate()
+        >>> obj = build_objective(cfg)
+        >>> names = copy_shared_init(obj, cfg)
+        >>> len(names) == len(obj.state_dict())
+        True
+    """
+    full = cfg.replace(**FULL_LEAF)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)
+        ref = build_objective(full).state_dict()
+    own = objective.state_dict()
+    common = [k for k in own if k in ref and ref[k].shape == own[k].shape]
+    with torch.no_grad():
+        for k in common:
+            own[k].copy_(ref[k])
+    return common
 
 
 def load_run(run_dir: str | Path, device: str = "cpu") -> tuple[nn.Module, TrainConfig]:

@@ -111,6 +111,7 @@ class TrainConfig:
                                            "(the LEAF authors' CosineAnnealingLR) instead of "
                                            "every step")
     seed: int = key("run", 0, "training seed: initial weights, data order, augmentation")
+    shared_init: bool = key("run", False, "copy initial weights from the full LEAF net of `seed`")
     save_every: int = key("run", 50, "checkpoint every K steps (and at the end)")
     log_every: int = key("run", 5, "`log.jsonl` training record every K steps")
     eval_every: int = key("run", 50, "validate every K steps (and at step 0 and the end)")
@@ -184,7 +185,9 @@ class TrainConfig:
     mlp_dim: int = key("model", 2048, "leaf-unet(3d): deep attention fusion MLP width")
     leaf_mode: str = key("model", "paper", "leaf-unet(3d): `paper` (the authors') or "
                                            "`corrected`")
-    hdgfb: bool = key("model", True, "leaf-unet(3d): false replaces every HDGFB by identity")
+    hdgfb: bool = key("model", True, "false replaces every HDGFB by identity (SHIP: none built)")
+    h2fr: bool = key("model", True, "false with `leaf`: no LEAF head, no H2FR loss (`hdgfb-only`)")
+    euclidean: bool = key("model", False, "LEAF's c -> 0 limit: every ball map and distance Euclidean")
     widths3d: list[int] = key("model", [16, 32, 64, 128], "leaf-unet3d: widths per level")
     # ---- data: what is read and how it is cut
     data: str | None = key("data", None, "data folder; null: the embedded synthetic set")
@@ -195,6 +198,7 @@ class TrainConfig:
     val_fraction: float = key("data", 0.1, "real data: held-out fraction, in (0, 1)")
     data_seed: int = key("data", 0, "synthetic set seed")
     rot90: bool = key("data", False, "real data: random 90-degree rotations of training crops")
+    lesion_fraction: float = key("data", 0.0, "segment: share of training crops centred on a label > 0 voxel")
     modality_groups: list[list[int]] | None = key(
         "data", None, "segment: modality folders forming the two inputs, e.g. [[0, 1], [2, 3]]; "
                       "null: first half, second half")
@@ -373,6 +377,10 @@ class TrainConfig:
         need(self.leaf_norm in ("layer", "none"), "leaf_norm", "must be 'layer' or 'none'")
         need(self.hdgfb_mode in ("paper", "geodesic"), "hdgfb_mode",
              "must be 'paper' or 'geodesic'")
+        need(not self.euclidean or (self.h2fr_mode == self.hdgfb_mode == "geodesic"
+                                    and not self.learn_curvature), "euclidean",
+             "is the c -> 0 limit of geodesic LEAF: needs h2fr_mode and hdgfb_mode 'geodesic' "
+             "and learn_curvature false")
         need(self.in_channels >= 0, "in_channels", "must be >= 0 (0: from the data)")
         need(self.num_classes == 0 or self.num_classes >= 2, "num_classes",
              "must be >= 2 (0: from the data)")

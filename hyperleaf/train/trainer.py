@@ -41,6 +41,7 @@ from hyperleaf.geometry import geoopt  # through geometry: it silences geoopt's 
 from hyperleaf.optim import ForeachRiemannianAdam
 from hyperleaf.tasks import get_task
 from hyperleaf.train import distributed as hd
+from hyperleaf.train.build import copy_shared_init
 from hyperleaf.train.checkpoint import (
     FORMAT,
     CheckpointError,
@@ -286,6 +287,8 @@ class Trainer:
 
     def _build_model(self) -> None:
         self.objective = self.task.build_objective(self.cfg)
+        if self.cfg.shared_init:  # an ablation arm: the full LEAF network's initial tensors
+            copy_shared_init(self.objective, self.cfg)
         if self.cfg.init is not None:
             # Also on --resume: a run killed before its first checkpoint restarts from here.
             init_objective(self.objective, self.cfg.init)

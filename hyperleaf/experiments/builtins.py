@@ -117,9 +117,9 @@ def fuse_builtins(data: str | Path | Sequence[ImagePair], out: str | Path, *,
                 else:
                     if net is None:
                         from hyperleaf.models.ship import fuse_arrays
-                        from hyperleaf.train.build import load_fusion_net
+                        from hyperleaf.runs import load_run
 
-                        net = load_fusion_net(weights, device)
+                        net = load_run(weights, device, task="fuse").model
                     fused = fuse_arrays(net, ir=read_gray(pair.ir), vis=read_image(pair.vis),
                                         device=device)
                 write_png(target, fused)

@@ -1,0 +1,77 @@
+"""Results on file: every results block of the docs is the rendering of its committed file
+(re-rendered and compared), and every results file records its provenance."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from hyperleaf.experiments.render import (
+    BLOCK,
+    REQUIRED_KEYS,
+    main,
+    render_docs,
+    render_file,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = sorted((ROOT / "results").glob("*.json"))
+
+
+def test_docs_tables_equal_their_rendering():
+    stale = render_docs(ROOT, write=False)
+    assert not stale, ("docs tables differ from their results files; rerun "
+                       "`python -m hyperleaf.experiments.render`: "
+                       + "; ".join(f"{d}: {f}" for d, f in stale.items()))
+
+
+def test_every_block_names_a_committed_file_and_every_file_is_used():
+    used = set()
+    for doc in [*ROOT.glob("docs/*.md"), ROOT / "benchmarks" / "README.md"]:
+        for m in BLOCK.finditer(doc.read_text(encoding="utf-8")):
+            assert (ROOT / m.group("file")).is_file(), (doc, m.group("file"))
+            used.add((ROOT / m.group("file")).resolve())
+    assert used, "no results block in the docs"
+    assert {p.resolve() for p in RESULTS} <= used, "a results file no table renders"
+
+
+@pytest.mark.parametrize("path", RESULTS, ids=[p.name for p in RESULTS])
+def test_results_files_record_provenance(path):
+    rec = json.loads(path.read_text(encoding="utf-8"))
+    missing = [k for k in REQUIRED_KEYS if k not in rec]
+    assert not missing, f"{path.name} lacks {missing}"
+    assert rec["commit"] and rec["command"] and rec["hardware"]
+    for item in rec["inputs"]:
+        assert len(item["sha256"]) == 64 and item["name"]
+    assert path.stat().st_size < 2_000_000  # small JSON only
+    if rec["kind"] == "ablation":
+        assert "Unit of replication" in render_file(path)
+
+
+def test_a_stale_table_is_found_and_rewritten(tmp_path):
+    rec = {"results_format": "hyperleaf-results/1", "kind": "table", "caption": "x.",
+           "columns": ["a"], "rows": [[1.0]], "commit": "c", "command": "k"}
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "t.json").write_text(json.dumps(rec))
+    (tmp_path / "docs").mkdir()
+    doc = tmp_path / "docs" / "d.md"
+    doc.write_text("intro\n<!-- BEGIN RESULTS results/t.json -->\nold\n<!-- END RESULTS -->\n")
+    assert main(["--root", str(tmp_path), "--check"]) == 1
+    assert main(["--root", str(tmp_path)]) == 0
+    assert "| 1 |" in doc.read_text() and main(["--root", str(tmp_path), "--check"]) == 0
+
+
+@pytest.mark.parametrize("path", RESULTS, ids=[p.name for p in RESULTS])
+def test_rendered_tables_are_well_formed(path):
+    """Every row of every rendered table has as many cells as its header."""
+    header = None
+    for line in render_file(path).splitlines():
+        if not line.startswith("|"):
+            header = None
+            continue
+        n = line.count("|")
+        if header is None:
+            header = n
+        assert n == header, line
