@@ -199,8 +199,12 @@ def _prescale(x: Tensor, dim: int) -> tuple[Tensor, Tensor]:
     dtype's smallest normal number): the scaled vectors have norms in ``[1, sqrt(D)]``, so their
     squared norms and inner products neither overflow nor underflow, whatever ``x``'s range.
     Sync-free replacement of a data-dependent switch to float64 (one extra pass over ``x``)."""
-    s = torch.linalg.vector_norm(x, ord=math.inf, dim=dim, keepdim=True)
-    s = s.clamp_min(torch.finfo(x.dtype).tiny)
+    # Detached: every caller's result is exactly independent of s (x = s (x/s) for any s > 0),
+    # so the derivative with s held constant is the true one, and backward skips the max.
+    # max(amax, -amin) is ~10x faster than vector_norm(ord=inf) along a strided axis.
+    with torch.no_grad():
+        s = torch.maximum(x.amax(dim, keepdim=True), -x.amin(dim, keepdim=True))
+        s = s.clamp_min(torch.finfo(x.dtype).tiny)
     return s, x / s
 
 
