@@ -36,6 +36,7 @@ KEY_FLAGS: dict[str, str] = {
     "convention": "--convention", "heldout": "--heldout",
     "heldout_fraction": "--heldout-fraction", "level": "--level",
     "leaf": "--no-leaf", "hdgfb": "--no-hdgfb", "normalise": "--no-normalise",
+    "precision": "--precision", "compile": "--compile",
     # fuse
     "tile": "--tile", "overlap": "--overlap",
 }
