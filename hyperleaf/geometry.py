@@ -51,9 +51,11 @@ full-size float64 tensor) and choose per vector pair between the in-ball form of
 denominator and the direct form (where a point lies well outside the ball,
 :math:`c\|x\|^2 > 2`, and the in-ball form cancels). float64 inputs are exact up to float64's own
 overflow of squared norms (:math:`\|x\| \approx 10^{154}`). The price on large float32 maps
-(``benchmarks/bench_geometry.py --baseline 7207088``, (2, 64, 128, 128), forward+backward, one
-noisy CPU run): the radial maps ~1.5-2x, :func:`mobius_add` and :func:`dist` ~2.7x the time of
-the earlier version that branched on a host-read peak; LEAF's training path applies the
+(``benchmarks/bench_geometry.py --baseline 7207088``, (2, 64, 128, 128), forward+backward, CPU,
+benchmarks/README.md "Geometry"): :func:`expmap0`, :func:`logmap0`, :func:`project` take
+0.8-1.25x the time of the earlier version that branched on a host-read peak,
+:func:`clip_features` 1.7x, :func:`dist` 1.5-2x and :func:`mobius_add` 2.2-2.7x; LEAF's
+training path applies the
 geometry to pooled ``(B, D)`` rows (LeafHead, H2FR), where it is negligible, and HDGFB has its
 own kernels.
 """
