@@ -244,3 +244,13 @@ def test_half_precision_training_skips_no_step(tmp_path, precision):
     assert res.skipped_nonfinite == 0
     assert math.isfinite(res.last_loss)
     assert abs(res.first_loss - ref.first_loss) <= 1e-2 * abs(ref.first_loss)
+
+
+def test_train_precision_flag_is_checked(tmp_path, capsys):
+    from hyperleaf.cli import main
+
+    assert main(["train", "--precision", "fp8", "--steps", "1", "--no-progress",
+                 "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "--precision: must be 'fp32', 'bf16' or 'fp16', got 'fp8'" in err
+    assert not (tmp_path / "r").exists()

@@ -298,7 +298,7 @@ class Trainer:
         cfg = self.cfg
         params = [p for p in self.objective.parameters() if p.requires_grad]
         if cfg.optimizer == "radam":
-            # geoopt's RiemannianAdam, bit for bit, with one foreach update for the
+            # geoopt's RiemannianAdam to rounding, with one foreach update for the
             # Euclidean parameters (tests/test_optim.py; benchmarks/bench_train.py)
             self.optimizer = ForeachRiemannianAdam(params, lr=cfg.lr,
                                                    weight_decay=cfg.weight_decay)
