@@ -44,8 +44,8 @@ def segment_report(args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
     from hyperleaf.data.segmentation import SegmentationItems
+    from hyperleaf.runs import load_run
     from hyperleaf.tasks.segment import eval_tile, open_segment_data, segment_scores
-    from hyperleaf.train import load_run
     from hyperleaf.train.config import load_run_config
 
     if not args.weights:
@@ -65,7 +65,8 @@ def segment_report(args: argparse.Namespace) -> dict[str, Any]:
     if not Path(args.data).is_dir():
         raise FileNotFoundError(f"--data: no such folder: {args.data}")
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    objective, cfg = load_run(run, device=str(device))
+    loaded = load_run(run, device, task="segment")  # the network alone: no loss is built
+    objective, cfg = loaded.model, loaded.config
     if cfg.data is None and cfg.model == "leafseg":
         raise ValueError(f"--weights: {run} trained leafseg on the embedded synthetic set; "
                          f"only leaf-unet / leaf-unet3d runs evaluate on data folders")

@@ -237,6 +237,9 @@ def segment_scores(objective: nn.Module, items, device: torch.device, num_classe
     from hyperleaf.metrics.segmentation import AuthorsMIoU, SegmentationMetrics
 
     objective.eval()
+    # an objective (training's validation) or the network alone (hyperleaf.runs.load_run)
+    logits_of = (objective.logits if hasattr(objective, "logits")
+                 else lambda a, b: network_logits(objective, a, b))
     k = num_classes
     standard, authors = SegmentationMetrics(k), AuthorsMIoU(k)
     loss_sum, n = 0.0, 0
@@ -251,7 +254,7 @@ def segment_scores(objective: nn.Module, items, device: torch.device, num_classe
 
     for names, batch in val_batches(items):
         vis, ir, mask = (batch[x].to(device) for x in ("vis", "ir", "mask"))
-        logits = tile_logits(objective.logits, vis, ir, tile, chunk)
+        logits = tile_logits(logits_of, vis, ir, tile, chunk)
         loss_sum += float(F.cross_entropy(logits, mask)) * vis.shape[0]
         pred = logits.argmax(1)
         standard.update(pred, mask)
