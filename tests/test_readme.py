@@ -34,6 +34,9 @@ def test_every_config_file_an_example_names_ships_and_validates():
                 base = {"task": task.group(1) if task else "fuse"}
                 if recipe:
                     base["recipe"] = recipe.group(1)
+                data = re.search(r"--data\s+(\S+)", line)
+                if data:  # named, not read: the task's check needs to know there are data
+                    base["data"] = data.group(1)
                 TrainConfig.from_dict({**base, **load_yaml(root / path)}).validate()
                 seen += 1
     assert seen >= 2, "no example names a --config file: this test would check nothing"

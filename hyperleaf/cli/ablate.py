@@ -4,7 +4,7 @@ reviewer accepts.
     hyperleaf ablate --data ../shared/data/tno --preset fuse-hour --workers 2 --out runs/abl-tno
     hyperleaf ablate --data ../shared/data/msrs --arms ship,leaf,euclidean --seeds 8 \\
         --steps 150 --crop 32 --workers 2 --out runs/abl-msrs
-    hyperleaf ablate --task segment --data DIR --config seg.yaml --arms ship,leaf --seeds 8 \\
+    hyperleaf ablate --task segment --data VOLUMES --config configs/small3d.yaml --arms ship,leaf --seeds 8 \\
         --out OUT
     hyperleaf ablate --task pansharpen --data scenes.h5 --arms ship,leaf,euclidean --out OUT
 

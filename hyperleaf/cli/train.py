@@ -161,8 +161,8 @@ def register(subparsers) -> None:
                    help="train plain SHIP (no HDGFB, no H2FR): the ablation")
     p.add_argument("--no-hdgfb", dest="hdgfb", action="store_const", const=False, default=None,
                    help=argparse.SUPPRESS if "hdgfb" in foreign else
-                   "--model leaf-unet(3d): replace every HDGFB by the identity (ablation; "
-                   "--h2fr-weight 0 drops H2FR, --no-leaf both)")
+                   "no HDGFB blocks (H2FR still on the stages: the h2fr-only ablation arm); the "
+                   "LEAF authors' networks replace every HDGFB by the identity")
     p.add_argument("--no-normalise", dest="normalise", action="store_const", const=False,
                    default=None, help=argparse.SUPPRESS if "normalise" in foreign else
                    "--task pansharpen: train SHIP on the raw reflectances (default: per-band "
