@@ -413,6 +413,8 @@ def test_end_of_run_table_names_scores_with_their_direction(capsys):
     assert "loss term: 1 - SSIM ↓" in out and "SSIM(fused, infrared) ↑" in out
     assert "H2FR ordering, levels ↑" in out and "geometry: spread of fused " in out
     assert "train loss ↓" in out
+    assert get_task("fuse").describe_score("null_noise_order_all") == \
+        "null control: noise_order_all"
     seg = get_task("segment")
     assert seg.describe_score("dice_1") == "Dice of class 1 ↑"
     assert get_task("pansharpen").describe_score("SAM") == "SAM ↓"

@@ -176,6 +176,8 @@ class FuseTask(Task):
         "ssim_vis": ("SSIM(fused, visible)", True),
         "h2fr": ("loss term: H2FR", False),
         "order_*": ("H2FR ordering, {star}", True),
+        # the same measures on inputs without image content: a control, no better direction
+        "null_*": ("null control: {star}", None),
         "saturated": ("saturated ball vectors", False),
         "spread_*": ("geometry: spread of {star}", None),
         "core_dist_*": ("geometry: distance of {star} to the core", None),
