@@ -111,6 +111,13 @@ TABLE: list[Case] = [
          "--json {FILE}/rows.json", "--json"),
     Case("check-markdown-is-a-folder", "check --dtype float64 --c 1 --regime tiny "
          "--markdown {ws}", "--markdown"),
+    # ---- evaluate: a flag the chosen evaluation does not read is refused by name
+    Case("evaluate-segment-csv", "evaluate --task segment --weights {NOCFG} --data {T} "
+         "--csv {ws}/x.csv", "--csv: does not apply to --task segment", ("x.csv",)),
+    Case("evaluate-fuse-weights", "evaluate --fused {T} --data {T} --weights {W}",
+         "--weights: does not apply to --task fuse"),
+    Case("evaluate-pansharpen-convention", "evaluate --task pansharpen --data {T} "
+         "--convention mmif", "--convention: does not apply to --task pansharpen"),
     # ---- the top level
     Case("unknown-command", "nosuchcommand", "nosuchcommand"),
 ]

@@ -132,6 +132,12 @@ def run(args) -> int:
         torch.set_num_threads(args.threads)
     if args.task not in ("fuse", "segment", "pansharpen"):
         return evaluate_registered(args)
+    # every flag given is used or refused by name (issue 21: nothing silently ignored)
+    extra = _unused(args, _USED[args.task])
+    if extra:
+        print(f"hyperleaf evaluate: error: {', '.join(extra)}: does not apply to --task "
+              f"{args.task}", file=sys.stderr)
+        return 2
     if args.task == "segment":
         from hyperleaf.cli.segment import evaluate_run as evaluate_segment_run
 
@@ -274,5 +280,21 @@ def evaluate_registered(args) -> int:
     return 0
 
 
-#: Defaults of the options the registered-task evaluation does not read (set: refused).
+#: Defaults of the options an evaluation may not read (given otherwise: refused).
 _DEFAULTS = {"convention": "standard", "workers": 1, "patch": 64}
+
+#: The options each built-in evaluation reads (besides --task and --threads).
+_USED = {
+    "fuse": {"fused", "ir", "vis", "data", "csv", "json", "markdown", "metrics", "convention",
+             "workers", "no_progress"},
+    "segment": {"weights", "data", "out"},
+    "pansharpen": {"data", "weights", "methods", "sensor", "patch", "scale", "fused", "json",
+                   "markdown", "no_progress"},
+}
+
+
+def _unused(args, used: set[str]) -> list[str]:
+    """The flags given on the command line that the chosen evaluation does not read."""
+    skip = {"task", "threads", "func", "command", *used}
+    return ["--" + k.replace("_", "-") for k, v in sorted(vars(args).items())
+            if k not in skip and v not in (None, False) and v != _DEFAULTS.get(k)]
