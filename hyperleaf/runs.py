@@ -27,7 +27,7 @@ from torch import Tensor
 
 from hyperleaf.compat.ship import ship_from_official
 from hyperleaf.tasks import Task, get_task
-from hyperleaf.train.build import load_tensors, read_safetensors
+from hyperleaf.train.build import load_tensors, read_safetensors, run_files
 from hyperleaf.train.config import TrainConfig, load_run_config
 
 __all__ = ["Run", "load_run"]
@@ -59,24 +59,6 @@ class Run:
         return self
 
 
-def _run_files(p: Path) -> tuple[Path, Path]:
-    """``(config.yaml, model.safetensors)`` of a run folder or of its weights file."""
-    if p.is_dir():
-        config, weights = p / "config.yaml", p / "model.safetensors"
-        if not config.is_file():
-            raise FileNotFoundError(f"{p} is a folder without config.yaml: expected a hyperleaf "
-                                    "train run folder (config.yaml + model.safetensors)")
-        if not weights.is_file():
-            raise FileNotFoundError(f"run folder {p}: model.safetensors not found (an "
-                                    "unfinished run? it is written when training ends)")
-        return config, weights
-    config = p.parent / "config.yaml"
-    if not config.is_file():
-        raise FileNotFoundError(f"{p}: no config.yaml beside it to rebuild the network "
-                                "(expected a hyperleaf train run's model.safetensors)")
-    return config, p
-
-
 def load_run(path: str | Path, device: str | torch.device = "cpu",
              task: str | None = None) -> Run:
     """The model ``path`` names, ready for :meth:`Run.predict`.
@@ -98,7 +80,7 @@ def load_run(path: str | Path, device: str | torch.device = "cpu",
         cfg = TrainConfig(task="fuse", leaf=False, n_feat=net.n_feat)
         run = Run(p, get_task("fuse"), cfg, net.to(device).eval())
     else:
-        config, weights = _run_files(p)
+        config, weights = run_files(p)
         cfg = load_run_config(config)
         if task is not None and cfg.task != task:  # before building anything
             raise ValueError(f"{config}: a {cfg.task!r} run, not a {task!r} run")

@@ -137,7 +137,8 @@ def plot_ablation(record: dict[str, Any], path: str | Path) -> Path:
             ci = summ["arms"][a][m]
             ax.errorbar([x + 0.12], [ci["mean"]], yerr=[[ci["half_width"]], [ci["half_width"]]],
                         fmt="o", color=f"C{x}", capsize=4, zorder=3)
-        ax.set_xticks(xs, [_label(a).replace(" (", "\n(") for a in arms], fontsize=7)
+        # names of 5 arms overlap when set flat: tilted, anchored at their right end
+        ax.set_xticks(xs, [_label(a) for a in arms], fontsize=7, rotation=30, ha="right")
         ax.set_xlim(-0.5, len(arms) - 0.5)
         ax.set_title(f"{m} {_arrow(m)}", fontsize=9)
         ax.tick_params(axis="y", labelsize=7)
@@ -150,11 +151,10 @@ def plot_ablation(record: dict[str, Any], path: str | Path) -> Path:
                         fmt="o", color=f"C{arms.index(a)}", capsize=4, zorder=3)
             b = c["boot"]
             ax.plot([j + 0.24] * 2, [b["low"], b["high"]], color="k", lw=2, zorder=3)
-        ax.set_xticks(range(len(others)),
-                      [f"{_label(a)} − {_label(ref)}".replace(" (", "\n(") for a in others],
-                      fontsize=7)
+        ax.set_xticks(range(len(others)), [_label(a) for a in others], fontsize=7, rotation=30,
+                      ha="right")
         ax.set_xlim(-0.5, len(others) - 0.5)
-        ax.set_title(f"{m}: paired difference", fontsize=9)
+        ax.set_title(f"{m}: arm − {_label(ref)}, paired", fontsize=9)
         ax.tick_params(axis="y", labelsize=7)
     for ax in top[len(metrics):] + low[len(metrics):]:
         ax.axis("off")

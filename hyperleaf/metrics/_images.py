@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
-__all__ = ["FusionInputs", "as255", "correlate_valid", "gaussian_1d", "sobel"]
+__all__ = ["FusionInputs", "as255", "correlate_valid", "gaussian_1d", "levels255", "sobel"]
 
 
 def as255(img: Any, name: str) -> np.ndarray:
@@ -44,6 +44,12 @@ def as255(img: Any, name: str) -> np.ndarray:
     if a.ndim != 2 or min(a.shape) < 2:
         raise ValueError(f"{name}: expected a 2-D image (H, W) with H, W >= 2, got shape "
                          f"{a.shape}")
+    return levels255(a, name)
+
+
+def levels255(a: np.ndarray, name: str) -> np.ndarray:
+    """A validated array of any shape as C-contiguous float64 on the 0..255 scale: ``uint8``
+    exactly, floats in ``[0, 1]`` (finite) times 255; ``ValueError`` naming ``name`` otherwise."""
     if a.dtype == np.uint8:
         return np.ascontiguousarray(a, dtype=np.float64)
     if not np.issubdtype(a.dtype, np.floating):

@@ -79,7 +79,7 @@ import numpy as np
 from scipy import ndimage
 
 from hyperleaf.io import read_image
-from hyperleaf.metrics._images import gaussian_1d
+from hyperleaf.metrics._images import gaussian_1d, levels255
 
 __all__ = ["PUBLISHED_NAMES", "VIFB_METRICS", "matlab_rgb2gray", "read_matlab", "score"]
 
@@ -151,17 +151,7 @@ def _as_image(img: Any, name: str) -> np.ndarray:
     if not (a.ndim == 2 or (a.ndim == 3 and a.shape[2] == 3)) or min(a.shape[:2]) < 2:
         raise ValueError(f"{name}: expected a grey (H, W) or RGB (H, W, 3) image with H, W >= 2, "
                          f"got shape {a.shape}")
-    if a.dtype == np.uint8:
-        return a.astype(np.float64)
-    if not np.issubdtype(a.dtype, np.floating):
-        raise ValueError(f"{name}: expected uint8, or float in [0, 1], got dtype {a.dtype}")
-    a = a.astype(np.float64)
-    if not np.all(np.isfinite(a)):
-        raise ValueError(f"{name}: contains NaN or infinite values")
-    if a.min() < -1e-6 or a.max() > 1 + 1e-6:
-        raise ValueError(f"{name}: float images must lie in [0, 1], got [{a.min():.4g}, "
-                         f"{a.max():.4g}]")
-    return np.clip(a, 0.0, 1.0) * 255.0
+    return levels255(a, name)
 
 
 class _Inputs:

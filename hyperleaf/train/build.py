@@ -17,7 +17,7 @@ from hyperleaf.tasks.fuse import build_fusion_network
 from hyperleaf.train.config import TrainConfig, load_run_config
 
 __all__ = ["FULL_LEAF", "build_network", "build_objective", "copy_shared_init", "load_fusion_net",
-           "load_run", "load_run_files", "load_tensors", "read_safetensors"]
+           "load_run", "load_run_files", "load_tensors", "read_safetensors", "run_files"]
 
 #: The keys of the full LEAF network whose initial tensors ``shared_init`` copies into an arm.
 FULL_LEAF = {"leaf": True, "hdgfb": True, "h2fr": True, "euclidean": False}
@@ -144,6 +144,26 @@ def load_tensors(module: nn.Module, state: Mapping[str, Tensor], weights: str | 
     module.load_state_dict(full, strict=True)
 
 
+def run_files(path: str | Path) -> tuple[Path, Path]:
+    """``(config.yaml, model.safetensors)`` of a run folder or of a run's weights file (its
+    ``config.yaml`` beside it); ``FileNotFoundError`` saying what is missing."""
+    p = Path(path)
+    if p.is_dir():
+        config, weights = p / "config.yaml", p / "model.safetensors"
+        if not config.is_file():
+            raise FileNotFoundError(f"{p} is a folder without config.yaml: expected a hyperleaf "
+                                    "train run folder (config.yaml + model.safetensors)")
+        if not weights.is_file():
+            raise FileNotFoundError(f"run folder {p}: model.safetensors not found (an "
+                                    "unfinished run? it is written when training ends)")
+        return config, weights
+    config = p.parent / "config.yaml"
+    if not config.is_file():
+        raise FileNotFoundError(f"{p}: no config.yaml beside it to rebuild the network "
+                                "(expected a hyperleaf train run's model.safetensors)")
+    return config, p
+
+
 def load_fusion_net(weights: str | Path, device: str = "cpu") -> nn.Module:
     """The fusion network ``weights`` names, in eval mode on ``device``; call it as
     ``net(vis, ir)`` with ``(B, 1, H, W)`` tensors in ``[0, 1]``.
@@ -164,24 +184,12 @@ def load_fusion_net(weights: str | Path, device: str = "cpu") -> nn.Module:
         >>> fused = net(vis, ir)                                       # doctest: +SKIP
     """
     p = Path(weights)
-    if p.is_dir():
-        config, tensors = p / "config.yaml", p / "model.safetensors"
-        if not config.is_file():
-            raise FileNotFoundError(f"{p} is a folder without config.yaml: expected a hyperleaf "
-                                    "train run folder (config.yaml + model.safetensors)")
-        if not tensors.is_file():
-            raise FileNotFoundError(f"run folder {p}: model.safetensors not found (an "
-                                    "unfinished run? it is written when training ends)")
-    elif p.is_file() and p.suffix == ".safetensors":
-        config, tensors = p.parent / "config.yaml", p
-        if not config.is_file():
-            raise FileNotFoundError(f"{p}: no config.yaml beside it to rebuild the network "
-                                    "(expected a hyperleaf train run's model.safetensors)")
-    elif p.is_file():
+    if p.is_file() and p.suffix != ".safetensors":
         return ship_from_official(p).to(device).eval()
-    else:
+    if not p.exists():
         raise FileNotFoundError(f"{p}: no such file or folder (expected the SHIP authors' "
                                 ".pth, a hyperleaf train run folder, or its model.safetensors)")
+    config, tensors = run_files(p)
     task = load_run_config(config).task
     if task != "fuse":
         raise ValueError(f"{config}: a {task!r} run; image fusion needs a fusion run "
