@@ -87,7 +87,8 @@ def test_every_help_shows_its_defaults():
 @pytest.mark.parametrize("task", ["fuse", "segment", "pansharpen"])
 def test_train_help_shows_the_named_tasks_defaults(task, capsys):
     """`hyperleaf train --task T --help` shows T's defaults (Task.defaults under the engine's),
-    each equal to the value a run of T that sets nothing gets; other tasks' flags are hidden."""
+    each equal to the value a run of T that sets nothing gets; other tasks' flags, and the
+    engine's that T does not read, are hidden."""
     from hyperleaf.cli import main
     from hyperleaf.cli import train as cli_train
     from hyperleaf.tasks import get_task
@@ -104,7 +105,7 @@ def test_train_help_shows_the_named_tasks_defaults(task, capsys):
     for action in sub._actions:
         if not action.option_strings or action.dest in ("help", "config", "task"):
             continue
-        if action.dest in get_task(task).foreign_keys:
+        if action.dest in {*get_task(task).foreign_keys, *get_task(task).unused_keys}:
             assert action.help == argparse.SUPPRESS, (task, action.dest)
             assert action.option_strings[0] + " " not in printed
             continue

@@ -36,21 +36,29 @@ def test_every_key_has_exactly_one_section_and_a_meaning():
     assert set(SECTION_OF.values()) == set(SECTIONS)
     for f in fields:
         assert f.metadata["doc"].strip(), f.name
-    grouped = TrainConfig().to_grouped()
-    assert sum(len(v) for v in grouped.values()) == len(names)  # nothing lost or doubled
+    for task in list_tasks():  # the task's own keys: a section each, a meaning each
+        for name, k in get_task(task).config_keys.items():
+            assert k.section in SECTIONS and k.doc.strip() and name not in SECTION_OF, name
+        grouped = TrainConfig(task=task).to_grouped()
+        # nothing lost or doubled: the engine's keys and the task's own
+        assert sum(len(v) for v in grouped.values()) == len(names) + len(
+            get_task(task).config_keys)
 
 
 def test_key_rejects_an_unknown_section_and_copies_lists():
     with pytest.raises(ValueError, match="section: must be one of run, task, model, data"):
         key("training", 1, "x")
-    a, b = TrainConfig(), TrainConfig()
-    a.widths3d.append(256)
+    a, b = TrainConfig(task="segment"), TrainConfig(task="segment")
+    a.widths3d.append(256)  # a task's list default, read and changed in place, stays changed
+    assert a.widths3d == [16, 32, 64, 128, 256] and a.task_options["widths3d"] == a.widths3d
     assert b.widths3d == [16, 32, 64, 128] and TrainConfig.steps == 100
+    a, b = TrainConfig(), TrainConfig()
+    a.lr_milestones.append(30000)  # and the engine's
+    assert b.lr_milestones == [15000, 25000]
 
 
 def test_grouped_and_flat_forms_read_the_same():
-    cfg = TrainConfig.from_dict({**TINY, "n_feat": 8, "w_ssim": 0.5, "task": "segment",
-                                 "data": None, "num_classes": 3})
+    cfg = tiny("unused", task="segment", num_classes=3)
     g = cfg.to_grouped()
     assert list(g) == list(SECTIONS)
     assert g["task"]["name"] == "segment" and g["model"]["name"] is None
@@ -69,7 +77,7 @@ def test_mixed_form_and_its_errors():
     assert (cfg.steps, cfg.crop, cfg.task) == (3, 48, "fuse")
     with pytest.raises(ConfigError, match=r"x.yaml: run.crop: crop belongs to section 'data'"):
         TrainConfig.from_dict({"run": {"crop": 48}}, source="x.yaml")
-    with pytest.raises(ConfigError, match=r"model.nope: unknown key \(known in model: name, "):
+    with pytest.raises(ConfigError, match=r"model.nope: unknown key \(known in model: name"):
         TrainConfig.from_dict({"model": {"nope": 1}})
     with pytest.raises(ConfigError, match="steps: steps is given twice"):
         TrainConfig.from_dict({"run": {"steps": 3}, "steps": 4})
@@ -119,13 +127,13 @@ def test_the_engine_hands_the_task_only_its_section(monkeypatch):
         seen["view"] = cfg
         if cfg.w_ssim > 0.4:
             raise ValueError("w_ssim: too big for this task")
-        _ = cfg.n_feat  # a model key the fuse task did not declare
+        _ = cfg.crop  # an engine data key the fuse task did not declare in config_needs
 
     monkeypatch.setattr(type(get_task("fuse")), "check_config", check, raising=False)
     with pytest.raises(ConfigError, match="^w_ssim: too big for this task") as info:
         TrainConfig().validate()
     assert info.value.key == "w_ssim"
-    with pytest.raises(AttributeError, match="task 'fuse' reads config key 'n_feat'"):
+    with pytest.raises(AttributeError, match="task 'fuse' reads config key 'crop'"):
         TrainConfig(w_ssim=0.0).validate()
     assert repr(seen["view"]).startswith("ConfigView(")
 
@@ -142,8 +150,10 @@ def test_every_task_refuses_keys_only_another_task_reads(task):
     foreign = get_task(task).foreign_keys
     assert foreign, f"{task} declares no foreign keys"
     # a valid value (a bool flipped) of one of them: only the task refuses it
-    name = next(k for k in foreign if isinstance(getattr(TrainConfig(), k), bool))
-    value = not getattr(TrainConfig(), name)
+    owners = {k: next(get_task(t).config_keys[k] for t in list_tasks()
+                      if k in get_task(t).config_keys) for k in foreign}
+    name = next(k for k in foreign if owners[k].type == "bool")
+    value = not owners[name].default
     with pytest.raises(ConfigError, match=f"^{name}: does not apply to the {task} task") as info:
         TrainConfig(task=task, **{name: value}).validate()
     assert info.value.key == name
@@ -166,7 +176,7 @@ def test_fuse_and_segment_refuse_each_others_keys_and_recipes():
         TrainConfig(model="leaf-unet").validate()
     assert TrainConfig(model="ship").validate().model == "ship"
     with pytest.raises(ConfigError, match="^recipe: 'ship-authors' is not a recipe of the "
-                                          "segment task \\(it sets loss") as info:
+                                          "segment task \\(it is the fuse task's\\)") as info:
         TrainConfig.from_dict({"task": "segment", "recipe": "ship-authors"})
     assert info.value.key == "recipe"
     with pytest.raises(ConfigError, match="^recipe: 'leaf-authors' is not a recipe of the fuse"):
@@ -216,10 +226,9 @@ def test_a_grouped_config_file_on_the_command_line(tmp_path, capsys):
     from hyperleaf.cli import main
 
     f = tmp_path / "c.yaml"
-    g = {"run": {k: v for k, v in TINY.items() if SECTION_OF[k] == "run"},
-         "model": {k: v for k, v in TINY.items() if SECTION_OF[k] == "model"},
-         "data": {k: v for k, v in TINY.items() if SECTION_OF[k] == "data"},
-         "task": {"w_ssim": 0.0}}
+    own = get_task("fuse").config_keys
+    section = {k: SECTION_OF[k] if k in SECTION_OF else own[k].section for k in TINY}
+    g = {s: {k: v for k, v in TINY.items() if section[k] == s} for s in SECTIONS}
     f.write_text(yaml.safe_dump(g))
     out = tmp_path / "run"
     assert main(["train", "--config", str(f), "--steps", "2", "--save-every", "2",

@@ -20,7 +20,7 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from hyperleaf.cli import build_parser, main
-from hyperleaf.tasks.common import FUSE_KEYS
+from hyperleaf.tasks import get_task
 from hyperleaf.train import ConfigError, NonFiniteLossError, TrainConfig, Trainer, load_run, train
 from hyperleaf.train.build import build_objective
 from hyperleaf.train.checkpoint import (
@@ -30,6 +30,7 @@ from hyperleaf.train.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
+from hyperleaf.train.config import SECTION_OF
 from hyperleaf.train.losses import FusionLoss, confusion_matrix, miou, sobel_magnitude
 
 REPO = Path(__file__).resolve().parents[1]
@@ -40,9 +41,10 @@ TINY = {"steps": 8, "batch_size": 2, "crop": 16, "val_crop": 24, "val_size": 3,
 
 
 def tiny(out, **kw) -> TrainConfig:
-    """TINY for ``out``; other tasks refuse the fuse-only keys, so they are left out there."""
-    base = TINY if kw.get("task", "fuse") == "fuse" else {
-        k: v for k, v in TINY.items() if k not in FUSE_KEYS}
+    """TINY for ``out``; other tasks refuse the fuse task's own keys, so the keys the task does
+    not declare are left out there."""
+    task = get_task(kw.get("task", "fuse"))
+    base = {k: v for k, v in TINY.items() if k in SECTION_OF or k in task.config_keys}
     return TrainConfig.from_dict({**base, "out": str(out), **kw})
 
 

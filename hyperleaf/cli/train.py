@@ -9,60 +9,9 @@ import sys
 
 from hyperleaf.cli.flags import flag_message
 
-# flag -> (TrainConfig key, type, help). Flags default to None so that only the ones given
-# override --config (and the defaults).
-_FLAGS: list[tuple[str, str, type, str]] = [
-    ("--task", "task", str, "fuse (SHIP + LEAF), segment (LEAFSegNet, LEAFUNet, "
-                            "LEAFUNet3D) or pansharpen (SHIP on PAN + MS)"),
-    ("--steps", "steps", int, "optimizer steps"),
-    ("--batch-size", "batch_size", int, "batch size per process"),
-    ("--lr", "lr", float, "peak learning rate"),
-    ("--seed", "seed", int, "training seed: initial weights, data order, augmentation"),
-    ("--save-every", "save_every", int, "checkpoint every K steps and at the end"),
-    ("--log-every", "log_every", int, "log.jsonl record every K steps"),
-    ("--eval-every", "eval_every", int, "validate every K steps, at start and at end"),
-    ("--device", "device", str, "cpu, cuda or cuda:N"),
-    ("--data", "data", str, "folder of real pairs (DIR/ir + DIR/vi, or flat IRk/VISk); "
-                            "--task segment: MSRS (vi/ ir/ Segmentation_labels/), WHU-OPT-SAR "
-                            "(optical256/ sar256/ label256/) or modality folders + label/ "
-                            "(2-D images or NIfTI volumes)"),
-    ("--crop", "crop", int, "training crop side in pixels"),
-    ("--h2fr-weight", "h2fr_weight", float, "weight of the H2FR loss"),
-    ("--optimizer", "optimizer", str, "radam (geoopt RiemannianAdam) or rsgd "
-                                      "(RiemannianSGD)"),
-    ("--threads", "threads", int, "CPU threads per process"),
-    ("--precision", "precision", str, "fp32, bf16 or fp16: the forward under autocast (the "
-                                      "hyperbolic parts stay float32); fp16 with a gradient "
-                                      "scaler, its skipped steps counted in log.jsonl"),
-    ("--out", "out", str, "run folder"),
-    ("--recipe", "recipe", str, "a named set of defaults under --config and the flags: "
-                                "ship-authors (the SHIP authors' loss, schedule and crops), "
-                                "leaf-authors (--task segment: the LEAF authors' network, "
-                                "loss, AdamW and cosine schedule)"),
-    ("--model", "model", str, "--task segment: leafseg (synthetic set), leaf-unet (the LEAF "
-                              "authors' 2-D network) or leaf-unet3d"),
-    ("--encoder", "encoder", str, "--model leaf-unet: segmentation-models-pytorch encoder"),
-    ("--num-classes", "num_classes", int, "--task segment: classes"),
-    ("--weight-decay", "weight_decay", float, "optimizer weight decay"),
-    ("--init", "init", str, "initial weights: the SHIP authors' checkpoint (.pth) or a "
-                            "hyperleaf run folder; LEAF's added parts start at zero effect"),
-    ("--n-feat", "n_feat", int, "SHIP feature channels"),
-    ("--val-crop", "val_crop", int, "validation image side / centre crop; "
-                                    "--task pansharpen: validation tile side (larger than the "
-                                    "scenes: each whole)"),
-    ("--val-fraction", "val_fraction", float, "real data: held-out fraction of the samples"),
-    ("--sensor", "sensor", str, "--task pansharpen: sensor of the MTF gains for Wald's "
-                                "degradation of full-resolution data (WV3, QB, landsat7...)"),
-    ("--train-index", "train_index", str, "--task pansharpen: samples of --data that train, "
-                                          "e.g. 0-79 or 0-7,9"),
-    ("--lesion-fraction", "lesion_fraction", float, "--task segment: share of training "
-                                                    "crops centred on a lesion (label > 0) "
-                                                    "voxel, +- crop/4"),
-    ("--val-index", "val_index", str, "--task pansharpen: samples that validate, e.g. 80-99"),
-]
-
-#: Every key a flag of ``hyperleaf train`` sets (the table's and the ``--no-...`` switches').
-_KEYS = (*(k for _, k, _, _ in _FLAGS), "leaf", "hdgfb", "normalise", "compile")
+#: The configuration keys the parser has a flag for (their ``dest``), filled by :func:`register`:
+#: the engine's keys, and once prepared every registered task's.
+_KEY_DESTS: list[str] = []
 
 #: What :func:`prepare` found on the command line: the task whose flags and defaults the
 #: parser shows, its effective defaults and the keys it declares (None: not prepared).
@@ -78,31 +27,52 @@ def _task_named(argv: list[str]) -> str | None:
     return None
 
 
+def _config_task(argv: list[str]) -> str | None:
+    """The ``task`` a ``--config FILE`` on the command line names (None: none readable; the
+    configuration check reports a bad file later)."""
+    for i, a in enumerate(argv):
+        path = argv[i + 1] if a == "--config" and i + 1 < len(argv) else (
+            a.split("=", 1)[1] if a.startswith("--config=") else None)
+        if path is not None:
+            from hyperleaf.train.config import ConfigError, flatten_config, load_yaml
+
+            try:
+                task = flatten_config(load_yaml(path), path).get("task")
+            except ConfigError:
+                return None
+            return task if isinstance(task, str) else None
+    return None
+
+
 def prepare(argv: list[str]) -> None:
     """Called with ``train``'s arguments before the parser is built: the task they name
-    (``--task T``, else fuse) brings its own flags (``Task.config_keys``), and ``--help``
-    shows that task's defaults. Nothing heavy is imported unless a task or help is asked for."""
+    (``--task T``, else the ``--config`` file's, else fuse) brings its own flags
+    (``Task.config_keys``), and ``--help`` shows that task's defaults. (Without it, as in
+    ``hyperleaf --help``, the parser has the engine's flags only and imports no torch.)"""
     global _PREPARED
     _PREPARED = None
-    task = _task_named(argv)
-    if task is None and not any(a in ("-h", "--help") for a in argv):
-        return
     from hyperleaf.tasks import get_task, list_tasks
-    from hyperleaf.train.config import task_defaults
+    from hyperleaf.train.config import recipe_owner, task_defaults
 
-    name = task or "fuse"
+    name = _task_named(argv) or _config_task(argv)
+    recipe = next((argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--recipe"), None)
+    if name is None and recipe is not None:
+        name = recipe_owner(recipe)  # a recipe that names its task (leaf-authors: segment)
+    name = name or "fuse"
     if name not in list_tasks():
         return  # the configuration check names it
     _PREPARED = (name, task_defaults(name), dict(get_task(name).config_keys))
 
 
 def _foreign_keys() -> frozenset[str]:
-    """Keys of other tasks than the prepared one (their flags are hidden from its --help)."""
+    """Keys the prepared task does not read: other tasks' own keys and the engine keys it
+    declares unused (their flags are hidden from its --help)."""
     if _PREPARED is None:
         return frozenset()
     from hyperleaf.tasks import get_task
 
-    return frozenset(get_task(_PREPARED[0]).foreign_keys)
+    task = get_task(_PREPARED[0])
+    return frozenset({*task.foreign_keys, *task.unused_keys})
 
 
 def _shown(value) -> str:
@@ -129,6 +99,25 @@ def _with_default(key: str, text: str) -> str:
     return f"{text} (default for --task {task}: {shown})"
 
 
+def _add_key_flag(p: argparse.ArgumentParser, key: str, typ: str, help: str) -> None:
+    """The flag of configuration key ``key`` (``--key-with-dashes``; a bool gets ``--key`` and
+    ``--no-key``); lists and mappings have none (set them in a ``--config`` file). Every flag
+    defaults to None, so that only the ones given override ``--config`` and the defaults."""
+    kind = typ.removesuffix(" | None")
+    if kind.startswith(("list", "dict")):
+        return
+    if help is not argparse.SUPPRESS:  # argparse formats help with %; docs quote keys in `...`
+        help = help.replace("%", "%%").replace("`", "")
+    flag = "--" + key.replace("_", "-")
+    if kind == "bool":
+        p.add_argument(flag, dest=key, action=argparse.BooleanOptionalAction, default=None,
+                       help=help)
+    else:
+        p.add_argument(flag, dest=key, type={"int": int, "float": float}.get(kind, str),
+                       default=None, help=help)
+    _KEY_DESTS.append(key)
+
+
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "train", help="train fusion (SHIP + LEAF), segmentation or pan-sharpening with a "
@@ -139,36 +128,27 @@ def register(subparsers) -> None:
                     "config.yaml, log.jsonl, samples/, leaf.png, checkpoints/.")
     p.add_argument("--config", metavar="FILE", help="YAML file of TrainConfig keys; flags "
                                                     "override it")
+    _KEY_DESTS.clear()
     foreign = _foreign_keys()
-    for flag, key, typ, hlp in _FLAGS:
-        # a flag of another task's key stays accepted (its use is refused by name) but hidden
-        shown = argparse.SUPPRESS if key in foreign else _with_default(key, hlp)
-        p.add_argument(flag, dest=key, type=typ, default=None, help=shown)
-    if _PREPARED is not None:  # the flags of the keys the named task declares
-        task, _, declared = _PREPARED
-        for key, k in declared.items():
-            if k.type in ("list", "dict"):
-                continue  # set in a --config file
-            flag = "--" + key.replace("_", "-")
-            typ = {"int": int, "float": float}.get(k.type, str)
-            if k.type == "bool":
-                p.add_argument(flag, dest=key, action=argparse.BooleanOptionalAction,
-                               default=None, help=_with_default(key, k.doc))
-            else:
-                p.add_argument(flag, dest=key, type=typ, default=None,
-                               help=_with_default(key, k.doc))
-    p.add_argument("--no-leaf", dest="leaf", action="store_const", const=False, default=None,
-                   help="train plain SHIP (no HDGFB, no H2FR): the ablation")
-    p.add_argument("--no-hdgfb", dest="hdgfb", action="store_const", const=False, default=None,
-                   help=argparse.SUPPRESS if "hdgfb" in foreign else
-                   "no HDGFB blocks (H2FR still on the stages: the h2fr-only ablation arm); the "
-                   "LEAF authors' networks replace every HDGFB by the identity")
-    p.add_argument("--no-normalise", dest="normalise", action="store_const", const=False,
-                   default=None, help=argparse.SUPPRESS if "normalise" in foreign else
-                   "--task pansharpen: train SHIP on the raw reflectances (default: per-band "
-                   "standardised inputs)")
-    p.add_argument("--compile", dest="compile", action="store_const", const=True, default=None,
-                   help="run the training objective through torch.compile")
+    from hyperleaf.train.config import engine_keys, key_doc
+
+    task = _PREPARED[0] if _PREPARED is not None else None
+    for key, (typ, _, _) in engine_keys().items():
+        # an engine key the task does not read stays accepted (its use is refused by name)
+        _add_key_flag(p, key, typ, argparse.SUPPRESS if key in foreign
+                      else _with_default(key, key_doc(key, task)))
+    if _PREPARED is not None:
+        from hyperleaf.tasks import get_task, list_tasks
+
+        declared = _PREPARED[2]
+        for key, k in declared.items():  # the flags of the keys the named task declares
+            if k.flag:
+                _add_key_flag(p, key, k.type, _with_default(key, k.doc))
+        # Other tasks' keys: accepted, hidden, and refused by name by the configuration check.
+        for other in list_tasks():
+            for key, k in get_task(other).config_keys.items():
+                if k.flag and key not in _KEY_DESTS and key in foreign:
+                    _add_key_flag(p, key, k.type, argparse.SUPPRESS)
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its last checkpoint")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -199,8 +179,7 @@ def _flag_message(exc, args: argparse.Namespace) -> str:
 
 def _given_keys(args: argparse.Namespace) -> list[str]:
     """The configuration keys set by a flag on this command line."""
-    declared = _PREPARED[2] if _PREPARED is not None else {}
-    return [k for k in (*_KEYS, *declared) if getattr(args, k, None) is not None]
+    return [k for k in _KEY_DESTS if getattr(args, k, None) is not None]
 
 
 def run(args: argparse.Namespace) -> int:

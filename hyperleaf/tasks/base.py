@@ -24,7 +24,9 @@ first use. See ``docs/architecture.md``.
 
 from __future__ import annotations
 
+import builtins
 import fnmatch
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +38,8 @@ from torch import Tensor
 
 from hyperleaf.registry import Registry
 
+_builtin_type = builtins.type  # task_key's `type` argument shadows the builtin
+
 __all__ = ["Task", "TaskKey", "task_key", "register_task", "unregister_task", "get_task",
            "list_tasks"]
 
@@ -43,43 +47,107 @@ __all__ = ["Task", "TaskKey", "task_key", "register_task", "unregister_task", "g
 TASK_SECTIONS = ("task", "model", "data")
 #: The value types a task's own key may have (from its default; ``str | None``: a string or null).
 _KEY_TYPES = {bool: "bool", int: "int", float: "float", str: "str", list: "list", dict: "dict"}
+#: Types a key may declare explicitly (``type=``): the inferred ones and the nullable ones.
+_DECLARABLE = frozenset({*_KEY_TYPES.values(), "str | None", "list | None", "dict | None"})
 
 
 @dataclass(frozen=True)
 class TaskKey:
-    """One configuration key a task declares (:func:`task_key`): its section, default, type
-    and one line saying what it is (``docs/configuration.md`` shows it)."""
+    """One configuration key a task declares (:func:`task_key`): its section, default, type,
+    one line saying what it is (``docs/configuration.md`` and ``--help`` show it) and the
+    values it accepts (``choices``, ``minimum``/``maximum``, ``check``)."""
 
     section: str
     default: Any
     doc: str
     type: str
+    choices: tuple[Any, ...] | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+    #: ``(predicate, what)``: a value is valid when ``predicate(value)``; ``what`` completes
+    #: "must ..." in the error.
+    check: tuple[Callable[[Any], bool], str] | None = None
+    #: whether ``hyperleaf train`` has a flag for it (lists and mappings never: set them in a
+    #: ``--config`` file)
+    flag: bool = True
 
     def accepts(self, value: Any) -> bool:
-        """Whether ``value`` has this key's type (an int is a float; null fits ``str | None``)."""
-        if self.type == "str | None":
-            return value is None or isinstance(value, str)
-        if self.type == "float":
+        """Whether ``value`` has this key's type (an int is a float; null fits ``... | None``)."""
+        kind = self.type
+        if kind.endswith(" | None"):
+            if value is None:
+                return True
+            kind = kind.removesuffix(" | None")
+        if kind == "float":
             return isinstance(value, (int, float)) and not isinstance(value, bool)
-        if self.type == "int":
+        if kind == "int":
             return isinstance(value, int) and not isinstance(value, bool)
-        return type(value).__name__ == self.type
+        return type(value).__name__ == kind
+
+    def problem(self, value: Any) -> str | None:
+        """What is wrong with ``value`` for this key ("must ..."), or None when it is valid.
+
+        >>> k = task_key("task", 0.5, "a weight", minimum=0)
+        >>> k.problem(0.2), k.problem(-1.0), k.problem(float("nan")), k.problem("x")
+        (None, 'must be finite and >= 0', 'must be finite and >= 0', 'must be of type float')
+        >>> task_key("task", "a", "a mode", choices=("a", "b")).problem("c")
+        "must be 'a' or 'b'"
+        """
+        if not self.accepts(value):
+            return f"must be of type {self.type}"
+        if value is None:
+            return None
+        if self.choices is not None and value not in self.choices:
+            shown = [repr(c) for c in self.choices]
+            return ("must be " + " or ".join(shown) if len(shown) <= 2
+                    else "must be one of " + ", ".join(shown))
+        if self.type.startswith("float") and not math.isfinite(value) or (
+                self.minimum is not None and value < self.minimum) or (
+                self.maximum is not None and value > self.maximum):
+            finite = "finite and " if self.type.startswith("float") else ""
+            if self.minimum is not None and self.maximum is not None:
+                return f"must be {finite}in [{self.minimum:g}, {self.maximum:g}]"
+            if self.minimum is not None:
+                return f"must be {finite}>= {self.minimum:g}"
+            if self.maximum is not None:
+                return f"must be {finite}<= {self.maximum:g}"
+            return "must be finite"
+        if self.check is not None and not self.check[0](value):
+            return f"must {self.check[1]}"
+        return None
 
 
-def task_key(section: str, default: Any, doc: str) -> TaskKey:
+def task_key(section: str, default: Any, doc: str, *, type: str | None = None,
+             choices: tuple[Any, ...] | None = None, minimum: float | None = None,
+             maximum: float | None = None,
+             check: tuple[Callable[[Any], bool], str] | None = None,
+             flag: bool = True) -> TaskKey:
     """Declare a configuration key of a task (in its :attr:`Task.config_keys`): ``section``
-    one of ``task``, ``model``, ``data``; the type is the default's (``None``: ``str | None``).
+    one of ``task``, ``model``, ``data``; the type is the default's (``None``: ``str | None``)
+    unless ``type`` names it (``"list | None"``, ...). ``choices``, ``minimum``/``maximum``
+    (floats must also be finite) and ``check`` (``(predicate, "be ...")``) say which values are
+    valid: ``TrainConfig.validate`` refuses the others by name. ``flag=False``: no
+    ``hyperleaf train`` flag (a value the data decide).
 
     >>> task_key("task", 0.5, "weight of the toy term").type
     'float'
+    >>> task_key("data", None, "two groups", type="list | None").accepts([[0], [1]])
+    True
     """
     if section not in TASK_SECTIONS:
         raise ValueError(f"section: must be one of {', '.join(TASK_SECTIONS)}, got {section!r}")
-    kind = "str | None" if default is None else _KEY_TYPES.get(type(default))
+    if type is not None and type not in _DECLARABLE:
+        raise ValueError(f"type: must be one of {', '.join(sorted(_DECLARABLE))}, got {type!r}")
+    kind = type or ("str | None" if default is None else _KEY_TYPES.get(_builtin_type(default)))
     if kind is None:
         raise TypeError(f"default: expected a bool, int, float, str, list, dict or None, got "
-                        f"{type(default).__name__}")
-    return TaskKey(section, default, doc, kind)
+                        f"{_builtin_type(default).__name__}")
+    key = TaskKey(section, default, doc, kind, None if choices is None else tuple(choices),
+                  minimum, maximum, check, flag and not kind.startswith(("list", "dict")))
+    if default is not None and key.problem(default) is not None:
+        raise ValueError(f"default: {default!r} {key.problem(default)}")
+    return key
+
 
 #: Built-in tasks: name -> module whose import registers it (add a line for a new task).
 _BUILTIN: dict[str, str] = {
@@ -110,25 +178,29 @@ class Task:
     #: flag sets them (applied by ``TrainConfig.from_dict`` under those; empty: the global
     #: defaults).
     defaults: Mapping[str, Any] = {}
-    #: Engine configuration keys that belong to this task: only the tasks listing a key read
-    #: it (several may), every other task refuses it (:attr:`foreign_keys`).
-    own_keys: tuple[str, ...] = ()
+    #: Engine configuration keys this task does not read (e.g. ``init`` where nothing can be
+    #: fine-tuned): set away from their defaults, the configuration refuses them by name.
+    unused_keys: tuple[str, ...] = ()
+    #: Named sets of defaults for this task (the ``recipe`` key: name -> ``{key: value}``),
+    #: applied under the keys given.
+    recipes: Mapping[str, Mapping[str, Any]] = {}
+    #: What this task reads from some engine keys (key -> one line, e.g. the layouts ``data``
+    #: may have): ``--help`` and ``docs/configuration.md`` add it to the key's meaning.
+    key_docs: Mapping[str, str] = {}
 
     @property
     def foreign_keys(self) -> tuple[str, ...]:
-        """Keys other tasks own (their :attr:`own_keys` and :attr:`config_keys`) that this one
-        does not: it refuses them set away from their defaults, and ``load_run_config`` leaves
-        them out of a run folder's ``config.yaml`` (a later change of their defaults does not
-        make old runs unloadable). Derived from the registry, never listed by hand."""
-        mine = {*self.own_keys, *self.config_keys}
+        """Keys other tasks declare (their :attr:`config_keys`) that this one does not: it
+        refuses them by name, and ``load_run_config`` leaves them out of a run folder's
+        ``config.yaml`` (runs written before a key moved into its task list every key).
+        Derived from the registry, never listed by hand."""
         others: set[str] = set()
         for name in list_tasks():
             if name != self.name:
-                t = get_task(name)
-                others |= {*t.own_keys, *t.config_keys}
-        return tuple(sorted(others - mine))
-    #: Configuration keys outside the ``task`` section that :meth:`check_config` reads (besides
-    #: :attr:`foreign_keys`, which it sees too).
+                others |= set(get_task(name).config_keys)
+        return tuple(sorted(others - set(self.config_keys)))
+    #: Engine configuration keys outside the ``task`` section that :meth:`check_config` reads
+    #: (its own :attr:`config_keys` it sees anyway).
     config_needs: tuple[str, ...] = ()
     #: Configuration keys this task adds (name -> :func:`task_key`): a run of this task accepts
     #: them (type-checked), reads them flat (``cfg.name``) and writes them into ``config.yaml``

@@ -19,17 +19,19 @@ from torch import Tensor
 
 from hyperleaf import io as hio
 from hyperleaf.data import PairDataset, SyntheticFusion
-from hyperleaf.losses import get_loss
+from hyperleaf.losses import get_loss, list_losses
 from hyperleaf.losses.fusion import FusionLoss
 from hyperleaf.models.registry import create_model
 from hyperleaf.nn.heads import LeafHead, Levels, ordering
-from hyperleaf.tasks.base import Task, register_task
+from hyperleaf.tasks.base import Task, register_task, task_key
 from hyperleaf.tasks.common import (
-    FUSE_KEYS,
-    FUSE_SEGMENT_KEYS,
     add_h2fr,
+    check_leaf,
     leaf_head,
+    leaf_keys,
+    ship_keys,
     ship_leaf_kwargs,
+    synthetic_keys,
     uses_head,
     val_batches,
 )
@@ -163,7 +165,32 @@ class FuseTask(Task):
 
     inputs = ("vis", "ir")
     predict_inputs = ("vis", "ir")
-    own_keys = (*FUSE_KEYS, *FUSE_SEGMENT_KEYS)
+    config_keys = {
+        "loss": task_key("task", "hyperleaf", "`hyperleaf` (FusionLoss) or `ship-authors`",
+                         check=(lambda v: v in list_losses("fuse"),
+                                "name a fuse loss of hyperleaf.losses")),
+        "w_mask": task_key("task", 3.0, "`ship-authors` loss: weight of L_mask", minimum=0),
+        "w_intensity": task_key("task", 1.0, "weight of the intensity term", minimum=0),
+        "w_gradient": task_key("task", 1.0, "weight of the gradient term", minimum=0),
+        "w_ssim": task_key("task", 0.5, "weight of the SSIM term", minimum=0),
+        **leaf_keys(),
+        **ship_keys(),
+        **synthetic_keys(),
+        "rot90": task_key("data", False, "real data: random 90-degree rotations of training "
+                                         "crops"),
+    }
+    key_docs = {"data": "a folder of infrared-visible pairs (DIR/ir + DIR/vi, or flat "
+                        "IRk/VISk)"}
+    # The SHIP authors' infrared-visible training (see docs/training.md, "The SHIP authors'
+    # recipe", for the choices their file leaves open).
+    recipes = {
+        "ship-authors": {
+            "loss": "ship-authors", "w_mask": 3.0, "w_intensity": 10.0, "w_gradient": 10.0,
+            "w_ssim": 0.0, "lr": 1e-4, "lr_min": 0.0, "warmup": 0, "lr_schedule": "multistep",
+            "lr_milestones": [15000, 25000], "lr_gamma": 0.75, "crop": 128, "rot90": True,
+            "n_feat": 16, "grad_clip": 0.0,
+        },
+    }
     score_labels = {
         "loss": ("validation loss (fusion loss)", False),
         "fusion": ("loss: fusion terms", False),
@@ -185,6 +212,7 @@ class FuseTask(Task):
     config_needs = ("model",)
 
     def check_config(self, cfg: Any) -> None:
+        check_leaf(cfg)
         if cfg.model not in (None, "ship"):
             raise ValueError(f"model: the fuse task trains SHIP (null or 'ship'), got "
                              f"{cfg.model!r}")

@@ -26,7 +26,6 @@ Loss (``cfg.seg_loss``): ``"ce"`` (CE + ``h2fr_weight`` H2FR) or ``"leaf-authors
 
 from __future__ import annotations
 
-import inspect
 import itertools
 import math
 from collections.abc import Callable
@@ -49,9 +48,15 @@ from hyperleaf.data.segmentation import (
 )
 from hyperleaf.losses import get_loss
 from hyperleaf.models.registry import create_model
-from hyperleaf.nn.hdgfb import HDGFB
-from hyperleaf.tasks.base import Task, register_task
-from hyperleaf.tasks.common import FUSE_SEGMENT_KEYS, SEGMENT_KEYS, add_h2fr, val_batches
+from hyperleaf.tasks.base import Task, register_task, task_key
+from hyperleaf.tasks.common import (
+    _HDGFB_SEED_C,
+    add_h2fr,
+    check_leaf,
+    leaf_keys,
+    synthetic_keys,
+    val_batches,
+)
 
 __all__ = ["SegmentTask", "SegmentObjective", "LeafUNetObjective", "build_segment_objective",
            "evaluate_segment", "segment_scores", "tile_logits", "eval_tile", "open_segment_data",
@@ -59,8 +64,6 @@ __all__ = ["SegmentTask", "SegmentObjective", "LeafUNetObjective", "build_segmen
 
 #: The segmentation networks this task builds.
 SEG_MODELS = ("leafseg", "leaf-unet", "leaf-unet3d")
-# HDGFB's own default curvature (the seed's), read from its signature so that it is said once.
-_HDGFB_SEED_C = inspect.signature(HDGFB.__init__).parameters["c"].default
 
 
 class SegmentObjective(nn.Module):
@@ -109,6 +112,16 @@ class LeafUNetObjective(nn.Module):
     def logits(self, x1: Tensor, x2: Tensor) -> Tensor:
         """The network's logits alone (evaluation)."""
         return self.net(x1, x2)[0]
+
+
+def _widths_ok(v: list) -> bool:
+    return len(v) >= 1 and all(isinstance(w, int) and not isinstance(w, bool) and w >= 1
+                               for w in v)
+
+
+def _groups_ok(v: list) -> bool:
+    return len(v) == 2 and all(isinstance(g, list) and g and all(
+        isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in g) for g in v)
 
 
 def _model(cfg: Any) -> str:
@@ -362,20 +375,74 @@ class SegmentTask(Task):
 
     inputs = ("vis", "ir", "mask")
     predict_inputs = ("vis", "ir")
-    own_keys = (*SEGMENT_KEYS, *FUSE_SEGMENT_KEYS)
+    config_keys = {
+        "seg_loss": task_key("task", "ce", "`ce` (CE + h2fr_weight H2FR) or `leaf-authors` "
+                                           "(w_ce CE + w_focal_dice (w_dice Dice + w_focal "
+                                           "Focal) + h2fr_weight H2FR)",
+                             choices=("ce", "leaf-authors")),
+        "w_ce": task_key("task", 1.0, "`leaf-authors` loss: weight of CE", minimum=0),
+        "w_focal_dice": task_key("task", 0.5, "`leaf-authors` loss: weight of Dice + Focal",
+                                 minimum=0),
+        "w_dice": task_key("task", 1.0, "`leaf-authors` loss: weight of Dice", minimum=0),
+        "w_focal": task_key("task", 1.2, "`leaf-authors` loss: weight of Focal", minimum=0),
+        "focal_reduction": task_key("task", "sum", "focal loss over classes: `sum` (smp 0.5) or "
+                                                   "`mean`", choices=("sum", "mean")),
+        **leaf_keys(),
+        "num_classes": task_key("model", 0, "classes; 0: from the data (layout / labels; "
+                                            "synthetic set 4)",
+                                check=(lambda v: v == 0 or v >= 2, "be >= 2 (0: from the data)")),
+        "seg_width": task_key("model", 16, "leafseg: base width", minimum=1),
+        "in_channels": task_key("model", 0, "channels of each of the two network inputs; 0: from "
+                                            "the data (saved in the run's config.yaml)",
+                                minimum=0),
+        "encoder": task_key("model", "resnet50", "leaf-unet: a segmentation-models-pytorch "
+                                                 "encoder"),
+        "feature_dim": task_key("model", 512, "leaf-unet(3d): width of the compressed global "
+                                              "vectors", minimum=1),
+        "mlp_dim": task_key("model", 2048, "leaf-unet(3d): deep attention fusion MLP width",
+                            minimum=1),
+        "leaf_mode": task_key("model", "paper", "leaf-unet(3d): `paper` (the authors') or "
+                                                "`corrected`", choices=("paper", "corrected")),
+        "widths3d": task_key("model", [16, 32, 64, 128], "leaf-unet3d: widths per level",
+                             check=(_widths_ok, "be a list of ints >= 1")),
+        **synthetic_keys(),
+        "lesion_fraction": task_key("data", 0.0, "share of training crops centred on a label > 0 "
+                                                 "voxel", minimum=0, maximum=1),
+        "modality_groups": task_key("data", None, "modality folders forming the two inputs, e.g. "
+                                                  "[[0, 1], [2, 3]]; null: first half, second half",
+                                    type="list | None",
+                                    check=(_groups_ok, "be null or two non-empty lists of "
+                                                       "modality indices")),
+    }
+    key_docs = {"data": "MSRS (vi/ ir/ Segmentation_labels/), WHU-OPT-SAR (optical256/ sar256/ "
+                        "label256/) or modality folders + label/ (2-D images or NIfTI volumes)",
+                "model": "leafseg (synthetic set), leaf-unet (the LEAF authors' 2-D network) or "
+                         "leaf-unet3d"}
+    # The LEAF authors' segmentation recipe (shared/specs/leaf_authors_net.md §7; see
+    # docs/segmentation.md): their network, loss CE + 0.5 (Dice + 1.2 Focal) + 0.5 H2FR with the
+    # focal loss summed over classes, AdamW (lr 1e-4, weight decay 0.01), cosine per epoch to
+    # 1e-5, gradient clip 1.0, 256x256 inputs. It names the task: `recipe: leaf-authors` alone
+    # trains segmentation.
+    recipes = {
+        "leaf-authors": {
+            "task": "segment", "encoder": "resnet50", "curvature": 0.1,
+            "feature_dim": 512, "hdgfb_hidden": 512, "mlp_dim": 2048, "leaf_mode": "paper",
+            "seg_loss": "leaf-authors", "w_ce": 1.0, "w_focal_dice": 0.5, "w_dice": 1.0,
+            "w_focal": 1.2, "h2fr_weight": 0.5, "focal_reduction": "sum", "optimizer": "adamw",
+            "lr": 1e-4, "weight_decay": 0.01, "lr_schedule": "cosine", "lr_min": 1e-5,
+            "lr_per_epoch": True, "warmup": 0, "grad_clip": 1.0, "crop": 256, "val_crop": 256,
+        },
+    }
     score_labels = {
         "loss": ("validation loss (cross-entropy)", False),
         "miou": ("mIoU", True), "mdice": ("mean Dice", True), "pixel_acc": ("overall accuracy", True),
         "authors_miou": ("mIoU, the LEAF authors' way", True),
         "dice_*": ("Dice of class {star}", True), "iou_*": ("IoU of class {star}", True),
     }
-    config_needs = ("model", "data", "crop", "val_crop", "widths3d", "hdgfb_curvature",
-                    "euclidean", "lesion_fraction")
+    config_needs = ("model", "data", "crop", "val_crop")
 
     def check_config(self, cfg: Any) -> None:
-        if not 0.0 <= cfg.lesion_fraction <= 1.0:
-            raise ValueError(f"lesion_fraction: expected a value in [0, 1], got "
-                             f"{cfg.lesion_fraction}")
+        check_leaf(cfg)
         if cfg.euclidean:
             raise ValueError("euclidean: the segment task's networks have no c -> 0 switch "
                              "(their hyperbolic code is the authors'); use the fuse or "

@@ -5,14 +5,41 @@
 * :func:`load_run` -- rebuild a finished run's model from its folder;
 * :class:`CheckpointError` -- a checkpoint that is damaged, unsafe or not hyperleaf's;
 * :class:`FusionLoss` -- SHIP's unsupervised fusion losses.
+
+The names resolve on first use (:func:`__getattr__`), so that reading the configuration's keys
+(:mod:`hyperleaf.train.config`, what the command line builds its flags from) loads no torch.
 """
 
-from hyperleaf.train.build import build_objective, load_run
-from hyperleaf.train.checkpoint import CheckpointError
-from hyperleaf.train.config import ConfigError, TrainConfig
-from hyperleaf.train.losses import FusionLoss
-from hyperleaf.train.trainer import NonFiniteLossError, RunResult, Trainer, TrainingError, train
+from __future__ import annotations
+
+from typing import Any
+
+#: Public name -> the module defining it.
+_WHERE: dict[str, str] = {
+    "train": "hyperleaf.train.trainer", "Trainer": "hyperleaf.train.trainer",
+    "TrainingError": "hyperleaf.train.trainer", "NonFiniteLossError": "hyperleaf.train.trainer",
+    "RunResult": "hyperleaf.train.trainer",
+    "TrainConfig": "hyperleaf.train.config", "ConfigError": "hyperleaf.train.config",
+    "CheckpointError": "hyperleaf.train.checkpoint",
+    "build_objective": "hyperleaf.train.build", "load_run": "hyperleaf.train.build",
+    "FusionLoss": "hyperleaf.losses.fusion",
+}
 
 __all__ = ["train", "Trainer", "TrainConfig", "ConfigError", "TrainingError",
            "NonFiniteLossError", "CheckpointError", "RunResult", "FusionLoss", "build_objective",
            "load_run"]
+
+
+def __getattr__(name: str) -> Any:
+    where = _WHERE.get(name)
+    if where is None:
+        raise AttributeError(f"module 'hyperleaf.train' has no attribute {name!r}")
+    from importlib import import_module
+
+    value = getattr(import_module(where), name)
+    globals()[name] = value  # once resolved, a plain module attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -43,14 +43,20 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-import yaml
+# yaml and the task registry (hyperleaf.tasks, which imports torch) are imported where they are
+# used, not here: the command line builds its flags from the keys below without loading torch.
 
-from hyperleaf.losses import list_losses
-from hyperleaf.tasks import get_task, list_tasks
+__all__ = ["TrainConfig", "task_key_owners", "task_defaults", "key_doc", "load_yaml",
+           "load_run_config", "engine_keys", "ConfigError", "RESUME_OVERRIDABLE", "RECIPES", "recipe_owner",
+           "RUN_FILE_FALLBACKS", "SECTIONS", "SECTION_OF", "key", "flatten_config", "ConfigView",
+           "markdown_table"]
 
-__all__ = ["TrainConfig", "task_key_owners", "task_defaults", "key_doc", "load_yaml", "load_run_config", "ConfigError", "RESUME_OVERRIDABLE",
-           "RECIPES", "RUN_FILE_FALLBACKS", "SECTIONS", "SECTION_OF", "key", "flatten_config",
-           "ConfigView", "markdown_table"]
+
+def _tasks():
+    """``(get_task, list_tasks)`` of the task registry (imported on first use: see above)."""
+    from hyperleaf.tasks import get_task, list_tasks
+
+    return get_task, list_tasks
 
 #: The sections of a configuration, in the order ``config.yaml`` lists them.
 SECTIONS: tuple[str, ...] = ("run", "task", "model", "data")
@@ -89,12 +95,23 @@ def key(section: str, default: Any, doc: str) -> Any:
     return dataclasses.field(default=default, metadata=meta)
 
 
-@dataclass
+@dataclass(init=False, eq=False)
 class TrainConfig:
     """Everything a run needs; ``config.yaml`` in the run folder is this, serialised by section.
 
-    Model keys (``n_feat``, ``leaf``, ``ball_dim``, ...) are what rebuilds the network from
-    ``model.safetensors``; ``docs/configuration.md`` lists every key with its section.
+    The engine's own keys are the fields below (how it trains, which task and network, which
+    data); every other key belongs to the task that declares it (``Task.config_keys``: fuse's
+    losses, LEAF's head and blocks, the segment networks' widths, ...), is stored in
+    ``task_options`` and read flat all the same (``cfg.h2fr_weight``). ``TrainConfig(**keys)``
+    takes both; ``docs/configuration.md`` lists every key with its section and task.
+
+    Example:
+
+        >>> cfg = TrainConfig(steps=3, h2fr_weight=0.2)
+        >>> cfg.steps, cfg.h2fr_weight, cfg.task_options
+        (3, 0.2, {'h2fr_weight': 0.2})
+        >>> cfg.validate().curvature   # the fuse task's default
+        0.5
     """
 
     # ---- run: how the engine trains
@@ -131,105 +148,59 @@ class TrainConfig:
                                           "`leaf-authors`")
     init: str | None = key("run", None, "initial weights: the SHIP authors' `.pth` or a run "
                                         "folder")
-    # ---- task: what is optimised and scored
-    task: str = key("task", "fuse", "a registered task: `fuse` (SHIP + LEAF), `segment`, ...")
-    loss: str = key("task", "hyperleaf", "fuse: `hyperleaf` (FusionLoss) or `ship-authors`")
-    w_mask: float = key("task", 3.0, "fuse, `ship-authors` loss: weight of L_mask")
-    w_intensity: float = key("task", 1.0, "fuse: weight of the intensity term")
-    w_gradient: float = key("task", 1.0, "fuse: weight of the gradient term")
-    w_ssim: float = key("task", 0.5, "fuse: weight of the SSIM term")
-    h2fr_weight: float = key("task", 0.5, "weight of the H2FR loss")
-    h2fr_mode: str = key("task", "geodesic", "H2FR distances: `geodesic` or `paper`")
-    h2fr_core: str = key("task", "learned", "H2FR core: `learned` or `origin` (`origin` with "
-                                            "`paper`)")
-    h2fr_alpha: float = key("task", 1.0, "H2FR alpha (>= 0)")
-    h2fr_beta: float = key("task", 1.0, "H2FR beta (>= 0)")
-    seg_loss: str = key("task", "ce", "segment: `ce` (CE + h2fr_weight H2FR) or `leaf-authors` "
-                                      "(w_ce CE + w_focal_dice (w_dice Dice + w_focal Focal) + "
-                                      "h2fr_weight H2FR)")
-    w_ce: float = key("task", 1.0, "segment, `leaf-authors` loss: weight of CE")
-    w_focal_dice: float = key("task", 0.5, "segment, `leaf-authors` loss: weight of Dice + Focal")
-    w_dice: float = key("task", 1.0, "segment, `leaf-authors` loss: weight of Dice")
-    w_focal: float = key("task", 1.2, "segment, `leaf-authors` loss: weight of Focal")
-    focal_reduction: str = key("task", "sum", "focal loss over classes: `sum` (smp 0.5) or "
-                                              "`mean`")
+    # ---- task: what is optimised and scored (the keys of each task are its own: Task.config_keys)
+    task: str = key("task", "fuse", "a registered task: `fuse` (SHIP + LEAF), `segment` "
+                                    "(LEAFSegNet, LEAFUNet, LEAFUNet3D) or `pansharpen` (SHIP on "
+                                    "PAN + MS), or one a plugin registers")
     # ---- model: what rebuilds the network from model.safetensors
     model: str | None = key("model", None, "network (`hyperleaf.models.registry`); null: the "
                                            "task's default (segment: leafseg on the synthetic "
                                            "set, leaf-unet on 2-D folders, leaf-unet3d on NIfTI "
                                            "volumes)")
-    n_feat: int = key("model", 8, "SHIP feature channels")
-    leaf: bool = key("model", True, "false: plain SHIP (the ablation)")
-    curvature: float = key("model", 0.5, "the H2FR head's (LeafHead's) initial ball curvature "
-                                         "c > 0; leaf-unet(3d): the network's one curvature "
-                                         "(head and HDGFB blocks, the authors' constant)")
-    learn_curvature: bool = key("model", True, "learn the H2FR head's curvature")
-    hdgfb_curvature: float = key("model", 0.2, "the HDGFB blocks' fixed curvature c > 0 (SHIP + "
-                                               "LEAF, leafseg; the seed's 0.2); not the head's "
-                                               "`curvature`")
-    ball_dim: int = key("model", 16, "LeafHead ball dimension")
-    clip_r: float = key("model", 2.0, "LeafHead tangent clip radius")
-    leaf_norm: str = key("model", "layer", "LeafHead normalisation: `layer` (radial_layer_norm) "
-                                           "or `none`")
-    leaf_radius: float = key("model", 1.5, "leaf_norm `layer`: initial tangent norm, in "
-                                           "(0, clip_r)")
-    hdgfb_mode: str = key("model", "geodesic", "HDGFB: `geodesic` or `paper`")
-    hdgfb_hidden: int = key("model", 32, "HDGFB hidden width")
-    num_classes: int = key("model", 0, "segment: classes; 0: from the data (layout / labels; "
-                                       "synthetic set 4)")
-    seg_width: int = key("model", 16, "leafseg: base width")
-    in_channels: int = key("model", 0, "channels of each of the two network inputs; 0: from the "
-                                       "data (saved in the run's config.yaml)")
-    encoder: str = key("model", "resnet50", "leaf-unet: a segmentation-models-pytorch encoder")
-    feature_dim: int = key("model", 512, "leaf-unet(3d): width of the compressed global vectors")
-    mlp_dim: int = key("model", 2048, "leaf-unet(3d): deep attention fusion MLP width")
-    leaf_mode: str = key("model", "paper", "leaf-unet(3d): `paper` (the authors') or "
-                                           "`corrected`")
-    hdgfb: bool = key("model", True, "false replaces every HDGFB by identity (SHIP: none built)")
-    h2fr: bool = key("model", True, "false with `leaf`: no LEAF head, no H2FR loss (`hdgfb-only`)")
-    euclidean: bool = key("model", False, "LEAF's c -> 0 limit: every ball map and distance Euclidean")
-    widths3d: list[int] = key("model", [16, 32, 64, 128], "leaf-unet3d: widths per level")
     # ---- data: what is read and how it is cut
-    data: str | None = key("data", None, "data folder; null: the embedded synthetic set")
+    data: str | None = key("data", None, "data folder (or file) the task reads; null: the "
+                                         "task's embedded synthetic set")
     crop: int = key("data", 32, "training crop side (>= 16)")
-    val_crop: int = key("data", 64, "validation image side (synthetic) / centre crop (real)")
-    train_size: int = key("data", 4096, "synthetic set: training samples")
-    val_size: int = key("data", 8, "synthetic set: validation samples")
+    val_crop: int = key("data", 64, "validation image side (synthetic) / centre crop (real) / "
+                                    "tile side (pansharpen)")
     val_fraction: float = key("data", 0.1, "real data: held-out fraction, in (0, 1)")
-    data_seed: int = key("data", 0, "synthetic set seed")
-    rot90: bool = key("data", False, "real data: random 90-degree rotations of training crops")
-    lesion_fraction: float = key("data", 0.0, "segment: share of training crops centred on a label > 0 voxel")
-    modality_groups: list[list[int]] | None = key(
-        "data", None, "segment: modality folders forming the two inputs, e.g. [[0, 1], [2, 3]]; "
-                      "null: first half, second half")
-    # ---- pan-sharpening (task "pansharpen", hyperleaf/tasks/pansharpen.py) -- one block ----
-    sensor: str | None = key("data", None, "pansharpen: MTF gains of Wald's degradation (null: "
-                                           "generic gains)")
-    normalise: bool = key("model", True, "pansharpen: run SHIP on per-band standardised inputs "
-                                         "(Standardised)")
-    train_index: str | None = key("data", None, "pansharpen: samples of data that train, e.g. "
-                                                "`0-79` (null: the rest)")
-    val_index: str | None = key("data", None, "pansharpen: samples that validate, e.g. `80-99` "
-                                              "(null: val_fraction)")
-    ms_bands: int = key("model", 0, "pansharpen: MS bands; 0: from the data (resolved and saved)")
-    ratio: int = key("model", 0, "pansharpen: PAN/MS resolution ratio; 0: from the data (saved)")
-    pan_statistics: dict[str, list[float]] | None = key(
-        "model", None, "pansharpen: Standardised's statistics of the training tiles (computed "
-                       "from the data and saved)")
-    # ---- end of the pan-sharpening block ----
+    data_seed: int = key("data", 0, "seed of a generated (synthetic) data set")
     # ---- the running task's own keys (Task.config_keys), read and written flat: cfg.<name>
     task_options: dict[str, Any] = dataclasses.field(default_factory=dict, repr=False,
                                                      metadata={"task_options": True})
 
+    def __init__(self, **values: Any) -> None:
+        fields_, options = _split_options(values)
+        for name in _FIELD:
+            object.__setattr__(self, name, copy.deepcopy(fields_[name]) if name in fields_
+                               else _default_of(name))
+        undeclared = [k for k in options if not task_key_owners(k)]
+        if undeclared:
+            raise TypeError(f"TrainConfig: unknown keys {undeclared} (neither the engine's nor "
+                            "declared by a registered task)")
+        object.__setattr__(self, "task_options", copy.deepcopy(options))
+
+    def __eq__(self, other: object) -> bool:
+        # every key's value, the task's undeclared defaults included
+        return isinstance(other, TrainConfig) and self.to_dict() == other.to_dict()
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{k}={v!r}" for k, v in self.to_dict().items())
+        return f"TrainConfig({shown})"
+
     def __getattr__(self, name: str) -> Any:
         # Called only when ordinary lookup fails: a key the running task declares.
+        if name.startswith("__"):  # copy, pickle and friends probing for hooks
+            raise AttributeError(name)
         options = self.__dict__.get("task_options")
         if options is not None and name in options:
             return options[name]
         declared = _declared_keys(self.__dict__.get("task"))
-        if name in declared:
-            return copy.deepcopy(declared[name].default)
-        raise AttributeError(f"{name!r} is no config key")
+        if name in declared and options is not None:
+            # the default, stored: a list read and changed in place stays changed
+            return options.setdefault(name, copy.deepcopy(declared[name].default))
+        raise AttributeError(f"{name!r} is no config key" + (
+            f" of the {self.__dict__.get('task')} task" if task_key_owners(name) else ""))
 
     def __setattr__(self, name: str, value: Any) -> None:
         options = self.__dict__.get("task_options")
@@ -249,32 +220,34 @@ class TrainConfig:
         for f in _FIELD.values():
             if _TYPE_OF[f.name] == "float":
                 self._need(self._finite(f.name), f.name, "must be finite")
+        get_task, _ = _tasks()
         task = get_task(self.task)
-        self._check_options(task)
-        # A key only another task reads would be silently ignored: refuse it set at all.
-        foreign = [k for k in RECIPES.get(self.recipe or "", {}) if k in task.foreign_keys]
-        if foreign and "recipe" not in task.foreign_keys:
+        if self.recipe is not None and self.recipe not in task.recipes:
+            owner = recipe_owner(self.recipe)
             raise ConfigError(f"recipe: {self.recipe!r} is not a recipe of the {self.task} task "
-                              f"(it sets {', '.join(foreign)}, which that task does not use)",
-                              key="recipe")
-        # the recipe first: the keys it sets were not given by the user
-        for name in sorted(task.foreign_keys, key=lambda n: n != "recipe"):
-            if name not in _FIELD:
-                continue  # another task's own key: refused by _check_options when given
+                              + (f"(it is the {owner} task's)" if owner else
+                                 f"(known: {', '.join(sorted(RECIPES)) or 'none'})")
+                              + f"; the {self.task} task's: "
+                              + (", ".join(sorted(task.recipes)) or "none"), key="recipe")
+        self._check_options(task)
+        # An engine key the task does not read would be silently ignored: refuse it set at all.
+        for name in task.unused_keys:
             if getattr(self, name) != _default_of(name):
                 raise ConfigError(f"{name}: does not apply to the {self.task} task (got "
                                   f"{getattr(self, name)!r})", key=name)
         try:
-            needs = (*task.config_needs, *task.foreign_keys, *task.config_keys)
+            needs = (*task.config_needs, *task.config_keys)
             task.check_config(self.section_view("task", needs, owner=f"task {self.task!r}"))
         except ValueError as exc:
             named = str(exc).split(":", 1)[0]
-            raise ConfigError(str(exc), key=named if named in SECTION_OF else None) from exc
+            known = named in SECTION_OF or named in task.config_keys
+            raise ConfigError(str(exc), key=named if known else None) from exc
         return self
 
     def _check_options(self, task: Any) -> None:
-        """The keys ``task`` declares (``Task.config_keys``): defaults filled in, types checked;
-        a key it does not declare is refused by name."""
+        """The keys ``task`` declares (``Task.config_keys``): defaults filled in, each value
+        checked against its declaration (type, choices, range); a key it does not declare is
+        refused by name."""
         declared = task.config_keys
         clash = sorted(set(declared) & set(_FIELD))
         if clash:
@@ -287,8 +260,9 @@ class TrainConfig:
                     key=name)
         for name, k in declared.items():
             value = self.task_options.setdefault(name, copy.deepcopy(k.default))
-            if not k.accepts(value):
-                raise ConfigError(f"{name}: must be of type {k.type}, got {value!r}", key=name)
+            problem = k.problem(value)
+            if problem is not None:
+                raise ConfigError(f"{name}: {problem}, got {value!r}", key=name)
             if k.type == "float":
                 self.task_options[name] = float(value)
 
@@ -326,8 +300,6 @@ class TrainConfig:
     def _check_run(self) -> None:
         need = self._need
         self._ints_at_least_one("run")
-        need(self.recipe is None or self.recipe in RECIPES, "recipe",
-             f"must be one of {', '.join(sorted(RECIPES))} or null")
         need(self.lr_schedule in ("cosine", "multistep"), "lr_schedule",
              "must be 'cosine' or 'multistep'")
         need(isinstance(self.lr_milestones, list)
@@ -352,59 +324,23 @@ class TrainConfig:
         self._weights_non_negative(("weight_decay", "grad_clip", "momentum"))
 
     def _check_task(self) -> None:
-        need = self._need
-        need(self.task in list_tasks(), "task", f"must be one of {', '.join(list_tasks())}")
-        fusion_losses = list_losses("fuse")
-        need(self.loss in fusion_losses, "loss", f"must be one of {', '.join(fusion_losses)}")
-        need(self.seg_loss in ("ce", "leaf-authors"), "seg_loss", "must be 'ce' or 'leaf-authors'")
-        need(self.focal_reduction in ("sum", "mean"), "focal_reduction", "must be 'sum' or 'mean'")
-        need(self.h2fr_mode in ("paper", "geodesic"), "h2fr_mode", "must be 'paper' or 'geodesic'")
-        need(self.h2fr_core in ("origin", "learned"), "h2fr_core", "must be 'origin' or 'learned'")
-        need(self.h2fr_mode == "geodesic" or self.h2fr_core == "origin", "h2fr_core",
-             "must be 'origin' with h2fr_mode 'paper' (the seed's loss has no learned core)")
-        self._weights_non_negative(("w_intensity", "w_gradient", "w_ssim", "h2fr_weight",
-                                    "h2fr_alpha", "h2fr_beta", "w_mask", "w_ce", "w_focal_dice",
-                                    "w_dice", "w_focal"))
+        _, list_tasks = _tasks()
+        self._need(self.task in list_tasks(), "task", f"must be one of {', '.join(list_tasks())}")
 
     def _check_model(self) -> None:
-        need = self._need
-        self._ints_at_least_one("model")
-        need(self.leaf_mode in ("paper", "corrected"), "leaf_mode",
-             "must be 'paper' or 'corrected'")
-        need(isinstance(self.widths3d, list) and len(self.widths3d) >= 1
-             and all(isinstance(w, int) and not isinstance(w, bool) and w >= 1
-                     for w in self.widths3d), "widths3d", "must be a list of ints >= 1")
-        need(self.leaf_norm in ("layer", "none"), "leaf_norm", "must be 'layer' or 'none'")
-        need(self.hdgfb_mode in ("paper", "geodesic"), "hdgfb_mode",
-             "must be 'paper' or 'geodesic'")
-        need(not self.euclidean or (self.h2fr_mode == self.hdgfb_mode == "geodesic"
-                                    and not self.learn_curvature), "euclidean",
-             "is the c -> 0 limit of geodesic LEAF: needs h2fr_mode and hdgfb_mode 'geodesic' "
-             "and learn_curvature false")
-        need(self.in_channels >= 0, "in_channels", "must be >= 0 (0: from the data)")
-        need(self.num_classes == 0 or self.num_classes >= 2, "num_classes",
-             "must be >= 2 (0: from the data)")
-        for name in ("curvature", "hdgfb_curvature", "clip_r"):
-            need(self._finite(name) and getattr(self, name) > 0, name, "must be finite and > 0")
-        need(self.leaf_norm != "layer" or (self._finite("leaf_radius")
-                                            and 0 < self.leaf_radius < self.clip_r),
-             "leaf_radius", f"must be in (0, clip_r={self.clip_r:g}) with leaf_norm 'layer'")
+        pass  # the network's keys are its task's (Task.config_keys), checked there
 
     def _check_data(self) -> None:
         need = self._need
         self._ints_at_least_one("data")
-        groups = self.modality_groups
-        need(groups is None or (isinstance(groups, list) and len(groups) == 2 and all(
-            isinstance(g, list) and g and all(isinstance(i, int) and not isinstance(i, bool)
-                                              and i >= 0 for i in g) for g in groups)),
-             "modality_groups", "must be null or two non-empty lists of modality indices")
         need(self.crop >= 16, "crop", "must be >= 16")
         need(self.val_crop >= 16, "val_crop", "must be >= 16")
         need(0 < self.val_fraction < 1, "val_fraction", "must be in (0, 1)")
 
     def section_view(self, section: str, needs: Iterable[str] = (),
                      owner: str = "caller") -> ConfigView:
-        """Read-only view of the keys of ``section`` plus ``needs`` (keys of other sections).
+        """Read-only view of the keys of ``section`` (the engine's and the running task's own)
+        plus ``needs`` (keys of other sections).
 
         What a task's ``check_config`` receives: reading any other key raises
         ``AttributeError`` naming the key, its section and ``owner``.
@@ -425,13 +361,14 @@ class TrainConfig:
         unknown = [n for n in needs if n not in SECTION_OF and not task_key_owners(n)]
         if unknown:
             raise ValueError(f"needs: unknown config keys {unknown} (of {owner})")
-        return ConfigView(self, (*_keys_of(section), *needs), owner)
+        own = [k for k, v in _declared_keys(self.task).items() if v.section == section]
+        return ConfigView(self, (*_keys_of(section), *own, *needs), owner)
 
     def to_dict(self) -> dict[str, Any]:
         """Flat ``{key: value}`` (what checkpoints store), the task's own keys included."""
-        flat = dataclasses.asdict(self)
-        return {**{k: v for k, v in flat.items() if k != "task_options"},
-                **flat["task_options"]}
+        flat = {k: copy.deepcopy(getattr(self, k)) for k in _FIELD}
+        declared = {k: copy.deepcopy(v.default) for k, v in _declared_keys(self.task).items()}
+        return {**flat, **declared, **copy.deepcopy(self.task_options)}
 
     def to_grouped(self) -> dict[str, dict[str, Any]]:
         """``{section: {name: value}}`` in :data:`SECTIONS` order, the form ``config.yaml``
@@ -465,14 +402,18 @@ class TrainConfig:
             if k not in SECTION_OF and not task_key_owners(k):
                 raise ConfigError(f"{source}: unknown key {k!r} "
                                   f"(known: {', '.join(sorted(SECTION_OF))})")
+        get_task, list_tasks = _tasks()
         name = clean.get("recipe")
         if name is not None:
+            # a recipe is its task's (Task.recipes); one that names its task picks it
+            task = clean.get("task", recipe_owner(name) or _default_of("task"))
+            recipes = get_task(task).recipes if task in list_tasks() else {}
             if name not in RECIPES:
                 raise ConfigError(f"{source}: recipe: unknown recipe {name!r} (known: "
                                   f"{', '.join(sorted(RECIPES))})", key="recipe")
-            clean = {**RECIPES[name], **clean}
+            clean = {**recipes.get(name, {}), **clean}  # another task's: validate names it
         # The task's own defaults (Task.defaults) go under the recipe's and the mapping's values.
-        task = clean.get("task", cls.task)
+        task = clean.get("task", _default_of("task"))
         if task in list_tasks():
             clean = {**get_task(task).defaults, **clean}
         fields_, options = _split_options(clean)
@@ -533,15 +474,31 @@ _FIELD = {f.name: f for f in fields(TrainConfig) if f.name != "task_options"}
 
 def _declared_keys(task: str | None) -> Mapping[str, Any]:
     """The keys task ``task`` declares (``Task.config_keys``); none for an unknown name."""
+    get_task, list_tasks = _tasks()
     if task is None or task not in list_tasks():
         return {}
     return get_task(task).config_keys
 
 
 def task_key_owners(name: str) -> list[tuple[str, Any]]:
-    """``[(task, TaskKey)]`` of every registered (or built-in) task declaring key ``name``."""
+    """``[(task, TaskKey)]`` of every registered (or built-in) task declaring key ``name``.
+
+    >>> [t for t, _ in task_key_owners("h2fr_weight")], [t for t, _ in task_key_owners("loss")]
+    (['fuse', 'pansharpen', 'segment'], ['fuse'])
+    """
+    get_task, list_tasks = _tasks()
     return [(t, get_task(t).config_keys[name]) for t in list_tasks()
             if name in get_task(t).config_keys]
+
+
+def recipe_owner(name: str) -> str | None:
+    """The task whose ``recipes`` hold recipe ``name`` (None: no task's).
+
+    >>> recipe_owner("ship-authors"), recipe_owner("leaf-authors"), recipe_owner("none")
+    ('fuse', 'segment', None)
+    """
+    get_task, list_tasks = _tasks()
+    return next((t for t in list_tasks() if name in get_task(t).recipes), None)
 
 
 def task_defaults(task: str) -> dict[str, Any]:
@@ -551,18 +508,35 @@ def task_defaults(task: str) -> dict[str, Any]:
     >>> task_defaults("pansharpen")["steps"], task_defaults("fuse")["steps"]
     (200, 100)
     """
-    t = get_task(task)
+    t = _tasks()[0](task)
     out = {k: _default_of(k) for k in SECTION_OF}
-    out.update(copy.deepcopy(dict(t.defaults)))
     out.update({k: copy.deepcopy(v.default) for k, v in t.config_keys.items()})
+    out.update(copy.deepcopy(dict(t.defaults)))
     out["task"] = task
     return out
 
 
+def engine_keys() -> dict[str, tuple[str, str, Any]]:
+    """The engine's own keys: ``{name: (type, doc, default)}`` in declaration order (the
+    command line's flags are made from these and the running task's ``config_keys``). Imports
+    no torch.
+
+    >>> engine_keys()["steps"]
+    ('int', 'optimizer steps (one batch each)', 100)
+    """
+    return {n: (_TYPE_OF[n], f.metadata["doc"], _default_of(n)) for n, f in _FIELD.items()}
+
+
 def key_doc(name: str, task: str | None = None) -> str:
-    """The one-line meaning of key ``name`` (an engine key, or one ``task`` declares)."""
+    """The one-line meaning of key ``name`` (an engine key, or one ``task`` declares); for an
+    engine key, what ``task`` says it reads from it (``Task.key_docs``) comes after."""
     if name in _FIELD:
-        return _FIELD[name].metadata["doc"]
+        doc = _FIELD[name].metadata["doc"]
+        if task is not None and task in _tasks()[1]():
+            own = _tasks()[0](task).key_docs.get(name)
+            if own:
+                doc = f"{doc}; the {task} task: {own}"
+        return doc
     declared = _declared_keys(task)
     if name in declared:
         return declared[name].doc
@@ -585,8 +559,7 @@ def _default_of(name: str) -> Any:
     return f.default_factory() if f.default is dataclasses.MISSING else f.default  # type: ignore[misc]
 
 #: int keys with a range of their own (the others must be >= 1).
-_OWN_RANGE = frozenset({"seed", "warmup", "threads", "in_channels", "num_classes", "data_seed",
-                        "crop", "val_crop", "ms_bands", "ratio"})
+_OWN_RANGE = frozenset({"seed", "warmup", "threads", "data_seed", "crop", "val_crop"})
 
 _SECTION_CHECKS = {"run": TrainConfig._check_run, "task": TrainConfig._check_task,
                    "model": TrainConfig._check_model, "data": TrainConfig._check_data}
@@ -641,43 +614,54 @@ def flatten_config(d: Mapping[str, Any], source: str = "config") -> dict[str, An
     return flat
 
 
+def _shown(value: Any) -> str:
+    import yaml
+
+    return "null" if value is None else yaml.safe_dump(
+        value, default_flow_style=True).strip().removesuffix("...").strip()
+
+
 def markdown_table() -> str:
-    """The Markdown table of every key by section (``docs/configuration.md`` holds it;
-    ``tests/test_config_groups.py`` checks it is current)."""
+    """The Markdown tables of every key: the engine's (by section), then each registered
+    task's own (``Task.config_keys``, with that task's defaults); ``docs/configuration.md``
+    holds them and ``tests/test_config_groups.py`` checks they are current."""
     rows = ["| section | key | in the section | default | meaning |", "|---|---|---|---|---|"]
-    for f in fields(TrainConfig):
-        if f.name == "task_options":
+    for name, f in _FIELD.items():
+        rows.append(f"| {f.metadata['section']} | `{name}` | `{GROUPED_NAMES.get(name, name)}`"
+                    f" | `{_shown(_default_of(name))}` | {f.metadata['doc']} |")
+    get_task, list_tasks = _tasks()
+    for t in list_tasks():
+        task = get_task(t)
+        if not task.config_keys:
             continue
-        default = _default_of(f.name)
-        shown = "null" if default is None else yaml.safe_dump(
-            default, default_flow_style=True).strip().removesuffix("...").strip()
-        rows.append(f"| {f.metadata['section']} | `{f.name}` | `{GROUPED_NAMES.get(f.name, f.name)}`"
-                    f" | `{shown}` | {f.metadata['doc']} |")
+        rows += ["", f"Keys of the `{t}` task (`{type(task).__module__}`):", "",
+                 "| section | key | default | meaning |", "|---|---|---|---|"]
+        rows += [f"| {k.section} | `{name}` | `{_shown(k.default)}` | {k.doc} |"
+                 for name, k in task.config_keys.items()]
     return "\n".join(rows) + "\n"
 
-#: Named sets of defaults, applied under the keys given (the ``recipe`` key).
-#: ``ship-authors``: what the SHIP authors trained their infrared-visible network with (see
-#: ``docs/training.md``, "The SHIP authors' recipe", for the choices their file leaves open).
-RECIPES: dict[str, dict[str, Any]] = {
-    "ship-authors": {
-        "loss": "ship-authors", "w_mask": 3.0, "w_intensity": 10.0, "w_gradient": 10.0,
-        "w_ssim": 0.0, "lr": 1e-4, "lr_min": 0.0, "warmup": 0, "lr_schedule": "multistep",
-        "lr_milestones": [15000, 25000], "lr_gamma": 0.75, "crop": 128, "rot90": True,
-        "n_feat": 16, "grad_clip": 0.0,
-    },
-    # The LEAF authors' segmentation recipe (shared/specs/leaf_authors_net.md §7; see
-    # docs/segmentation.md): their network, loss CE + 0.5 (Dice + 1.2 Focal) + 0.5 H2FR with the
-    # focal loss summed over classes, AdamW (lr 1e-4, weight decay 0.01), cosine per epoch to
-    # 1e-5, gradient clip 1.0, 256x256 inputs.
-    "leaf-authors": {
-        "task": "segment", "encoder": "resnet50", "curvature": 0.1,
-        "feature_dim": 512, "hdgfb_hidden": 512, "mlp_dim": 2048, "leaf_mode": "paper",
-        "seg_loss": "leaf-authors", "w_ce": 1.0, "w_focal_dice": 0.5, "w_dice": 1.0,
-        "w_focal": 1.2, "h2fr_weight": 0.5, "focal_reduction": "sum", "optimizer": "adamw",
-        "lr": 1e-4, "weight_decay": 0.01, "lr_schedule": "cosine", "lr_min": 1e-5,
-        "lr_per_epoch": True, "warmup": 0, "grad_clip": 1.0, "crop": 256, "val_crop": 256,
-    },
-}
+
+class _Recipes(Mapping):
+    """Every task's recipes by name (``Task.recipes``), read when used (the tasks import
+    torch)."""
+
+    def _all(self) -> dict[str, Mapping[str, Any]]:
+        get_task, list_tasks = _tasks()
+        return {n: r for t in list_tasks() for n, r in get_task(t).recipes.items()}
+
+    def __getitem__(self, name: str) -> Mapping[str, Any]:
+        return self._all()[name]
+
+    def __iter__(self):
+        return iter(self._all())
+
+    def __len__(self) -> int:
+        return len(self._all())
+
+
+#: Named sets of defaults, applied under the keys given (the ``recipe`` key): every task's
+#: ``recipes`` (``ship-authors``: fuse; ``leaf-authors``: segment).
+RECIPES: Mapping[str, Mapping[str, Any]] = _Recipes()
 
 #: Keys a resumed run may change (anything else must match the run's ``config.yaml``).
 RESUME_OVERRIDABLE = frozenset({"steps", "save_every", "log_every", "eval_every", "device",
@@ -699,19 +683,25 @@ def load_run_config(path: str | Path) -> TrainConfig:
     not today's default.
     """
     data = flatten_config(load_yaml(path), source=str(path))
-    # Keys the run's task does not use (Task.foreign_keys) are left out: they meant nothing to
-    # the run, and another task may have changed their defaults since.
-    task = data.get("task", TrainConfig.task)
+    # Keys the run's task does not use (Task.foreign_keys: other tasks' keys, which runs written
+    # before the keys moved into their tasks list too) are left out: they meant nothing to the
+    # run, and another task may have changed their defaults since.
+    get_task, list_tasks = _tasks()
+    task = data.get("task", _default_of("task"))
     if task in list_tasks():
         foreign = set(get_task(task).foreign_keys)
         data = {k: v for k, v in data.items() if k not in foreign}
+    own = get_task(task).config_keys if task in list_tasks() else {}
     for name, value in RUN_FILE_FALLBACKS.items():
-        data.setdefault(name, value)
+        if name in SECTION_OF or name in own:  # the fallback of a key the run's task has
+            data.setdefault(name, value)
     return TrainConfig.from_dict(data, source=str(path))
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
     """Read a YAML mapping; errors (``key="config"``) name the file."""
+    import yaml
+
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")
