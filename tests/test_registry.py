@@ -151,5 +151,5 @@ def test_the_loss_registry_builds_what_the_configuration_names():
     assert (loss.w_mask, loss.w_max, loss.w_grad) == (2.0, 3.0, 4.0)
     plain = build_fusion_objective(cfg.replace(loss="hyperleaf", w_ssim=0.25)).fusion_loss
     assert isinstance(plain, FusionLoss)
-    with pytest.raises(ValueError, match="^loss: must be one of hyperleaf, ship-authors"):
+    with pytest.raises(ValueError, match="^loss: must be 'hyperleaf' or 'ship-authors'"):
         TrainConfig(loss="leaf-authors").validate()

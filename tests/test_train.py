@@ -19,7 +19,7 @@ import yaml
 from PIL import Image
 from safetensors.torch import load_file
 
-from hyperleaf.cli import build_parser, main
+from hyperleaf.cli import main, parse_args
 from hyperleaf.tasks import get_task
 from hyperleaf.train import ConfigError, NonFiniteLossError, TrainConfig, Trainer, load_run, train
 from hyperleaf.train.build import build_objective
@@ -95,18 +95,18 @@ def test_config_precedence_and_errors(tmp_path):
 
     f = tmp_path / "c.yaml"
     f.write_text("steps: 7\nlr: 0.01\nbatch-size: 3\n")
-    args = build_parser().parse_args(["train", "--config", str(f), "--lr", "0.5"])
+    args = parse_args(["train", "--config", str(f), "--lr", "0.5"])
     cfg, explicit = config_from_args(args)
     assert (cfg.steps, cfg.lr, cfg.batch_size) == (7, 0.5, 3)
     assert cfg.seed == TrainConfig().seed and explicit == {"lr"}
-    cfg, _ = config_from_args(build_parser().parse_args(["train", "--no-leaf"]))
+    cfg, _ = config_from_args(parse_args(["train", "--no-leaf"]))
     assert cfg.leaf is False
     f.write_text("stepz: 3\n")
     with pytest.raises(ConfigError, match="unknown key 'stepz'"):
-        config_from_args(build_parser().parse_args(["train", "--config", str(f)]))
+        config_from_args(parse_args(["train", "--config", str(f)]))
     f.write_text("- 1\n")
     with pytest.raises(ConfigError, match="mapping"):
-        config_from_args(build_parser().parse_args(["train", "--config", str(f)]))
+        config_from_args(parse_args(["train", "--config", str(f)]))
     for bad, msg in [({"optimizer": "adam"}, "optimizer"), ({"steps": 0}, "steps"),
                      ({"lr": -1.0}, "lr"), ({"h2fr_mode": "paper"}, "h2fr_core"),
                      ({"device": "tpu"}, "device")]:

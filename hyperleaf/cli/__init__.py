@@ -71,20 +71,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
-    argv = list(sys.argv[1:] if argv is None else argv)
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    """The namespace of the command line ``argv``, parsed as :func:`main` parses it: the
+    sub-command first shapes its parser from its arguments (``train``: the flags of the task
+    it names, else fuse's, and that task's defaults in ``--help``), then
+    :func:`build_parser`'s parser reads them. (``build_parser()`` alone has ``train``'s engine
+    flags only: it imports no torch.)
+
+    >>> parse_args(["train", "--no-leaf", "--steps", "3"]).leaf
+    False
+    """
+    argv = list(argv)
     if argv and argv[0] in COMMANDS:
-        # A sub-command may shape its parser from its own arguments (train: the flags of the
-        # task it names, and that task's defaults in --help).
         prepare = getattr(importlib.import_module(f"hyperleaf.cli.{argv[0]}"), "prepare", None)
         if prepare is not None:
             prepare(argv[1:])
-    parser = build_parser()
+    return build_parser().parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     if not argv:  # a bare `hyperleaf` is a request for help, not a mistake
-        parser.print_help()
+        build_parser().print_help()
         return 0
-    args = parser.parse_args(argv)
+    args = parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:

@@ -27,7 +27,7 @@ from __future__ import annotations
 import builtins
 import fnmatch
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -61,7 +61,8 @@ class TaskKey:
     default: Any
     doc: str
     type: str
-    choices: tuple[Any, ...] | None = None
+    #: the valid values, or a function returning them (a registry's names, read when checked)
+    choices: tuple[Any, ...] | Callable[[], Sequence[Any]] | None = None
     minimum: float | None = None
     maximum: float | None = None
     #: ``(predicate, what)``: a value is valid when ``predicate(value)``; ``what`` completes
@@ -97,8 +98,9 @@ class TaskKey:
             return f"must be of type {self.type}"
         if value is None:
             return None
-        if self.choices is not None and value not in self.choices:
-            shown = [repr(c) for c in self.choices]
+        choices = self.choices() if callable(self.choices) else self.choices
+        if choices is not None and value not in choices:
+            shown = [repr(c) for c in choices]
             return ("must be " + " or ".join(shown) if len(shown) <= 2
                     else "must be one of " + ", ".join(shown))
         if self.type.startswith("float") and not math.isfinite(value) or (
@@ -111,20 +113,22 @@ class TaskKey:
                 return f"must be {finite}>= {self.minimum:g}"
             if self.maximum is not None:
                 return f"must be {finite}<= {self.maximum:g}"
-            return "must be finite"
+            return f"must {self.check[1]}" if self.check is not None else "must be finite"
         if self.check is not None and not self.check[0](value):
             return f"must {self.check[1]}"
         return None
 
 
 def task_key(section: str, default: Any, doc: str, *, type: str | None = None,
-             choices: tuple[Any, ...] | None = None, minimum: float | None = None,
+             choices: tuple[Any, ...] | Callable[[], Sequence[Any]] | None = None,
+             minimum: float | None = None,
              maximum: float | None = None,
              check: tuple[Callable[[Any], bool], str] | None = None,
              flag: bool = True) -> TaskKey:
     """Declare a configuration key of a task (in its :attr:`Task.config_keys`): ``section``
     one of ``task``, ``model``, ``data``; the type is the default's (``None``: ``str | None``)
-    unless ``type`` names it (``"list | None"``, ...). ``choices``, ``minimum``/``maximum``
+    unless ``type`` names it (``"list | None"``, ...). ``choices`` (a tuple, or a function
+    returning the valid values when checked), ``minimum``/``maximum``
     (floats must also be finite) and ``check`` (``(predicate, "be ...")``) say which values are
     valid: ``TrainConfig.validate`` refuses the others by name. ``flag=False``: no
     ``hyperleaf train`` flag (a value the data decide).
@@ -142,7 +146,9 @@ def task_key(section: str, default: Any, doc: str, *, type: str | None = None,
     if kind is None:
         raise TypeError(f"default: expected a bool, int, float, str, list, dict or None, got "
                         f"{_builtin_type(default).__name__}")
-    key = TaskKey(section, default, doc, kind, None if choices is None else tuple(choices),
+    if choices is not None and not callable(choices):
+        choices = tuple(choices)
+    key = TaskKey(section, default, doc, kind, choices,
                   minimum, maximum, check, flag and not kind.startswith(("list", "dict")))
     if default is not None and key.problem(default) is not None:
         raise ValueError(f"default: {default!r} {key.problem(default)}")

@@ -167,8 +167,7 @@ class FuseTask(Task):
     predict_inputs = ("vis", "ir")
     config_keys = {
         "loss": task_key("task", "hyperleaf", "`hyperleaf` (FusionLoss) or `ship-authors`",
-                         check=(lambda v: v in list_losses("fuse"),
-                                "name a fuse loss of hyperleaf.losses")),
+                         choices=lambda: list_losses("fuse")),
         "w_mask": task_key("task", 3.0, "`ship-authors` loss: weight of L_mask", minimum=0),
         "w_intensity": task_key("task", 1.0, "weight of the intensity term", minimum=0),
         "w_gradient": task_key("task", 1.0, "weight of the gradient term", minimum=0),

@@ -224,11 +224,13 @@ class TrainConfig:
         task = get_task(self.task)
         if self.recipe is not None and self.recipe not in task.recipes:
             owner = recipe_owner(self.recipe)
+            whose = f"{self.recipe!r} is the {owner} task's" if owner else "unknown recipe"
+            if not task.recipes:
+                raise ConfigError(f"recipe: does not apply to the {self.task} task (it has no "
+                                  f"recipes; {whose})", key="recipe")
             raise ConfigError(f"recipe: {self.recipe!r} is not a recipe of the {self.task} task "
-                              + (f"(it is the {owner} task's)" if owner else
-                                 f"(known: {', '.join(sorted(RECIPES)) or 'none'})")
-                              + f"; the {self.task} task's: "
-                              + (", ".join(sorted(task.recipes)) or "none"), key="recipe")
+                              f"({whose}; the {self.task} task's: "
+                              f"{', '.join(sorted(task.recipes))})", key="recipe")
         self._check_options(task)
         # An engine key the task does not read would be silently ignored: refuse it set at all.
         for name in task.unused_keys:
