@@ -24,7 +24,7 @@ ARGUMENT_ALIASES: dict[str, str] = {"data_dir": "data"}
 def key_flags() -> dict[str, str]:
     """Library argument or configuration key -> the flag that sets it, read from every
     sub-command's parser (an option's ``dest`` is the key it sets; ``--no-leaf`` sets
-    ``leaf``), plus :data:`ARGUMENT_ALIASES`. Every hyperleaf command spells a key the same way
+    ``leaf``; ``train`` with the flags of every task's keys), plus :data:`ARGUMENT_ALIASES`. Every hyperleaf command spells a key the same way
     (``tests/test_architecture.py`` checks that no two commands disagree); a key without a flag
     is absent (its message keeps the key).
 
@@ -35,6 +35,10 @@ def key_flags() -> dict[str, str]:
     import argparse
 
     from hyperleaf.cli import build_parser
+    from hyperleaf.cli import train as train_command
+
+    if train_command._PREPARED is None:  # the tasks' own flags: as `hyperleaf train` has them
+        train_command.prepare([])
 
     sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
     out: dict[str, str] = {}
@@ -87,8 +91,8 @@ def flag_message(message: object, flags: Mapping[str, str] = KEY_FLAGS,
         '--crop: image a.png is 8x8 (HxW), smaller than 32; lower --crop'
         >>> flag_message("ir, vis: give `ir` and `vis`, or `data`")
         '--ir, --vis: give --ir and --vis, or --data'
-        >>> flag_message("lr: Lower `lr` or raise `grad_clip`", given=())
-        'lr: Lower --lr or raise grad_clip'
+        >>> flag_message("lr: Lower `lr` or raise `lr_milestones`", given=())
+        'lr: Lower --lr or raise lr_milestones'
     """
     text = str(message)
     if isinstance(flags, _KeyFlags):

@@ -99,10 +99,12 @@ def _with_default(key: str, text: str) -> str:
     return f"{text} (default for --task {task}: {shown})"
 
 
-def _add_key_flag(p: argparse.ArgumentParser, key: str, typ: str, help: str) -> None:
+def _add_key_flag(p: argparse.ArgumentParser, key: str, typ: str, help: str,
+                  default: object = None) -> None:
     """The flag of configuration key ``key`` (``--key-with-dashes``; a bool gets ``--key`` and
-    ``--no-key``); lists and mappings have none (set them in a ``--config`` file). Every flag
-    defaults to None, so that only the ones given override ``--config`` and the defaults."""
+    ``--no-key``, the one that changes its ``default`` first: errors name that one); lists and
+    mappings have none (set them in a ``--config`` file). Every flag defaults to None, so that
+    only the ones given override ``--config`` and the defaults."""
     kind = typ.removesuffix(" | None")
     if kind.startswith(("list", "dict")):
         return
@@ -110,8 +112,10 @@ def _add_key_flag(p: argparse.ArgumentParser, key: str, typ: str, help: str) -> 
         help = help.replace("%", "%%").replace("`", "")
     flag = "--" + key.replace("_", "-")
     if kind == "bool":
-        p.add_argument(flag, dest=key, action=argparse.BooleanOptionalAction, default=None,
-                       help=help)
+        action = p.add_argument(flag, dest=key, action=argparse.BooleanOptionalAction,
+                                default=None, help=help)
+        if default is True:  # --no-key first
+            action.option_strings.reverse()
     else:
         p.add_argument(flag, dest=key, type={"int": int, "float": float}.get(kind, str),
                        default=None, help=help)
@@ -133,22 +137,22 @@ def register(subparsers) -> None:
     from hyperleaf.train.config import engine_keys, key_doc
 
     task = _PREPARED[0] if _PREPARED is not None else None
-    for key, (typ, _, _) in engine_keys().items():
+    for key, (typ, _, default) in engine_keys().items():
         # an engine key the task does not read stays accepted (its use is refused by name)
         _add_key_flag(p, key, typ, argparse.SUPPRESS if key in foreign
-                      else _with_default(key, key_doc(key, task)))
+                      else _with_default(key, key_doc(key, task)), default)
     if _PREPARED is not None:
         from hyperleaf.tasks import get_task, list_tasks
 
         declared = _PREPARED[2]
         for key, k in declared.items():  # the flags of the keys the named task declares
             if k.flag:
-                _add_key_flag(p, key, k.type, _with_default(key, k.doc))
+                _add_key_flag(p, key, k.type, _with_default(key, k.doc), k.default)
         # Other tasks' keys: accepted, hidden, and refused by name by the configuration check.
         for other in list_tasks():
             for key, k in get_task(other).config_keys.items():
                 if k.flag and key not in _KEY_DESTS and key in foreign:
-                    _add_key_flag(p, key, k.type, argparse.SUPPRESS)
+                    _add_key_flag(p, key, k.type, argparse.SUPPRESS, k.default)
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its last checkpoint")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

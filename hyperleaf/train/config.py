@@ -144,8 +144,9 @@ class TrainConfig:
     precision: str = key("run", "fp32", "`fp32`, `bf16` or `fp16` (autocast; `fp16` with a gradient scaler)")
     compile: bool = key("run", False, "run the objective through `torch.compile`")
     out: str | None = key("run", None, "run folder; null: `runs/<timestamp>`")
-    recipe: str | None = key("run", None, "a named set of defaults (`RECIPES`): `ship-authors`, "
-                                          "`leaf-authors`")
+    recipe: str | None = key("run", None, "a named set of defaults of the task (`Task.recipes`), "
+                                          "under the keys given: `ship-authors` (fuse), "
+                                          "`leaf-authors` (segment; names its task)")
     init: str | None = key("run", None, "initial weights: the SHIP authors' `.pth` or a run "
                                         "folder")
     # ---- task: what is optimised and scored (the keys of each task are its own: Task.config_keys)
