@@ -34,16 +34,9 @@ from pathlib import Path
 
 from hyperleaf.cli.flags import flag_message
 
-#: Flags that become TrainConfig keys shared by every run: (flag, key, type, help).
-_TRAIN_FLAGS = [
-    ("--steps", "steps", int, "optimizer steps per run (default: TrainConfig's, 100)"),
-    ("--batch-size", "batch_size", int, "batch per step (default 4)"),
-    ("--crop", "crop", int, "training crop side (default 32; the ship-authors recipe 128)"),
-    ("--lr", "lr", float, "peak learning rate (default 2e-3; the ship-authors recipe 1e-4)"),
-    ("--recipe", "recipe", str, "named training defaults, e.g. ship-authors (default none)"),
-    ("--init", "init", str, "initial weights of every run: the SHIP authors' .pth or a run "
-                            "folder (fine-tuning; default none)"),
-]
+#: Engine configuration keys every run of the ablation shares, each with its ``hyperleaf train``
+#: flag (spelling, type and meaning from the key's declaration).
+_SHARED_KEYS = ("steps", "batch_size", "crop", "lr", "recipe", "init")
 
 
 def register(subparsers) -> None:
@@ -86,8 +79,15 @@ def register(subparsers) -> None:
                    help="metric convention (docs/metrics.md)")
     p.add_argument("--level", type=float, default=0.95, help="confidence level")
     p.add_argument("--config", help="YAML file of TrainConfig keys shared by every run")
-    for flag, key, typ, text in _TRAIN_FLAGS:
-        p.add_argument(flag, dest=key, type=typ, default=None, help=text)
+    from hyperleaf.train.config import engine_keys
+
+    declared = engine_keys()
+    for key in _SHARED_KEYS:
+        typ, doc, _ = declared[key]
+        p.add_argument("--" + key.replace("_", "-"), dest=key,
+                       type={"int": int, "float": float}.get(typ, str), default=None,
+                       help=f"{doc.replace('`', '')}, for every run (default: the preset's, "
+                            "else the task's)")
     p.set_defaults(func=run)
 
 
@@ -144,7 +144,7 @@ def run(args) -> int:
             config.update(flatten_config(load_yaml(args.config), args.config))
     except ConfigError as exc:
         return fail(flag_message(exc))
-    for _flag, key, _typ, _text in _TRAIN_FLAGS:
+    for key in _SHARED_KEYS:
         value = getattr(args, key)
         if value is not None:
             config[key] = value
