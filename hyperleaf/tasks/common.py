@@ -14,11 +14,11 @@ from hyperleaf.nn.hdgfb import HDGFB
 from hyperleaf.nn.heads import LeafHead
 from hyperleaf.tasks.base import TaskKey, task_key
 
-# HDGFB's own default curvature (the seed's), read from its signature so that it is said once.
-_HDGFB_SEED_C = inspect.signature(HDGFB.__init__).parameters["c"].default
+__all__ = ["HDGFB_SEED_CURVATURE", "add_h2fr", "check_leaf", "leaf_head", "leaf_keys",
+           "ship_keys", "ship_leaf_kwargs", "synthetic_keys", "uses_head", "val_batches"]
 
-__all__ = ["add_h2fr", "check_leaf", "leaf_head", "leaf_keys", "ship_keys", "ship_leaf_kwargs",
-           "synthetic_keys", "uses_head", "val_batches"]
+#: HDGFB's own default curvature (the seed's), read from its signature so that it is said once.
+HDGFB_SEED_CURVATURE = inspect.signature(HDGFB.__init__).parameters["c"].default
 
 # Configuration keys several tasks declare (``Task.config_keys``), each written once here; a task
 # takes them with its own defaults where they differ (pansharpen's H2FR weight).
@@ -39,7 +39,7 @@ def leaf_keys(**defaults: Any) -> dict[str, TaskKey]:
     """
     d = {"h2fr_weight": 0.5, "h2fr_mode": "geodesic", "h2fr_core": "learned", "h2fr_alpha": 1.0,
          "h2fr_beta": 1.0, "leaf": True, "h2fr": True, "hdgfb": True, "euclidean": False,
-         "curvature": 0.5, "learn_curvature": True, "hdgfb_curvature": _HDGFB_SEED_C,
+         "curvature": 0.5, "learn_curvature": True, "hdgfb_curvature": HDGFB_SEED_CURVATURE,
          "ball_dim": 16, "clip_r": 2.0, "leaf_norm": "layer", "leaf_radius": 1.5,
          "hdgfb_mode": "geodesic", "hdgfb_hidden": 32}
     unknown = sorted(set(defaults) - set(d))

@@ -50,7 +50,7 @@ from hyperleaf.losses import get_loss
 from hyperleaf.models.registry import create_model
 from hyperleaf.tasks.base import Task, register_task, task_key
 from hyperleaf.tasks.common import (
-    _HDGFB_SEED_C,
+    HDGFB_SEED_CURVATURE,
     add_h2fr,
     check_leaf,
     leaf_keys,
@@ -457,7 +457,7 @@ class SegmentTask(Task):
         if model == "leafseg" and cfg.seg_loss != "ce":
             raise ValueError("seg_loss: leafseg trains with 'ce' (CE + H2FR); 'leaf-authors' "
                              "needs model leaf-unet or leaf-unet3d")
-        if model != "leafseg" and cfg.hdgfb_curvature != _HDGFB_SEED_C:
+        if model != "leafseg" and cfg.hdgfb_curvature != HDGFB_SEED_CURVATURE:
             raise ValueError(f"hdgfb_curvature: {model} has one curvature for its head and its "
                              f"HDGFB blocks (the authors' constant): set `curvature`, not "
                              f"hdgfb_curvature ({cfg.hdgfb_curvature!r})")
