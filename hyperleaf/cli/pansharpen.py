@@ -74,18 +74,12 @@ def _write(path: Path, img, fmt: str, geo) -> None:
 
 
 def _load(weights: str):
-    """``(network, config dict)`` of a pan-sharpening run (:func:`hyperleaf.runs.load_run`;
-    run folders of the earlier separate loop, ``config.json``, through
-    :func:`~hyperleaf.train.pansharpen.load_pansharpen`), its errors naming ``--weights``."""
+    """The pan-sharpening run ``weights`` (:func:`hyperleaf.runs.load_run`: run folders of the
+    engine and of the earlier separate loop), its errors naming ``--weights``."""
     from hyperleaf.runs import load_run
-    from hyperleaf.train.pansharpen import load_pansharpen
 
     try:
-        folder = Path(weights) if Path(weights).is_dir() else Path(weights).parent
-        if (folder / "config.json").is_file() and not (folder / "config.yaml").is_file():
-            return load_pansharpen(weights)  # the earlier loop's run folder
-        run = load_run(weights, task="pansharpen")
-        return run.model, run.config.to_dict()
+        return load_run(weights, task="pansharpen")
     except FileNotFoundError as exc:
         raise FileNotFoundError(f"--weights: {exc}") from None
     except ValueError as exc:
@@ -109,10 +103,11 @@ def run(args: argparse.Namespace) -> int:
             import tifffile  # noqa: F401 - fail before writing anything
         net = None
         if args.weights is not None:
-            net, cfg = _load(args.weights)
-            if cfg["ms_bands"] != ds.bands or cfg["ratio"] != ds.ratio:
-                raise ValueError(f"--weights: the model takes {cfg['ms_bands']} bands at ratio "
-                                 f"{cfg['ratio']}, --data has {ds.bands} at ratio {ds.ratio}")
+            loaded = _load(args.weights)
+            net, cfg = loaded.model, loaded.config
+            if cfg.ms_bands != ds.bands or cfg.ratio != ds.ratio:
+                raise ValueError(f"--weights: the model takes {cfg.ms_bands} bands at ratio "
+                                 f"{cfg.ratio}, --data has {ds.bands} at ratio {ds.ratio}")
         from hyperleaf.atomic import check_writable_location
 
         out = check_writable_location(args.out, folder=True)
@@ -249,7 +244,7 @@ def evaluate_run(args: argparse.Namespace) -> int:
             raise ValueError(f"--methods: unknown {bad}; expected names from {list(METHODS)}")
         methods: dict = {m: m for m in names}
         if args.weights:
-            methods["SHIP (" + Path(args.weights).name + ")"] = _load(args.weights)[0]
+            methods["SHIP (" + Path(args.weights).name + ")"] = _load(args.weights).model
         rr = patches(ds, args.sensor, args.patch)
         full = [{k: v.double() for k, v in ds[i].items()} for i in range(len(ds))]
         text = ["Reduced resolution (Wald; SAM in degrees):", "",
