@@ -110,10 +110,13 @@ def load_run(path: str | Path, device: str | torch.device = "cpu",
                              "network, no trained objective")
         run = _legacy_pansharpen(folder, device)
     else:
+        if task is not None and (folder / "config.yaml").is_file():
+            found = load_run_config(folder / "config.yaml").task  # a run of another task is
+            if found != task:  # refused as such, finished or not, before building anything
+                raise ValueError(f"{folder / 'config.yaml'}: a {found!r} run, not a {task!r} "
+                                 "run")
         config, weights = run_files(p)
         cfg = load_run_config(config)
-        if task is not None and cfg.task != task:  # before building anything
-            raise ValueError(f"{config}: a {cfg.task!r} run, not a {task!r} run")
         t = get_task(cfg.task)
         state = read_safetensors(weights)
         if objective:
