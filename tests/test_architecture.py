@@ -446,3 +446,20 @@ def test_the_deprecated_import_check_finds_each_form(tmp_path):
                  "def g():\n    from hyperleaf.train import load_run\n"
                  "from hyperleaf.train import TrainConfig\n")
     assert [h.split(":")[0] for h in _deprecated_imports(f)] == ["1", "2", "3", "5"]
+
+
+def test_ship_is_a_package_and_every_name_still_imports_from_it():
+    """SHIP gets a folder (issue 21: blocks, network, tiling, colour); ``from
+    hyperleaf.models.ship import X`` keeps working for every public name of its modules."""
+    import hyperleaf.models.ship as ship
+    from hyperleaf.models.ship import blocks, colour, network, tiling
+
+    assert Path(ship.__file__).name == "__init__.py"
+    for module in (blocks, network, tiling, colour):
+        for name in module.__all__:
+            assert getattr(ship, name) is getattr(module, name), (module.__name__, name)
+            assert name in ship.__all__
+    assert ship.SHIP.__module__ == "hyperleaf.models.ship.network"
+    from hyperleaf.models.registry import create_model
+
+    assert type(create_model("ship", n_feat=4)) is ship.SHIP
