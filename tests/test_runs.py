@@ -193,3 +193,24 @@ def test_loading_and_predicting_builds_no_loss(tmp_path, monkeypatch, task):
     assert torch.equal(run.predict(**inputs), expected) and built == []
     with pytest.raises(AssertionError, match="inference built"):
         load_run(out, objective=True)  # the check can fail: the objective builds a loss
+
+
+def test_the_former_loaders_warn_and_load_the_same(tmp_path):
+    """``hyperleaf.train.load_run`` and ``load_fusion_net`` (old paths) still load, with a
+    DeprecationWarning naming ``hyperleaf.runs.load_run``."""
+    from hyperleaf.train import build
+
+    out = tmp_path / "fuse"
+    train(tiny(out, steps=1), progress=False)
+    run = load_run(out, objective=True)
+    with pytest.warns(DeprecationWarning, match="hyperleaf.runs.load_run"):
+        objective, cfg = build.load_run(out)
+    with pytest.warns(DeprecationWarning, match="hyperleaf.runs.load_run"):
+        net = build.load_fusion_net(out)
+    assert cfg == run.config
+    for module in (objective, net):
+        state = module.state_dict()
+        assert state.keys() == (run.objective if module is objective else run.model
+                                ).state_dict().keys()
+    for k, v in run.model.state_dict().items():
+        assert torch.equal(net.state_dict()[k], v) and torch.equal(objective.net.state_dict()[k], v)
