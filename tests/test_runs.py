@@ -214,3 +214,18 @@ def test_the_former_loaders_warn_and_load_the_same(tmp_path):
                                 ).state_dict().keys()
     for k, v in run.model.state_dict().items():
         assert torch.equal(net.state_dict()[k], v) and torch.equal(objective.net.state_dict()[k], v)
+
+
+def test_what_has_no_objective_says_so_and_a_foreign_unfinished_run_is_named(tmp_path):
+    torch.manual_seed(0)
+    pth = tmp_path / "w.pth"
+    torch.save({"params": SHIP(n_feat=4).state_dict()}, pth)
+    with pytest.raises(ValueError, match="no trained objective"):
+        load_run(pth, objective=True)
+    unfinished = tmp_path / "seg"
+    unfinished.mkdir()
+    (unfinished / "config.yaml").write_text("task: segment\n")
+    with pytest.raises(ValueError, match="a 'segment' run, not a 'fuse' run"):
+        load_run(unfinished, task="fuse")  # named as another task's run before its weights
+    with pytest.raises(FileNotFoundError, match="model.safetensors not found"):
+        load_run(unfinished, task="segment")
