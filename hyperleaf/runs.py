@@ -90,7 +90,7 @@ def load_run(path: str | Path, device: str | torch.device = "cpu",
     Example (a run folder written by ``hyperleaf train``)::
 
         >>> run = load_run("runs/demo", task="fuse")         # doctest: +SKIP
-        >>> fused = run.predict(vis=vis, ir=ir)              # (B, 1, H, W) in [0, 1]  # doctest: +SKIP
+        >>> fused = run.predict(vis=vis, ir=ir)              # doctest: +SKIP
     """
     p = Path(path)
     if not p.exists():

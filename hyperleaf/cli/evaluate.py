@@ -23,6 +23,7 @@ each naming the convention. JSON holds no Infinity or NaN: a non-finite value (P
 image equal to both sources) is written as null. docs/metrics.md defines every metric and both
 conventions.
 """
+
 from __future__ import annotations
 
 import argparse

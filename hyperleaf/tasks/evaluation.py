@@ -29,8 +29,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hyperleaf.metrics.leaderboard import json_safe
-
 __all__ = ["OUTPUT_KINDS", "EvaluationReport", "given_outputs", "scores_report", "arrow"]
 
 #: The machine-readable outputs every task's evaluation writes when asked (option names).
@@ -66,6 +64,8 @@ class EvaluationReport:
 
     def json(self) -> str:
         """The ``--json`` text: :attr:`record`, non-finite numbers as null."""
+        from hyperleaf.metrics.leaderboard import json_safe  # on use: it imports SciPy
+
         return json.dumps(json_safe(self.record), indent=2, allow_nan=False) + "\n"
 
     def csv(self) -> str:
