@@ -118,3 +118,28 @@ def test_the_default_evaluation_needs_a_run():
         t = Task()
         t.name = "toyless"
         t.evaluate_command({"data": "d"}, None, torch.device("cpu"))
+
+
+def test_the_former_evaluation_entries_warn_and_resolve():
+    from hyperleaf.cli import evaluate as cli_evaluate
+    from hyperleaf.cli import segment as cli_segment
+    from hyperleaf.tasks import fuse, segment
+
+    with pytest.warns(DeprecationWarning, match="hyperleaf.tasks.segment.format_segment_report"):
+        assert cli_segment.format_report is segment.format_segment_report
+    with pytest.warns(DeprecationWarning, match="hyperleaf.tasks.segment.AUTHORS_NOTE"):
+        assert cli_segment.AUTHORS_NOTE is segment.AUTHORS_NOTE
+    with pytest.warns(DeprecationWarning, match="hyperleaf.tasks.fuse"):
+        assert cli_evaluate.markdown_table is fuse.markdown_table
+    with pytest.raises(AttributeError):
+        cli_segment.no_such_name  # noqa: B018
+
+
+def test_the_former_pansharpen_entry_runs_the_dispatch(capsys):
+    from hyperleaf.cli import build_parser
+    from hyperleaf.cli.pansharpen import evaluate_run
+
+    args = build_parser().parse_args(["evaluate", "--task", "fuse", "--convention", "mmif"])
+    with pytest.warns(DeprecationWarning, match="hyperleaf.cli.evaluate.run"):
+        assert evaluate_run(args) == 2  # run as --task pansharpen, which reads no --convention
+    assert "--convention: does not apply to --task pansharpen" in capsys.readouterr().err
