@@ -37,6 +37,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"hyperleaf plot: error: --out: {exc}", file=sys.stderr)
         return 2
     try:
+        if not (Path(args.run_dir) / "config.yaml").is_file():
+            raise FileNotFoundError(f"run folder {args.run_dir}: config.yaml not found (is it "
+                                    "a finished hyperleaf train run?)")
         loaded = load_run(args.run_dir, objective=True)
         objective, cfg = loaded.objective, loaded.config
         if cfg.task != "fuse" or not cfg.leaf or not cfg.h2fr:
