@@ -137,6 +137,8 @@ TABLE: list[Case] = [
          "--data {T} --json {ws}", "--json"),
     Case("evaluate-segment-csv-under-a-file", "evaluate --task segment --weights {NOCFG} "
          "--data {T} --csv {FILE}/x.csv", "--csv"),
+    Case("evaluate-segment-out-is-a-folder", "evaluate --task segment --weights {NOCFG} "
+         "--data {T} --out {ws}", "--out: "),
     Case("evaluate-segment-out-and-json", "evaluate --task segment --weights {NOCFG} --data {T} "
          "--out {ws}/a.json --json {ws}/b.json", "--out, --json: both name the JSON report",
          ("a.json", "b.json")),

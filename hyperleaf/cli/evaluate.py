@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from hyperleaf.cli.flags import flag_message
 
@@ -132,8 +133,10 @@ def run(args) -> int:
             if not options.get(key):
                 raise ValueError(f"{_flag(key)}: required with --task {args.task}")
         outputs = task.evaluate_outputs(options)
-        for kind, path in outputs.items():
-            check_output_file(path, key=kind)
+        for kind, path in outputs.items():  # named by the option that gave it (segment's out)
+            given = [k for k in (kind, *task.evaluate_options) if options.get(k) and
+                     isinstance(options[k], str) and Path(options[k]) == Path(path)]
+            check_output_file(path, key=given[0] if given else kind)
         import torch
 
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
