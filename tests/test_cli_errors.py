@@ -159,6 +159,11 @@ TABLE: list[Case] = [
     Case("evaluate-pansharpen-weights-of-a-fuse-run", "evaluate --task pansharpen --data {T} "
          "--weights {W} --json {ws}/p.json", "'fuse' run, not a 'pansharpen' run",
          ("p.json",)),
+    # ---- pansharpen: --out checked before the data are read; no empty folder left behind
+    Case("pansharpen-out-under-a-file", "pansharpen --method EXP --data {T} --out {FILE}/o",
+         "--out: "),
+    Case("pansharpen-data-not-pan-leaves-no-folder", "pansharpen --method EXP --data {T} "
+         "--out {ws}/o", "no PAN + MS pairs", ("o",)),
     # ---- the top level
     Case("unknown-command", "nosuchcommand", "nosuchcommand"),
 ]

@@ -90,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         import torch
 
+        from hyperleaf.atomic import LocationError, check_writable_location
         from hyperleaf.data import PanCollection
         from hyperleaf.pansharpen import METHODS, fuse
         from hyperleaf.pansharpen.network import sharpen
@@ -97,6 +98,10 @@ def run(args: argparse.Namespace) -> int:
         if args.method is not None and args.method not in METHODS:
             raise ValueError(f"--method: unknown {args.method!r}; expected one of "
                              f"{', '.join(METHODS)}")
+        try:  # before any work: nothing is read, loaded or created for an unusable --out
+            out = check_writable_location(args.out, folder=True)
+        except LocationError as exc:
+            raise ValueError(f"--out: {exc}") from None
         ds = PanCollection(args.data, scale=args.scale, dtype=torch.float64)
         fmt = args.format or "npy"
         if fmt == "tif":
@@ -108,10 +113,6 @@ def run(args: argparse.Namespace) -> int:
             if cfg.ms_bands != ds.bands or cfg.ratio != ds.ratio:
                 raise ValueError(f"--weights: the model takes {cfg.ms_bands} bands at ratio "
                                  f"{cfg.ratio}, --data has {ds.bands} at ratio {ds.ratio}")
-        from hyperleaf.atomic import check_writable_location
-
-        out = check_writable_location(args.out, folder=True)
-        out.mkdir(parents=True, exist_ok=True)
         t0 = time.perf_counter()
         for i in range(len(ds)):
             s = ds[i]
@@ -120,6 +121,7 @@ def run(args: argparse.Namespace) -> int:
             # named after the scene (what evaluate --fused matches); HDF5 samples by index
             name = ds.names[i]
             stem = f"{i:04d}" if name == str(i) else name
+            out.mkdir(parents=True, exist_ok=True)  # with the first image: none on an error
             _write(out / f"{stem}.{fmt}", (f * ds.scale).numpy(), fmt, ds.geo)
     except (ValueError, FileNotFoundError, ImportError, OSError) as exc:
         return _error("pansharpen", exc)
