@@ -20,9 +20,6 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from hyperleaf.cli import build_parser, main
-from hyperleaf.filters import sobel_magnitude
-from hyperleaf.losses.fusion import FusionLoss
-from hyperleaf.metrics.segmentation import confusion_matrix, miou
 from hyperleaf.tasks.common import FUSE_KEYS
 from hyperleaf.train import ConfigError, NonFiniteLossError, TrainConfig, Trainer, load_run, train
 from hyperleaf.train.build import build_objective
@@ -33,6 +30,7 @@ from hyperleaf.train.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
+from hyperleaf.train.losses import FusionLoss, confusion_matrix, miou, sobel_magnitude
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -212,7 +210,7 @@ def test_plot_command(tmp_path, capsys):
 
 def test_disk_projection_keeps_geodesic_distance():
     from hyperleaf import dist, expmap0
-    from hyperleaf.tasks.leafplot import disk_coordinates
+    from hyperleaf.train.leafplot import disk_coordinates
 
     g = torch.Generator().manual_seed(1)
     c = 0.7
