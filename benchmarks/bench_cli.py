@@ -30,9 +30,11 @@ from common import write_section  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
+# The same modules as before their moves (hyperleaf.train.leafplot is now hyperleaf.tasks.leafplot,
+# hyperleaf.check hyperleaf.verify.check); the old paths are deprecated aliases.
 FULL_IMPORT = ("import hyperleaf.cli, hyperleaf.geometry, hyperleaf.nn, hyperleaf.models, "
-               "hyperleaf.compat.ship, hyperleaf.train, hyperleaf.train.leafplot, "
-               "hyperleaf.metrics, hyperleaf.check, hyperleaf.io")
+               "hyperleaf.compat.ship, hyperleaf.train, hyperleaf.tasks.leafplot, "
+               "hyperleaf.metrics, hyperleaf.verify.check, hyperleaf.io")
 
 CANDIDATES = {
     "python -c pass": ["-c", "pass"],

@@ -151,7 +151,8 @@ def eval_phase(a, which: str) -> None:
     """Evaluate each method (``which``: baselines, or models i/n) into OUT/eval/NAME.json."""
     from hyperleaf.data import PanCollection
     from hyperleaf.pansharpen import METHODS
-    from hyperleaf.train.pansharpen import evaluate_methods, load_pansharpen
+    from hyperleaf.pansharpen.evaluation import evaluate_methods
+    from hyperleaf.runs import load_run
 
     ev = a.out / "eval"
     ev.mkdir(exist_ok=True)
@@ -161,7 +162,7 @@ def eval_phase(a, which: str) -> None:
     else:
         i, n = (int(x) for x in which.split("/"))
         names = [name for name, _ in _runs(a)][i::n]
-        todo = {name: load_pansharpen(a.out / "runs" / name)[0] for name in names
+        todo = {name: load_run(a.out / "runs" / name, task="pansharpen").model for name in names
                 if (a.out / "runs" / name / "model.safetensors").is_file()}
     for name, m in todo.items():
         if (ev / f"{name}.json").is_file():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
-__all__ = ["renamed_kwarg", "positional_to_keywords"]
+__all__ = ["renamed_kwarg", "positional_to_keywords", "moved_name"]
 
 
 def renamed_kwarg(where: str, new: str, new_value: Any, old: str, old_value: Any,
@@ -58,3 +58,19 @@ def positional_to_keywords(where: str, new_form: str, names: tuple[str, ...],
             raise TypeError(f"{where}: got {name} both by position and by keyword")
         out[name] = value
     return out
+
+
+def moved_name(old_module: str, name: str, new_home: str, value: Any) -> Any:
+    """``value`` (the object ``old_module.name`` now is), with a ``DeprecationWarning`` naming
+    ``new_home`` (where to import it from): what the module-level ``__getattr__`` of an old
+    import path returns (``hyperleaf.train.losses``, ``hyperleaf.train.objective``, ...).
+
+    >>> import warnings
+    >>> with warnings.catch_warnings(record=True) as w:
+    ...     warnings.simplefilter("always")
+    ...     moved_name("old.place", "f", "new.place", len)([1, 2]), str(w[0].message)
+    (2, 'old.place.f is deprecated; import it from new.place')
+    """
+    warnings.warn(f"{old_module}.{name} is deprecated; import it from {new_home}",
+                  DeprecationWarning, stacklevel=3)
+    return value

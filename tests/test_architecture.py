@@ -303,3 +303,163 @@ def test_no_import_cycles_and_no_importlib_around_the_contracts():
     graph.update(graph_with_cycle)
     visit("a", ["a"])
     assert cycles == [["a", "b", "a"]]
+
+
+#: The engine's old-path modules (issue 21: train/ is the engine only) -> their former names
+#: and where each now lives (module path, attribute).
+_TRAIN_OLD_PATHS = [
+    ("objective", "FusionObjective", "hyperleaf.tasks.fuse"),
+    ("objective", "LeafHead", "hyperleaf.nn.heads"),
+    ("objective", "Levels", "hyperleaf.nn.heads"),
+    ("objective", "ordering", "hyperleaf.nn.heads"),
+    ("segment", "SegmentObjective", "hyperleaf.tasks.segment"),
+    ("segment", "build_segment_objective", "hyperleaf.tasks.segment"),
+    ("leafplot", "plot_leaf", "hyperleaf.tasks.leafplot"),
+    ("leafplot", "plot_run_objective", "hyperleaf.tasks.leafplot"),
+    ("leafplot", "disk_coordinates", "hyperleaf.tasks.leafplot"),
+    ("leafplot", "collect_points", "hyperleaf.tasks.leafplot"),
+    ("losses", "FusionLoss", "hyperleaf.losses.fusion"),
+    ("losses", "sobel_magnitude", "hyperleaf.filters"),
+    ("losses", "confusion_matrix", "hyperleaf.metrics.segmentation"),
+    ("losses", "miou", "hyperleaf.metrics.segmentation"),
+    ("diagnostics", "STREAMS", "hyperleaf.tasks.diagnostics"),
+    ("diagnostics", "geometry_diagnostics", "hyperleaf.tasks.diagnostics"),
+    ("diagnostics", "saturation_mask", "hyperleaf.tasks.diagnostics"),
+    *(("distributed", n, "hyperleaf.distributed") for n in (
+        "world_size", "rank", "is_distributed", "init_from_env", "gather_batch",
+        "gather_levels", "all_reduce_mean", "any_true", "barrier")),
+    ("evaluate", "val_batches", "hyperleaf.tasks.common"),
+    ("pansharpen", "train_pansharpen", "hyperleaf.experiments.pansharpen"),
+    ("pansharpen", "evaluate_methods", "hyperleaf.pansharpen.evaluation"),
+    ("pansharpen", "markdown_tables", "hyperleaf.pansharpen.evaluation"),
+    ("pansharpen", "score_fused", "hyperleaf.pansharpen.evaluation"),
+    ("pansharpen", "patches", "hyperleaf.pansharpen.patches"),
+    ("pansharpen", "split_indices", "hyperleaf.pansharpen.patches"),
+    ("pansharpen", "band_statistics", "hyperleaf.pansharpen.patches"),
+    ("pansharpen", "Standardised", "hyperleaf.pansharpen.network"),
+    ("pansharpen", "sharpen", "hyperleaf.pansharpen.network"),
+    ("ablation", "confidence_interval", "hyperleaf.experiments.statistics"),
+    ("ablation", "run_ablation", "hyperleaf.experiments.runner"),
+]
+
+
+@pytest.mark.parametrize("module, name, home", _TRAIN_OLD_PATHS)
+def test_train_old_paths_warn_and_resolve_to_the_moved_object(module, name, home):
+    old = importlib.import_module(f"hyperleaf.train.{module}")
+    with pytest.warns(DeprecationWarning, match=re.escape(home)) as rec:  # names the new home
+        value = getattr(old, name)
+    assert value is getattr(importlib.import_module(home), name)
+    assert f"hyperleaf.train.{module}.{name}" in str(rec[0].message)
+    # `from old import name` goes through the same path
+    with pytest.warns(DeprecationWarning):
+        exec(f"from hyperleaf.train.{module} import {name} as _x", {})
+
+
+def test_every_former_name_of_the_train_shims_is_tested():
+    listed = {(m, n) for m, n, _ in _TRAIN_OLD_PATHS}
+    for module in ("objective", "segment", "leafplot", "losses", "diagnostics", "distributed",
+                   "evaluate", "pansharpen"):
+        old = importlib.import_module(f"hyperleaf.train.{module}")
+        special = {("evaluate", "evaluate"), ("pansharpen", "load_pansharpen")}
+        assert {(module, n) for n in old.MOVED} - special <= listed, module
+        with pytest.raises(AttributeError, match="no_such_name"):
+            old.no_such_name  # noqa: B018
+
+
+def test_old_evaluate_is_the_tasks_own_evaluation(monkeypatch):
+    """``hyperleaf.train.evaluate.evaluate`` warns and calls ``get_task(cfg.task).evaluate``."""
+    from types import SimpleNamespace
+
+    from hyperleaf.tasks import get_task
+    from hyperleaf.train import evaluate as old
+
+    calls = []
+    task = get_task("fuse")
+    monkeypatch.setattr(type(task), "evaluate",
+                        lambda self, *a: calls.append((self.name, a)) or {"loss": 1.5})
+    with pytest.warns(DeprecationWarning, match="get_task"):
+        f = old.evaluate
+    cfg = SimpleNamespace(task="fuse")
+    assert f(cfg, "objective", "val", "cpu") == {"loss": 1.5}
+    assert calls == [("fuse", (cfg, "objective", "val", "cpu", None))]
+
+
+#: Modules that are only old paths (each warns, tested above or in their own tests), and the
+#: deprecated loaders; nothing in the package or the benchmarks may use them.
+DEPRECATED_MODULES = {
+    *(f"hyperleaf.train.{m}" for m in ("objective", "segment", "leafplot", "losses",
+                                       "diagnostics", "distributed", "evaluate", "pansharpen",
+                                       "ablation")),
+    "hyperleaf.data.pancollection", "hyperleaf.metrics.pansharpening", "hyperleaf.check",
+    "hyperleaf.oracle",
+}
+DEPRECATED_NAMES = {("hyperleaf.train.build", "load_run"), ("hyperleaf.train", "load_run"),
+                    ("hyperleaf.train.build", "load_fusion_net"),
+                    ("hyperleaf.train", "load_fusion_net")}
+
+
+#: The old names' own re-exports (the old path itself, not a use of it).
+_OLD_NAME_REEXPORTS = {("hyperleaf/train/__init__.py", "from hyperleaf.train.build import load_run")}
+
+
+def _deprecated_imports(path: Path) -> list[str]:
+    """``line: what`` of every import of :data:`DEPRECATED_MODULES` / :data:`DEPRECATED_NAMES`
+    in the file at ``path`` (module level or inside functions)."""
+    import ast
+
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found += [f"{node.lineno}: import {a.name}" for a in node.names
+                      if a.name in DEPRECATED_MODULES]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            if node.module in DEPRECATED_MODULES:
+                found.append(f"{node.lineno}: from {node.module} import ...")
+            for a in node.names:
+                if (f"{node.module}.{a.name}" in DEPRECATED_MODULES
+                        or (node.module, a.name) in DEPRECATED_NAMES):
+                    found.append(f"{node.lineno}: from {node.module} import {a.name}")
+    return found
+
+
+def test_no_module_imports_a_deprecated_path():
+    """Issue 21: old paths are for old callers only; the package (old-path modules aside) and
+    the benchmarks import every name from its new home."""
+    shims = {ROOT / "hyperleaf" / (m.replace("hyperleaf.", "").replace(".", "/") + ".py")
+             for m in DEPRECATED_MODULES}
+    assert all(p.is_file() for p in shims), sorted(p for p in shims if not p.is_file())
+    offenders = []
+    for path in sorted([*(ROOT / "hyperleaf").rglob("*.py"), *(ROOT / "benchmarks").rglob("*.py")]):
+        if path in shims:
+            continue
+        rel = path.relative_to(ROOT).as_posix()
+        offenders += [f"{rel}:{hit}" for hit in _deprecated_imports(path)
+                      if (rel, hit.split(": ", 1)[1]) not in _OLD_NAME_REEXPORTS]
+    assert offenders == []
+
+
+def test_the_deprecated_import_check_finds_each_form(tmp_path):
+    f = tmp_path / "m.py"
+    f.write_text("import hyperleaf.train.losses\n"
+                 "from hyperleaf.train import distributed as hd\n"
+                 "from hyperleaf.train.objective import LeafHead\n"
+                 "def g():\n    from hyperleaf.train import load_run\n"
+                 "from hyperleaf.train import TrainConfig\n")
+    assert [h.split(":")[0] for h in _deprecated_imports(f)] == ["1", "2", "3", "5"]
+
+
+def test_ship_is_a_package_and_every_name_still_imports_from_it():
+    """SHIP gets a folder (issue 21: blocks, network, tiling, colour); ``from
+    hyperleaf.models.ship import X`` keeps working for every public name of its modules."""
+    import hyperleaf.models.ship as ship
+    from hyperleaf.models.ship import blocks, colour, network, tiling
+
+    assert Path(ship.__file__).name == "__init__.py"
+    for module in (blocks, network, tiling, colour):
+        for name in module.__all__:
+            assert getattr(ship, name) is getattr(module, name), (module.__name__, name)
+            assert name in ship.__all__
+    assert ship.SHIP.__module__ == "hyperleaf.models.ship.network"
+    from hyperleaf.models.registry import create_model
+
+    assert type(create_model("ship", n_feat=4)) is ship.SHIP

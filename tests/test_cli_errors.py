@@ -111,13 +111,59 @@ TABLE: list[Case] = [
          "--json {FILE}/rows.json", "--json"),
     Case("check-markdown-is-a-folder", "check --dtype float64 --c 1 --regime tiny "
          "--markdown {ws}", "--markdown"),
-    # ---- evaluate: a flag the chosen evaluation does not read is refused by name
-    Case("evaluate-segment-csv", "evaluate --task segment --weights {NOCFG} --data {T} "
-         "--csv {ws}/x.csv", "--csv: does not apply to --task segment", ("x.csv",)),
+    # ---- evaluate: every task dispatched the same way (issue 21): a flag the task's evaluation
+    # does not read is refused by name, a missing one named, every output path and the run
+    # --weights checked before any work
+    Case("evaluate-unknown-task", "evaluate --task nosuch --weights {W} --data {T}",
+         "--task: unknown task 'nosuch'"),
     Case("evaluate-fuse-weights", "evaluate --fused {T} --data {T} --weights {W}",
          "--weights: does not apply to --task fuse"),
+    Case("evaluate-fuse-no-fused", "evaluate --data {T}", "--fused: required"),
+    Case("evaluate-fuse-fused-not-a-folder", "evaluate --fused {FILE} --data {T}",
+         "--fused: not a folder"),
+    Case("evaluate-fuse-csv-is-a-folder", "evaluate --fused {T} --data {T} --csv {ws}",
+         "--csv"),
+    Case("evaluate-fuse-json-under-a-file", "evaluate --fused {T} --data {T} "
+         "--json {FILE}/m.json", "--json"),
+    Case("evaluate-fuse-markdown-under-a-file", "evaluate --fused {T} --data {T} "
+         "--markdown {FILE}/t.md", "--markdown"),
+    Case("evaluate-fuse-metrics-unknown", "evaluate --fused {T} --data {T} --metrics nosuch",
+         "--metrics"),
+    Case("evaluate-segment-convention", "evaluate --task segment --weights {NOCFG} --data {T} "
+         "--convention mmif", "--convention: does not apply to --task segment"),
+    Case("evaluate-segment-no-weights", "evaluate --task segment --data {T}",
+         "--weights: required"),
+    Case("evaluate-segment-json-is-a-folder", "evaluate --task segment --weights {NOCFG} "
+         "--data {T} --json {ws}", "--json"),
+    Case("evaluate-segment-csv-under-a-file", "evaluate --task segment --weights {NOCFG} "
+         "--data {T} --csv {FILE}/x.csv", "--csv"),
+    Case("evaluate-segment-out-is-a-folder", "evaluate --task segment --weights {NOCFG} "
+         "--data {T} --out {ws}", "--out: "),
+    Case("evaluate-segment-out-and-json", "evaluate --task segment --weights {NOCFG} --data {T} "
+         "--out {ws}/a.json --json {ws}/b.json", "--out, --json: both name the JSON report",
+         ("a.json", "b.json")),
+    Case("evaluate-segment-weights-not-a-run", "evaluate --task segment --weights {NOCFG} "
+         "--data {T} --csv {ws}/s.csv", "config.yaml", ("s.csv",)),
+    Case("evaluate-segment-weights-of-a-fuse-run", "evaluate --task segment --weights {W} "
+         "--data {T} --markdown {ws}/s.md", "--weights", ("s.md",)),
     Case("evaluate-pansharpen-convention", "evaluate --task pansharpen --data {T} "
          "--convention mmif", "--convention: does not apply to --task pansharpen"),
+    Case("evaluate-pansharpen-no-data", "evaluate --task pansharpen", "--data: required"),
+    Case("evaluate-pansharpen-json-is-a-folder", "evaluate --task pansharpen --data {T} "
+         "--json {ws}", "--json"),
+    Case("evaluate-pansharpen-csv-under-a-file", "evaluate --task pansharpen --data {T} "
+         "--csv {FILE}/x.csv", "--csv"),
+    Case("evaluate-pansharpen-fused-and-methods", "evaluate --task pansharpen --data {T} "
+         "--fused {T} --methods EXP --csv {ws}/p.csv",
+         "--fused: scores external results alone", ("p.csv",)),
+    Case("evaluate-pansharpen-weights-of-a-fuse-run", "evaluate --task pansharpen --data {T} "
+         "--weights {W} --json {ws}/p.json", "'fuse' run, not a 'pansharpen' run",
+         ("p.json",)),
+    # ---- pansharpen: --out checked before the data are read; no empty folder left behind
+    Case("pansharpen-out-under-a-file", "pansharpen --method EXP --data {T} --out {FILE}/o",
+         "--out: "),
+    Case("pansharpen-data-not-pan-leaves-no-folder", "pansharpen --method EXP --data {T} "
+         "--out {ws}/o", "no PAN + MS pairs", ("o",)),
     # ---- the top level
     Case("unknown-command", "nosuchcommand", "nosuchcommand"),
 ]

@@ -218,8 +218,7 @@ def test_train_fuse_evaluate_end_to_end(tmp_path, dataset, trained_run, capsys):
     from hyperleaf.cli.fuse import fuse_arrays
     from hyperleaf.io import read_gray, read_image, to_uint8
     from hyperleaf.nn import HDGFB
-    from hyperleaf.train import load_run
-    from hyperleaf.train.build import load_fusion_net
+    from hyperleaf.runs import load_run
 
     out = tmp_path / "fused"
     assert main(["fuse", "--weights", str(trained_run), "--data", str(dataset), "--out",
@@ -231,9 +230,10 @@ def test_train_fuse_evaluate_end_to_end(tmp_path, dataset, trained_run, capsys):
     for name in ("a.png", "b.png"):
         assert (out / name).read_bytes() == (out2 / name).read_bytes()
 
-    objective, cfg = load_run(trained_run)
+    loaded = load_run(trained_run, objective=True)
+    objective, cfg = loaded.objective, loaded.config
     assert cfg.leaf and any(isinstance(m, HDGFB) for m in objective.net.modules())
-    net = load_fusion_net(trained_run)
+    net = load_run(trained_run, task="fuse").model  # the network alone, as fuse loads it
     assert net.state_dict().keys() == objective.net.state_dict().keys()
     for k, v in objective.net.state_dict().items():
         assert torch.equal(net.state_dict()[k], v), k

@@ -16,7 +16,7 @@ from hyperleaf.data import (
     sample_seed,
     split_pairs,
 )
-from hyperleaf.train.losses import sobel_magnitude
+from hyperleaf.filters import sobel_magnitude
 
 
 def test_synthetic_is_deterministic_per_index_and_splits_differ():

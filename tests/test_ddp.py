@@ -53,7 +53,7 @@ def _head(mode: str):
 
 def _h2fr_loss(head, maps):
     pts = head.embed([tuple(maps[s][lv] for s in range(3)) for lv in range(3)])
-    from hyperleaf.train.distributed import gather_batch
+    from hyperleaf.distributed import gather_batch
 
     pts = tuple([gather_batch(x) for x in lv] for lv in pts)
     return head.loss(pts)

@@ -10,8 +10,8 @@ import torch
 
 import hyperleaf
 from hyperleaf.nn import to_ball
+from hyperleaf.tasks.diagnostics import geometry_diagnostics, saturation_mask
 from hyperleaf.train import TrainConfig, train
-from hyperleaf.train.diagnostics import geometry_diagnostics, saturation_mask
 
 
 def test_diagnostics_on_points_of_known_geometry():

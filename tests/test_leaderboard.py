@@ -321,7 +321,7 @@ def test_with_builtins_ship_and_ship_leaf_run(tmp_path):
     from hyperleaf.io import read_gray, read_image, to_uint8
     from hyperleaf.models import SHIP
     from hyperleaf.models.ship import fuse_arrays
-    from hyperleaf.train.build import load_fusion_net
+    from hyperleaf.runs import load_run
 
     data, _ = _dataset(tmp_path, methods=())
     torch.manual_seed(0)
@@ -339,7 +339,7 @@ def test_with_builtins_ship_and_ship_leaf_run(tmp_path):
                  str(weights), "--leaf-run", str(run), "--metrics", "en", "--baseline",
                  "hl-SHIP", "--out", str(out), "--no-progress"]) == 0
     for name, source in (("hl-SHIP", weights), ("hl-SHIP+LEAF", run)):
-        net = load_fusion_net(source)
+        net = load_run(source, task="fuse").model
         want = fuse_arrays(net, ir=read_gray(data / "ir" / "b.png"),
                            vis=read_image(data / "vi" / "b.png"))
         assert np.array_equal(_read(out / "builtins" / name / "b.png"), to_uint8(want)), name

@@ -12,9 +12,9 @@ import torch
 import hyperleaf
 from hyperleaf.nn.h2fr import to_ball
 from hyperleaf.nn.heads import LeafHead, radial_layer_norm
+from hyperleaf.tasks.diagnostics import saturation_mask
 from hyperleaf.train import ConfigError, TrainConfig, load_run, train
 from hyperleaf.train.config import load_run_config
-from hyperleaf.train.diagnostics import saturation_mask
 
 F64 = torch.float64
 

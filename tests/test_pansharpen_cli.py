@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 
 import numpy as np
@@ -46,12 +47,26 @@ def test_train_sharpen_evaluate(tiny_h5, tmp_path, capsys):
                  str(tmp_path / "gsa"), "--format", "mat", "--sensor", "QB"]) == 0
     assert len(list((tmp_path / "gsa").glob("*.mat"))) == 3
     capsys.readouterr()
-    md = tmp_path / "t.md"
+    md, js, cs = tmp_path / "t.md", tmp_path / "t.json", tmp_path / "t.csv"
     assert main(["evaluate", "--task", "pansharpen", "--data", str(tiny_h5), "--methods",
-                 "EXP,MTF-GLP", "--weights", str(run), "--markdown", str(md)]) == 0
+                 "EXP,MTF-GLP", "--weights", str(run), "--markdown", str(md), "--json",
+                 str(js), "--csv", str(cs)]) == 0
     text = capsys.readouterr().out
     assert "| MTF-GLP |" in text and "SAM ↓" in text and "HQNR ↑" in text and "SHIP (run)" in text
     assert "| MTF-GLP |" in md.read_text()
+    # the same tables, machine-readable (issue 21: every task writes --csv/--json/--markdown)
+    rec = json.loads(js.read_text())
+    rr, fr = rec["reduced_resolution"], rec["full_resolution"]
+    assert list(rr) == list(fr) == ["EXP", "MTF-GLP", "SHIP (run)"] and rec["ratio"] == 4
+    rows = list(csv.DictReader(cs.open()))
+    assert [(r["resolution"], r["method"]) for r in rows] == [
+        (res, m) for res in ("reduced_resolution", "full_resolution") for m in rr]
+    for r in rows:
+        table = rec[r["resolution"]][r["method"]]
+        for k, v in table.items():
+            assert float(r[k]) == pytest.approx(v, rel=1e-9), (r["method"], k)
+    md_line = next(ln for ln in md.read_text().splitlines() if ln.startswith("| EXP |"))
+    assert f"{rr['EXP']['SAM']:.4f}" in md_line
 
 
 @pytest.mark.parametrize("argv,msg", [

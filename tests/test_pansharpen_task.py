@@ -14,6 +14,9 @@ import yaml
 
 from hyperleaf.cli import main
 from hyperleaf.data import PanCollection
+from hyperleaf.pansharpen.evaluation import evaluate_methods
+from hyperleaf.pansharpen.network import sharpen
+from hyperleaf.runs import load_run
 from hyperleaf.tasks import get_task, list_tasks
 from hyperleaf.tasks.pansharpen import (
     PansharpenObjective,
@@ -27,12 +30,17 @@ from hyperleaf.tasks.pansharpen import (
 from hyperleaf.train import TrainConfig, train
 from hyperleaf.train.checkpoint import list_checkpoints
 from hyperleaf.train.config import flatten_config
-from hyperleaf.train.pansharpen import evaluate_methods, load_pansharpen, sharpen
 from tests.test_train import _records, kill_and_resume
 
 h5py = pytest.importorskip("h5py", reason="h5py (the 'pan' extra) writes the test file")
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def _load(run):
+    """``(network, configuration dict)`` of a pan-sharpening run (hyperleaf.runs.load_run)."""
+    loaded = load_run(run, task="pansharpen")
+    return loaded.model, loaded.config.to_dict()
 TINY = {"task": "pansharpen", "steps": 6, "batch_size": 2, "crop": 16, "val_crop": 32,
         "n_feat": 4, "ball_dim": 4, "save_every": 2, "eval_every": 100, "log_every": 1}
 
@@ -122,7 +130,7 @@ def test_engine_run_folder_loads_and_scores_as_the_tables(tiny_h5, tmp_path):
     recs = _records(run, "train")
     assert [r["step"] for r in recs] == list(range(1, 7))
     assert all("h2fr" in r and "l1" in r for r in recs)  # LEAF by default
-    net, cfg = load_pansharpen(run)
+    net, cfg = _load(run)
     assert isinstance(net, Standardised) and cfg["ratio"] == 4
     # the final validation record equals the evaluation tables' function on the same tile
     ds = PanCollection(tiny_h5, dtype=torch.float64)
@@ -137,7 +145,7 @@ def test_engine_run_folder_loads_and_scores_as_the_tables(tiny_h5, tmp_path):
     # keys of other tasks in a run's config.yaml (their defaults may change later) are ignored
     saved.update(num_classes=7, w_ssim=0.9)
     (run / "config.yaml").write_text(yaml.safe_dump(saved))
-    again, _ = load_pansharpen(run)
+    again, _ = _load(run)
     assert all(torch.equal(a, b) for a, b in zip(again.state_dict().values(),
                                                  net.state_dict().values(), strict=True))
     out = np.load(run / "samples" / "val_000.npy")
@@ -148,12 +156,10 @@ def test_engine_run_folder_loads_and_scores_as_the_tables(tiny_h5, tmp_path):
 def test_plain_ship_raw_inputs_and_h2fr_off(tiny_h5, tmp_path):
     run = tmp_path / "plain"
     train(_cfg(tiny_h5, run, leaf=False, normalise=False, steps=2), progress=False)
-    net, cfg = load_pansharpen(run)
+    net, cfg = _load(run)
     assert not isinstance(net, Standardised) and cfg["pan_statistics"] is None
     assert "h2fr" not in _records(run, "train")[0]
-    from hyperleaf.train import load_run
-
-    obj, _ = load_run(run)
+    obj = load_run(run, objective=True).objective
     assert isinstance(obj, PansharpenObjective) and obj.head is None
 
 
@@ -172,11 +178,21 @@ def test_legacy_run_folder_still_loads(tmp_path):
               "normalisation": {"pan_mean": [0.3], "pan_std": [0.1],
                                 "ms_mean": [0.2, 0.25, 0.3], "ms_std": [0.05, 0.04, 0.1]}}
     (tmp_path / "config.json").write_text(json.dumps(config))
-    loaded, cfg = load_pansharpen(tmp_path)
+    run = load_run(tmp_path, task="pansharpen")
     pan, lms = torch.rand(1, 1, 8, 8), torch.rand(1, 3, 8, 8)
     with torch.no_grad():
-        assert torch.equal(loaded(pan, lms), net.eval()(pan, lms))
-    assert cfg == config
+        assert torch.equal(run.model(pan, lms), net.eval()(pan, lms))
+        assert torch.equal(run.predict(pan=pan, lms=lms), run.model(pan, lms))
+    assert (run.config.ms_bands, run.config.ratio, run.config.normalise) == (3, 2, True)
+    # the deprecated loader still returns the stored config.json as it was
+    from hyperleaf.train import pansharpen as old
+
+    with pytest.warns(DeprecationWarning, match="hyperleaf.runs"):
+        load_pansharpen = old.load_pansharpen
+    loaded, cfg = load_pansharpen(tmp_path)
+    assert cfg == config and torch.equal(loaded(pan, lms), run.model(pan, lms))
+    with pytest.raises(ValueError, match="not a 'fuse' run"):
+        load_run(tmp_path, task="fuse")
 
 
 def test_sigkill_then_resume_is_bit_exact(tiny_h5, tmp_path):

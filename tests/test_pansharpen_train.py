@@ -1,5 +1,5 @@
-"""hyperleaf.train.pansharpen: the standardising wrapper, its statistics, and run folders that
-carry them (trained through the engine by the train_pansharpen wrapper, with normalisation or
+"""Pan-sharpening's pieces (formerly hyperleaf.train.pansharpen): the standardising wrapper,
+its statistics, and run folders that carry them (trained through the engine by the train_pansharpen wrapper, with normalisation or
 without; both load)."""
 
 from __future__ import annotations
@@ -10,15 +10,11 @@ import torch
 from torch import nn
 
 from hyperleaf.data import PanCollection
+from hyperleaf.experiments.pansharpen import train_pansharpen
 from hyperleaf.models import SHIP
-from hyperleaf.train.pansharpen import (
-    Standardised,
-    band_statistics,
-    load_pansharpen,
-    patches,
-    sharpen,
-    train_pansharpen,
-)
+from hyperleaf.pansharpen.network import Standardised, sharpen
+from hyperleaf.pansharpen.patches import band_statistics, patches
+from hyperleaf.runs import load_run
 
 
 class _PanPlusLms(nn.Module):
@@ -116,8 +112,9 @@ def test_run_folder_carries_the_statistics_and_reloads(tmp_path, normalise):
             assert cfg["pan_statistics"][key] == pytest.approx(values, rel=1e-6)  # float32 tiles
     else:
         assert cfg["pan_statistics"] is None
-    net, loaded = load_pansharpen(run)
-    assert isinstance(net, Standardised) == normalise and loaded == cfg
+    loaded = load_run(run, task="pansharpen")
+    net = loaded.model
+    assert isinstance(net, Standardised) == normalise and loaded.config.to_dict() == cfg
     s = ds[1]
     out = sharpen(net, s["pan"], s["lms"])
     assert out.shape == s["lms"].shape and torch.isfinite(out).all()

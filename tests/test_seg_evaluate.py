@@ -157,15 +157,24 @@ def test_evaluate_3d_run_matches_an_independent_computation(tmp_path, capsys):
     saved = flatten_config(yaml.safe_load((run / "config.yaml").read_text()))  # sections -> flat
     assert saved["num_classes"] == 3  # inferred from the labels (largest value 2) and saved
     test = _volumes(tmp_path / "test", n=2, size=(20, 18, 17), classes=3, seed=7)
-    out = tmp_path / "scores.json"
-    code, cap = _evaluate(["--weights", str(run), "--data", str(test), "--out", str(out)],
-                          capsys)
+    out, table, md = tmp_path / "scores.json", tmp_path / "scores.csv", tmp_path / "scores.md"
+    code, cap = _evaluate(["--weights", str(run), "--data", str(test), "--out", str(out),
+                           "--csv", str(table), "--markdown", str(md)], capsys)
     assert code == 0, cap.err
     rep = json.loads(out.read_text())
-    from hyperleaf.train import load_run
+    from hyperleaf.runs import load_run
 
-    objective, cfg = load_run(run)
+    objective = load_run(run, objective=True).objective
     ref = _by_hand(objective, test, tile=16, k=3)
+    # the CSV and Markdown forms hold the JSON's numbers (issue 21: every task writes all three)
+    import csv
+
+    rows = {(r["score"], r["class"]): r["value"] for r in csv.DictReader(table.open())}
+    assert float(rows[("miou", "")]) == pytest.approx(rep["miou"], rel=1e-9)
+    assert float(rows[("authors_miou", "")]) == pytest.approx(rep["authors"]["miou"], rel=1e-9)
+    for c, v in enumerate(rep["iou"]):
+        assert rows[("iou", str(c))] == ("" if v is None else f"{v:.10g}")
+    assert f"| mIoU ↑ | {rep['miou']:.4f} |" in md.read_text()
     assert rep["tile"] == 16 and rep["items"] == 2 and rep["num_classes"] == 3
     assert rep["layout"] == "generic"
     for key in ("miou", "oa"):

@@ -23,9 +23,9 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from hyperleaf.atomic import LocationError, check_writable_location
+    from hyperleaf.runs import load_run
     from hyperleaf.tasks import get_task
     from hyperleaf.tasks.leafplot import plot_run_objective
-    from hyperleaf.train import load_run
 
     out = Path(args.out) if args.out else Path(args.run_dir) / "leaf.png"
     try:
@@ -37,7 +37,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"hyperleaf plot: error: --out: {exc}", file=sys.stderr)
         return 2
     try:
-        objective, cfg = load_run(args.run_dir)
+        if not (Path(args.run_dir) / "config.yaml").is_file():
+            raise FileNotFoundError(f"run folder {args.run_dir}: config.yaml not found (is it "
+                                    "a finished hyperleaf train run?)")
+        loaded = load_run(args.run_dir, objective=True)
+        objective, cfg = loaded.objective, loaded.config
         if cfg.task != "fuse" or not cfg.leaf or not cfg.h2fr:
             raise ValueError(f"{args.run_dir}: the leaf plot needs a LEAF fusion run with "
                              f"H2FR's head (task={cfg.task}, leaf={cfg.leaf}, h2fr={cfg.h2fr})")

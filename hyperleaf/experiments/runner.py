@@ -63,8 +63,8 @@ from hyperleaf.io import (
 )
 from hyperleaf.metrics import evaluate
 from hyperleaf.metrics.folder import evaluate_pair, quiet_third_party
+from hyperleaf.runs import load_run
 from hyperleaf.tasks import get_task
-from hyperleaf.train.build import load_run
 from hyperleaf.train.config import ConfigError, TrainConfig
 from hyperleaf.train.trainer import train
 
@@ -133,8 +133,8 @@ def _item_name(ds: Any, i: int) -> str:
 
 
 def _task_images(cfg: TrainConfig, metrics: Sequence[str]) -> list[dict[str, Any]]:
-    objective, saved = load_run(cfg.out)
-    task = get_task(saved.task)
+    loaded = load_run(cfg.out, objective=True)  # the task's evaluation scores the loss terms
+    objective, saved, task = loaded.objective, loaded.config, loaded.task
     _, val_set = task.datasets(saved)
     images = []
     for i in range(len(val_set)):
@@ -165,10 +165,10 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)  # as in training: same sums in every process
     try:
-        objective, _ = load_run(cfg.out)
-        n_params = count_parameters(objective)
+        loaded = load_run(cfg.out, objective=True)
+        n_params = count_parameters(loaded.objective)  # network + LEAF's head, as trained
         if job.get("task", "fuse") == "fuse":
-            net = objective.net.eval()
+            net = loaded.model
             fused_dir = Path(cfg.out) / "heldout"
             fused_dir.mkdir(exist_ok=True)
             images = []

@@ -37,6 +37,7 @@ import torch.nn as nn
 from torch import Tensor
 
 from hyperleaf.registry import Registry
+from hyperleaf.tasks.evaluation import EvaluationReport, given_outputs, scores_report
 
 _builtin_type = builtins.type  # task_key's `type` argument shadows the builtin
 
@@ -311,6 +312,33 @@ class Task:
         ``"items": [{"item": str, name: float, ...}]`` (one row per scored item)."""
         raise NotImplementedError(f"task: the {self.name} task does not evaluate a trained "
                                   "model on data")
+
+    #: The options of ``hyperleaf evaluate`` (argument names) :meth:`evaluate_command` reads;
+    #: the command refuses any other one given, by name. The default: a trained run on data.
+    evaluate_options: tuple[str, ...] = ("weights", "data", "csv", "json", "markdown",
+                                         "no_progress")
+    #: The options :meth:`evaluate_command` cannot do without (checked before any work).
+    evaluate_requires: tuple[str, ...] = ("weights", "data")
+
+    def evaluate_outputs(self, options: Mapping[str, Any]) -> dict[str, Path]:
+        """The files ``hyperleaf evaluate`` will write, ``{kind: path}`` (``csv``, ``json``,
+        ``markdown``), known before any work so that the command checks them first; also
+        refuses option combinations this evaluation cannot run with (``ValueError`` naming
+        the options). Default: the outputs given."""
+        return given_outputs(options)
+
+    def evaluate_command(self, options: Mapping[str, Any], run: Any,
+                         device: torch.device) -> EvaluationReport:
+        """``hyperleaf evaluate --task NAME``: ``options`` are the command's arguments by name
+        (those of :attr:`evaluate_options`), ``run`` the trained run ``options["weights"]``
+        names (:func:`hyperleaf.runs.load_run`; None when not given). Returns the
+        :class:`~hyperleaf.tasks.evaluation.EvaluationReport` the command prints and writes.
+        Errors name the option (``data: ...``), never a flag. The default scores the run with
+        :meth:`evaluate_run` on ``options["data"]``."""
+        if run is None:
+            raise ValueError(f"weights: the {self.name} task evaluates a trained run")
+        report = self.evaluate_run(run.config, run.model, options["data"], device)
+        return scores_report(self.name, options, report)
 
     def artifacts(self, cfg: Any, objective: nn.Module, val_set: Any, device: torch.device,
                   out: Path) -> dict[str, dict[str, float]]:

@@ -10,6 +10,8 @@ plot (``leaf.png``).
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,10 +38,11 @@ from hyperleaf.tasks.common import (
     val_batches,
 )
 from hyperleaf.tasks.diagnostics import geometry_diagnostics, null_control
+from hyperleaf.tasks.evaluation import EvaluationReport, given_outputs
 from hyperleaf.tasks.leafplot import plot_run_objective
 
 __all__ = ["FuseTask", "FusionObjective", "build_fusion_network", "build_fusion_objective",
-           "evaluate_fusion"]
+           "evaluate_fusion", "evaluate_fused_folder", "markdown_table", "select_metrics"]
 
 
 class FusionObjective(nn.Module):
@@ -159,6 +162,98 @@ def evaluate_fusion(objective: FusionObjective, val_set, device: torch.device,
     return out
 
 
+def select_metrics(text: str | None, convention: str = "standard") -> tuple[str, ...]:
+    """The metrics a comma-separated, case-insensitive ``text`` names (``"all"``: every one;
+    None: the convention's default selection); ``ValueError`` naming ``metrics``.
+
+    >>> select_metrics("en, SD")
+    ('EN', 'SD')
+    """
+    from hyperleaf.metrics.registry import resolve
+    from hyperleaf.metrics.vifb import select
+
+    pick = select if convention == "vifb" else resolve
+    if text is None:
+        return pick(None)
+    names = [s.strip() for s in text.split(",") if s.strip()]
+    if not names:
+        raise ValueError("metrics: give at least one name (or all)")
+    return pick(names)
+
+
+def markdown_table(rows: Sequence[Mapping[str, Any]], metrics: Sequence[str],
+                   convention: str = "standard") -> str:
+    """A Markdown table of per-image ``rows`` (``{"image", metric: value}``) plus their mean
+    (4 decimals), each metric's header with its direction (``↑`` higher is better).
+
+    >>> print(markdown_table([{"image": "a", "EN": 1.0}, {"image": "b", "EN": 2.0}], ["EN"]))
+    Convention: standard
+    <BLANKLINE>
+    | image | EN ↑ |
+    |---|---:|
+    | a | 1.0000 |
+    | b | 2.0000 |
+    | **mean** | 1.5000 |
+    <BLANKLINE>
+    """
+    from hyperleaf.metrics.folder import mean_row
+    from hyperleaf.metrics.registry import get
+
+    heads = [f"{m} {get(m).direction}" for m in metrics]
+    lines = [f"Convention: {convention}", "",
+             "| image | " + " | ".join(heads) + " |",
+             "|---|" + "---:|" * len(metrics)]
+    for r in [*rows, mean_row(list(rows), metrics)]:
+        name = f"**{r['image']}**" if r["image"] == "mean" else r["image"]
+        lines.append(f"| {name} | " + " | ".join(f"{r[m]:.4f}" for m in metrics) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def evaluate_fused_folder(options: Mapping[str, Any]) -> EvaluationReport:
+    """``hyperleaf evaluate --fused DIR``: the fusion metrics of each pair's fused image
+    ``DIR/<name>.png`` against its sources (``ir`` + ``vis``, or ``data``), per image and their
+    mean, in ``convention`` (``metrics``: the selection, :func:`select_metrics`; ``workers``
+    processes; a progress bar unless ``no_progress``). 8-bit grey images are measured on their
+    integer levels, colour ones on their luminance (``vifb``: per RGB channel).
+
+    Errors (``ValueError`` / ``FileNotFoundError``) name the option: ``fused``, ``ir``,
+    ``vis``, ``data``, ``metrics``, ``workers`` or a file.
+    """
+    from tqdm import tqdm
+
+    from hyperleaf.io import select_pairs
+    from hyperleaf.metrics.folder import evaluate_folder, mean_row, quiet_third_party
+    from hyperleaf.metrics.registry import get
+
+    quiet_third_party()
+    convention = options.get("convention") or "standard"
+    names = select_metrics(options.get("metrics"), convention)
+    workers = options.get("workers", 1)
+    if workers is None or workers < 1:
+        raise ValueError(f"workers: expected an integer >= 1, got {workers}")
+    fused_dir = Path(options["fused"])
+    if not fused_dir.is_dir():
+        raise ValueError(f"fused: not a folder: {fused_dir}")
+    pairs = select_pairs(ir=options.get("ir"), vis=options.get("vis"), data=options.get("data"))
+    with tqdm(total=len(pairs), desc="evaluating", unit="pair", file=sys.stderr,
+              disable=bool(options.get("no_progress"))) as bar:
+        rows = evaluate_folder(fused_dir, pairs, names, convention, workers,
+                               progress=lambda: bar.update(1))
+    mean = mean_row(rows, names)
+    heads = [f"{m} {get(m).direction}" for m in names]
+    table = [[r["image"], *(f"{r[m]:.4f}" for m in names)] for r in [*rows, mean]]
+    record = {"convention": convention, "metrics": list(names),
+              "higher_is_better": {m: get(m).higher_is_better for m in names},
+              "images": rows, "mean": {m: mean[m] for m in names}}
+    return EvaluationReport(
+        record=record,
+        rows=[{"image": r["image"], "convention": convention, **{m: r[m] for m in names}}
+              for r in [*rows, mean]],
+        markdown=markdown_table(rows, names, convention),
+        table=(f"fusion metrics ({len(rows)} images, {convention} convention; ↑ higher is "
+               "better, ↓ lower is better)", ["image", *heads], table))
+
+
 @register_task("fuse")
 class FuseTask(Task):
     """Infrared-visible fusion (see the module docstring). Batches hold ``vis`` and ``ir``."""
@@ -235,6 +330,25 @@ class FuseTask(Task):
     def evaluate(self, cfg: Any, objective: nn.Module, val_set: Any, device: torch.device,
                  samples_dir: Path | None = None) -> dict[str, object]:
         return evaluate_fusion(objective, val_set, device, samples_dir)
+
+    #: ``hyperleaf evaluate`` (the default task): fused images against their sources.
+    evaluate_options = ("fused", "ir", "vis", "data", "csv", "json", "markdown", "metrics",
+                        "convention", "workers", "no_progress")
+    evaluate_requires = ("fused",)
+
+    def evaluate_outputs(self, options: Mapping[str, Any]) -> dict[str, Path]:
+        """CSV and JSON (default ``FUSED/metrics.csv`` and ``FUSED/metrics.json``), and the
+        Markdown table when asked."""
+        fused = Path(options["fused"])
+        if not fused.is_dir():
+            raise ValueError(f"fused: not a folder: {fused}")
+        return {"csv": Path(options.get("csv") or fused / "metrics.csv"),
+                "json": Path(options.get("json") or fused / "metrics.json"),
+                **given_outputs(options, ("markdown",))}
+
+    def evaluate_command(self, options: Mapping[str, Any], run: Any,
+                         device: torch.device) -> EvaluationReport:
+        return evaluate_fused_folder(options)
 
     def artifacts(self, cfg: Any, objective: nn.Module, val_set: Any, device: torch.device,
                   out: Path) -> dict[str, dict[str, float]]:

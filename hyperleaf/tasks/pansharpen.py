@@ -30,6 +30,7 @@ validation tiles. Full-resolution scenes are degraded with the toolbox's protoco
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -63,10 +64,12 @@ from hyperleaf.tasks.common import (
     ship_leaf_kwargs,
     uses_head,
 )
+from hyperleaf.tasks.evaluation import EvaluationReport, given_outputs
 
 __all__ = ["PansharpenTask", "PansharpenObjective", "Standardised", "PanPatches",
            "band_statistics", "patches", "split_indices", "split_samples", "parse_index",
-           "sharpen", "build_pansharpen_objective", "evaluate_pansharpen", "PAN_DEFAULTS"]
+           "sharpen", "build_pansharpen_objective", "evaluate_pansharpen", "PAN_DEFAULTS",
+           "evaluate_pansharpen_data"]
 
 #: The task's defaults under ``--config`` and the flags (:attr:`Task.defaults`): the settings
 #: the pan-sharpening runs of docs/pansharpening.md were measured with (Adam-like steps without
@@ -168,6 +171,107 @@ def evaluate_pansharpen(objective: PansharpenObjective, val_set, device: torch.d
     return {k: v / len(val_set) for k, v in sums.items()}
 
 
+# ------------------------------------------------------------- hyperleaf evaluate --task pansharpen
+
+
+def _need_dn_scale(ds: Any, data: str) -> None:
+    if ds.dn_scale is None:
+        raise ValueError(f"scale: {data} is stored in [0, 1] without its bit depth; give the "
+                         "largest digital number (e.g. 1023 for 10 bits) for the toolbox's Q2n")
+
+
+def _fused_files(ds: Any, fused: str) -> list[Path]:
+    """``fused``: a file for a one-scene data set, or a folder matched to the scenes."""
+    from hyperleaf.pansharpen.data import FUSED_SUFFIXES, match_files
+
+    p = Path(fused)
+    if p.is_dir():
+        try:
+            return match_files(ds.names, p)
+        except ValueError as exc:
+            raise ValueError(f"fused: {exc}") from None
+    if not p.is_file():
+        raise FileNotFoundError(f"fused: {p} does not exist")
+    if p.suffix.lower() not in FUSED_SUFFIXES:
+        raise ValueError(f"fused: {p} is not one of {', '.join(FUSED_SUFFIXES)}")
+    if len(ds) != 1:
+        raise ValueError(f"fused: a single file, but `data` holds {len(ds)} scenes (give a "
+                         "folder of fused files named after the scenes)")
+    return [p]
+
+
+def _scene_table(part: dict[str, Any]) -> str:
+    from hyperleaf.pansharpen.evaluation import markdown_tables
+
+    keys = list(part["mean"])
+    rows = {r["scene"]: r for r in part["scenes"]}
+    rows["**mean**"] = part["mean"]
+    return markdown_tables({k: {m: v[m] for m in keys} for k, v in rows.items()}).replace(
+        "| method |", "| scene |", 1)
+
+
+def evaluate_pansharpen_data(options: Mapping[str, Any], model: nn.Module | None = None
+                             ) -> EvaluationReport:
+    """``hyperleaf evaluate --task pansharpen``: reduced-resolution (Wald) and full-resolution
+    tables on ``options["data"]`` (a :class:`~hyperleaf.data.PanCollection`; ``scale`` its
+    largest digital number, ``sensor`` the MTF gains, ``patch`` the reduced-resolution tile)
+    of the baselines ``methods`` (default all) and of ``model`` (the run ``weights``); or,
+    with ``fused``, of external results (a file for a one-scene data set, else a folder
+    matched to the scenes by name: :func:`hyperleaf.pansharpen.evaluation.score_fused`).
+
+    Errors name the option (``data``, ``fused``, ``methods``, ``scale``) or the file.
+    """
+    from hyperleaf.pansharpen import METHODS
+    from hyperleaf.pansharpen.evaluation import evaluate_methods, markdown_tables, score_fused
+
+    data = str(options["data"])
+    ds = PanCollection(data, scale=options.get("scale"), dtype=torch.float64)
+    sensor = options.get("sensor")
+    if options.get("fused"):
+        files = _fused_files(ds, options["fused"])
+        _need_dn_scale(ds, data)
+        result = score_fused(ds, files, sensor)
+        record = {"task": "pansharpen", "data": data, "fused": str(options["fused"]),
+                  "ratio": ds.ratio, "sensor": sensor, **result}
+        text = [f"Convention: {result['convention']} (digital-number scale {ds.dn_scale:g})", ""]
+        rows: list[dict[str, Any]] = []
+        for key, title in (("reduced_resolution", "Reduced resolution (SAM in degrees):"),
+                           ("full_resolution", "Full resolution:")):
+            part = result[key]
+            if part is not None:
+                text += [title, "", _scene_table(part)]
+                rows += [{"resolution": key, **r} for r in part["scenes"]]
+                rows.append({"resolution": key, "scene": "mean", **part["mean"]})
+        text += [f"skipped: {line}" for line in result["skipped"]]
+        report = "\n".join(text)
+        return EvaluationReport(record=record, rows=rows, markdown=report, text=report)
+    _need_dn_scale(ds, data)
+    names = list(METHODS) if not options.get("methods") else [
+        m.strip() for m in options["methods"].split(",")]
+    bad = [m for m in names if m not in METHODS]
+    if bad:
+        raise ValueError(f"methods: unknown {bad}; expected names from {list(METHODS)}")
+    methods: dict[str, Any] = {m: m for m in names}
+    if model is not None:
+        methods["SHIP (" + Path(options["weights"]).name + ")"] = model
+    patch = options.get("patch") or 64
+    rr = patches(ds, sensor, patch)
+    full = [{k: v.double() for k, v in ds[i].items()} for i in range(len(ds))]
+    tables = {"reduced_resolution": evaluate_methods(methods, rr, ds.ratio, sensor,
+                                                     scale=ds.dn_scale),
+              "full_resolution": evaluate_methods(methods, full, ds.ratio, sensor, full=True,
+                                                  scale=ds.dn_scale)}
+    text = "\n".join(["Reduced resolution (Wald; SAM in degrees):", "",
+                      markdown_tables(tables["reduced_resolution"]),
+                      "Full resolution:", "", markdown_tables(tables["full_resolution"])])
+    record = {"task": "pansharpen", "data": data, "weights": options.get("weights"),
+              "ratio": ds.ratio, "sensor": sensor, "dn_scale": ds.dn_scale, "patch": patch,
+              **tables}
+    rows = [{"resolution": key, "method": m, **scores}
+            for key, table in tables.items() for m, scores in table.items()]
+    return EvaluationReport(record=record, rows=rows, markdown=text, text=text)
+
+
 # ----------------------------------------------------------------------------- the task
 
 
@@ -265,3 +369,19 @@ class PansharpenTask(Task):
     def evaluate(self, cfg: Any, objective: nn.Module, val_set: Any, device: torch.device,
                  samples_dir: Path | None = None) -> dict[str, float]:
         return evaluate_pansharpen(objective, val_set, device, cfg.ratio, samples_dir)
+
+    #: ``hyperleaf evaluate --task pansharpen --data DATA``: the baselines' tables (and the run
+    #: ``weights``), or external results ``fused``.
+    evaluate_options = ("data", "weights", "methods", "sensor", "patch", "scale", "fused",
+                        "csv", "json", "markdown", "no_progress")
+    evaluate_requires = ("data",)
+
+    def evaluate_outputs(self, options: Mapping[str, Any]) -> dict[str, Path]:
+        if options.get("fused") and (options.get("methods") or options.get("weights")):
+            raise ValueError("fused: scores external results alone; drop `methods`/`weights` "
+                             "(or run without `fused` for the baselines' tables)")
+        return given_outputs(options)
+
+    def evaluate_command(self, options: Mapping[str, Any], run: Any,
+                         device: torch.device) -> EvaluationReport:
+        return evaluate_pansharpen_data(options, None if run is None else run.model)

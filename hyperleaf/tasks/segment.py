@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -57,10 +57,12 @@ from hyperleaf.tasks.common import (
     synthetic_keys,
     val_batches,
 )
+from hyperleaf.tasks.evaluation import EvaluationReport, given_outputs
 
 __all__ = ["SegmentTask", "SegmentObjective", "LeafUNetObjective", "build_segment_objective",
            "evaluate_segment", "segment_scores", "tile_logits", "eval_tile", "open_segment_data",
-           "SEG_MODELS", "AUTHORS_VAL_BATCH"]
+           "SEG_MODELS", "AUTHORS_VAL_BATCH", "AUTHORS_NOTE", "segment_report",
+           "format_segment_report", "segment_report_rows"]
 
 #: The segmentation networks this task builds.
 SEG_MODELS = ("leafseg", "leaf-unet", "leaf-unet3d")
@@ -368,6 +370,114 @@ def _folder_datasets(cfg: Any) -> tuple[Any, Any]:
     return train, SegmentationItems(folder, range(n - n_val, n), groups)
 
 
+#: How the JSON report labels the LEAF authors' validation metric (``{b}``: their batch size).
+AUTHORS_NOTE = ("the LEAF authors' validation metric, not the standard mIoU: per batch of {b} "
+                "items, the mean IoU over the classes with IoU > 0 (missed classes left out), "
+                "then the batch-size-weighted mean; never below the per-batch standard mIoU, "
+                "not comparable with it")
+
+
+def _num(x: float | None) -> float | None:
+    return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
+
+
+def segment_report(cfg: Any, net: nn.Module, data: str | Path, device: torch.device,
+                   run: str | Path = "") -> dict[str, Any]:
+    """The scores of the trained segmentation network ``net`` (its run's configuration
+    ``cfg``; ``run``: where it came from, for the report) on the data folder ``data``, as a
+    JSON-ready dict: mIoU, mDice, OA, per-class IoU and Dice (one confusion matrix over all
+    pixels of all items; ``None`` for a class absent from labels and predictions), the
+    cross-entropy, and the LEAF authors' validation mIoU / mPA, labelled as theirs.
+
+    ``data`` is any layout :class:`~hyperleaf.data.segmentation.SegmentationFolder` reads, with
+    the run's modality groups, input channels and classes; every item is predicted whole,
+    tile by tile as validation does (:func:`eval_tile`). Raises ``ValueError`` /
+    ``FileNotFoundError`` naming ``data``, ``weights`` or the file at fault.
+    """
+    from hyperleaf.data.segmentation import SegmentationItems
+
+    if cfg.data is None and cfg.model == "leafseg":
+        raise ValueError(f"weights: {run} trained leafseg on the embedded synthetic set; only "
+                         "leaf-unet / leaf-unet3d runs evaluate on data folders")
+    if not Path(data).is_dir():
+        raise FileNotFoundError(f"data: no such folder: {data}")
+    folder, groups, volumes, _ = open_segment_data(cfg, data)
+    tile = eval_tile(cfg, volumes)
+    items = SegmentationItems(folder, range(len(folder)), groups, cache_bytes=0)
+    r = segment_scores(net, items, device, cfg.num_classes, tile=tile, chunk=cfg.batch_size)
+    return {
+        "run": str(run), "data": str(folder.root), "layout": folder.layout,
+        "modalities": list(folder.modalities), "modality_groups": groups,
+        "items": r["items"], "num_classes": cfg.num_classes, "model": cfg.model,
+        "tile": tile, "device": str(device),
+        "miou": _num(r["miou"]), "mdice": _num(r["mdice"]), "oa": _num(r["oa"]),
+        "iou": [_num(v) for v in r["iou"]], "dice": [_num(v) for v in r["dice"]],
+        "cross_entropy": _num(r["loss"]),
+        "authors": {"miou": _num(r["authors_miou"]), "mpa": _num(r["authors_mpa"]),
+                    "batch": AUTHORS_VAL_BATCH,
+                    "note": AUTHORS_NOTE.format(b=AUTHORS_VAL_BATCH)},
+    }
+
+
+def format_segment_report(rep: dict[str, Any]) -> str:
+    """The printed form of :func:`segment_report`'s dict."""
+    def f(x):
+        return "  n/a " if x is None else f"{x:.4f}"
+
+    lines = [f"segmentation scores of {rep['run']} on {rep['data']} (layout {rep['layout']}, "
+             f"{rep['items']} items, {rep['num_classes']} classes, tiles of {rep['tile']})",
+             f"mIoU   {f(rep['miou'])}",
+             f"mDice  {f(rep['mdice'])}",
+             f"OA     {f(rep['oa'])}",
+             "class   IoU     Dice"]
+    for k, (iou, dice) in enumerate(zip(rep["iou"], rep["dice"], strict=True)):
+        lines.append(f"{k:>5}  {f(iou)}  {f(dice)}")
+    a = rep["authors"]
+    lines.append(f"authors' mIoU (theirs) {f(a['miou'])}   authors' mPA (theirs) {f(a['mpa'])}")
+    lines.append(f"  ({a['note']}; n/a: class absent from labels and predictions)")
+    return "\n".join(lines)
+
+
+#: The scores of :func:`segment_report` in its CSV and Markdown forms: key, label, higher is
+#: better.
+_REPORT_SCORES = (("miou", "mIoU", True), ("mdice", "mDice", True), ("oa", "OA", True),
+                  ("cross_entropy", "cross-entropy", False))
+
+
+def segment_report_rows(rep: dict[str, Any]) -> list[dict[str, Any]]:
+    """:func:`segment_report`'s scores as rows ``{"score", "class", "value",
+    "higher_is_better"}``: the summary scores, per-class IoU and Dice, the authors' two.
+
+    >>> rep = {"miou": 0.5, "mdice": 0.6, "oa": 0.9, "cross_entropy": 0.3, "iou": [0.4, None],
+    ...        "dice": [0.5, None], "authors": {"miou": 0.55, "mpa": 0.7}}
+    >>> [(r["score"], r["class"], r["value"]) for r in segment_report_rows(rep)][3:6]
+    [('cross_entropy', '', 0.3), ('iou', 0, 0.4), ('iou', 1, None)]
+    """
+    rows = [{"score": k, "class": "", "value": rep[k], "higher_is_better": h}
+            for k, _, h in _REPORT_SCORES]
+    for key in ("iou", "dice"):
+        rows += [{"score": key, "class": c, "value": v, "higher_is_better": True}
+                 for c, v in enumerate(rep[key])]
+    rows += [{"score": f"authors_{k}", "class": "", "value": rep["authors"][k],
+              "higher_is_better": True} for k in ("miou", "mpa")]
+    return rows
+
+
+def _segment_markdown(rep: dict[str, Any]) -> str:
+    def f(x):
+        return "n/a" if x is None else f"{x:.4f}"
+
+    lines = [f"Segmentation scores of {rep['run']} on {rep['data']} ({rep['items']} items, "
+             f"{rep['num_classes']} classes)", "", "| score | value |", "|---|---:|"]
+    lines += [f"| {label} {'↑' if h else '↓'} | {f(rep[k])} |" for k, label, h in _REPORT_SCORES]
+    lines += ["", "| class | IoU ↑ | Dice ↑ |", "|---:|---:|---:|"]
+    lines += [f"| {c} | {f(i)} | {f(d)} |" for c, (i, d) in
+              enumerate(zip(rep["iou"], rep["dice"], strict=True))]
+    a = rep["authors"]
+    lines += ["", f"The LEAF authors' mIoU {f(a['miou'])}, mPA {f(a['mpa'])} ({a['note']})."]
+    return "\n".join(lines) + "\n"
+
+
 @register_task("segment")
 class SegmentTask(Task):
     """Two-modality segmentation (see the module docstring). Batches hold ``vis``, ``ir`` and
@@ -491,6 +601,31 @@ class SegmentTask(Task):
         tile = None if cfg.data is None else eval_tile(cfg, _model(cfg) == "leaf-unet3d")
         return tile_logits(lambda a, b: network_logits(net, a, b), vis, ir, tile,
                            chunk=cfg.batch_size)
+
+    #: ``hyperleaf evaluate --task segment --weights RUN --data DIR`` (``out``: the JSON
+    #: report, as ``json``).
+    evaluate_options = ("weights", "data", "out", "csv", "json", "markdown")
+    evaluate_requires = ("weights", "data")
+
+    def evaluate_outputs(self, options: Mapping[str, Any]) -> dict[str, Path]:
+        """The outputs given; ``out`` is the JSON report (the former name of ``json``)."""
+        outputs = given_outputs(options)
+        if options.get("out"):
+            if "json" in outputs and outputs["json"] != Path(options["out"]):
+                raise ValueError("out, json: both name the JSON report; give one")
+            outputs["json"] = Path(options["out"])
+        return outputs
+
+    def evaluate_command(self, options: Mapping[str, Any], run: Any,
+                         device: torch.device) -> EvaluationReport:
+        """:func:`segment_report` of ``run`` on ``options["data"]``."""
+        if run is None:
+            raise ValueError("weights: the segment task evaluates a trained run")
+        rep = segment_report(run.config, run.model, options["data"], device,
+                             options["weights"])
+        return EvaluationReport(record=rep, rows=segment_report_rows(rep),
+                                markdown=_segment_markdown(rep),
+                                text=format_segment_report(rep))
 
     def evaluate(self, cfg: Any, objective: nn.Module, val_set: Any, device: torch.device,
                  samples_dir: Path | None = None) -> dict[str, float]:

@@ -2,7 +2,7 @@
 
 * :func:`train` / :class:`Trainer` -- the loop (checkpoints, resume, DDP, non-finite guards);
 * :class:`TrainConfig` -- every option, with the embedded demo run as defaults;
-* :func:`load_run` -- rebuild a finished run's model from its folder;
+* :func:`load_run` -- deprecated: runs load with :func:`hyperleaf.runs.load_run`;
 * :class:`CheckpointError` -- a checkpoint that is damaged, unsafe or not hyperleaf's;
 * :class:`FusionLoss` -- SHIP's unsupervised fusion losses.
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -72,10 +73,13 @@ def copy_shared_init(objective: nn.Module, cfg: TrainConfig) -> list[str]:
 
 
 def load_run(run_dir: str | Path, device: str = "cpu") -> tuple[nn.Module, TrainConfig]:
-    """``(objective, cfg)`` of a finished run: ``config.yaml`` + ``model.safetensors``.
-
-    The fusion network is ``objective.net`` (call it as ``net(vis, ir)``).
+    """Deprecated: ``(objective, cfg)`` of a finished run (``config.yaml`` +
+    ``model.safetensors``); a run loads with :func:`hyperleaf.runs.load_run` (``load_run(run,
+    objective=True)``: ``.objective``, ``.config``; the network alone, no loss: ``.model``).
     """
+    warnings.warn("hyperleaf.train.load_run is deprecated; use hyperleaf.runs.load_run(run, "
+                  "objective=True) (.objective, .config), or without objective for the network "
+                  "alone (.model)", DeprecationWarning, stacklevel=2)
     d = Path(run_dir)
     for name in ("config.yaml", "model.safetensors"):
         if not (d / name).is_file():
@@ -165,7 +169,9 @@ def run_files(path: str | Path) -> tuple[Path, Path]:
 
 
 def load_fusion_net(weights: str | Path, device: str = "cpu") -> nn.Module:
-    """The fusion network ``weights`` names, in eval mode on ``device``; call it as
+    """Deprecated: use ``hyperleaf.runs.load_run(weights, device, task="fuse").model``.
+
+    The fusion network ``weights`` names, in eval mode on ``device``; call it as
     ``net(vis, ir)`` with ``(B, 1, H, W)`` tensors in ``[0, 1]``.
 
     ``weights`` is one of:
@@ -183,6 +189,9 @@ def load_fusion_net(weights: str | Path, device: str = "cpu") -> nn.Module:
         >>> net = load_fusion_net("runs/demo")                       # doctest: +SKIP
         >>> fused = net(vis, ir)                                       # doctest: +SKIP
     """
+    warnings.warn("hyperleaf.train.build.load_fusion_net is deprecated; use "
+                  "hyperleaf.runs.load_run(weights, device, task='fuse').model",
+                  DeprecationWarning, stacklevel=2)
     p = Path(weights)
     if p.is_file() and p.suffix != ".safetensors":
         return ship_from_official(p).to(device).eval()

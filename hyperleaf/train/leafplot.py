@@ -1,5 +1,34 @@
-"""Old home of :mod:`hyperleaf.tasks.leafplot` (the leaf plot); re-exported."""
+"""Deprecated old path: the leaf plot is in :mod:`hyperleaf.tasks.leafplot`. Each former name
+still resolves here, with a ``DeprecationWarning`` naming its new home.
 
-from hyperleaf.tasks.leafplot import collect_points, disk_coordinates, plot_leaf, plot_run_objective
+Example::
 
-__all__ = ["collect_points", "disk_coordinates", "plot_leaf", "plot_run_objective"]
+    >>> import warnings
+    >>> import hyperleaf.train.leafplot as old
+    >>> with warnings.catch_warnings(record=True) as w:
+    ...     warnings.simplefilter("always")
+    ...     f = old.plot_leaf
+    >>> f.__module__, w[0].category.__name__
+    ('hyperleaf.tasks.leafplot', 'DeprecationWarning')
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hyperleaf.deprecation import moved_name
+
+#: Former names of this module -> the module that now holds each.
+MOVED: dict[str, str] = dict.fromkeys(
+    ("collect_points", "disk_coordinates", "plot_leaf", "plot_run_objective"),
+    "hyperleaf.tasks.leafplot")
+
+__all__ = sorted(MOVED)  # noqa: PLE0605 - resolved by __getattr__
+
+
+def __getattr__(name: str) -> Any:
+    if name not in MOVED:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from hyperleaf.tasks import leafplot
+
+    return moved_name(__name__, name, MOVED[name], getattr(leafplot, name))

@@ -1,133 +1,80 @@
-r"""Pan-sharpening runs: training through the engine, loading, inference, evaluation tables.
+r"""Deprecated old path of pan-sharpening's entry points; each former name still resolves here,
+with a ``DeprecationWarning`` naming its new home:
 
-The task itself (data, network, loss, validation) is :mod:`hyperleaf.tasks.pansharpen`,
-trained by the same engine as every task (``hyperleaf train --task pansharpen``:
-checkpoints, ``--resume``, ``log.jsonl``, the non-finite guard, DDP). This module keeps the
-pan-sharpening entry points:
+* ``train_pansharpen`` -- :mod:`hyperleaf.experiments.pansharpen`;
+* ``load_pansharpen`` -- replaced by :func:`hyperleaf.runs.load_run` (``load_run(run,
+  task="pansharpen")``: ``.model`` is the network, ``.config`` the configuration); the old
+  name still returns ``(network in eval mode, config dict)``;
+* ``evaluate_methods``, ``markdown_tables``, ``score_fused`` -- :mod:`hyperleaf.pansharpen.evaluation`;
+* ``patches``, ``split_indices``, ``band_statistics`` -- :mod:`hyperleaf.pansharpen.patches`;
+* ``Standardised``, ``sharpen`` -- :mod:`hyperleaf.pansharpen.network`.
 
-* :func:`train_pansharpen` -- the older keyword interface, now a thin wrapper that builds a
-  :class:`~hyperleaf.train.TrainConfig` and calls :func:`hyperleaf.train.train`;
-* :func:`load_pansharpen` / :func:`sharpen` -- run a trained model (run folders of the engine,
-  ``config.yaml``; and those of the earlier separate loop, ``config.json``);
-* old paths of what moved into the :mod:`hyperleaf.pansharpen` package:
-  :func:`~hyperleaf.pansharpen.evaluation.evaluate_methods`, ``markdown_tables``,
-  ``score_fused`` (score tables), ``patches``, ``split_indices``, ``band_statistics``
-  (:mod:`hyperleaf.pansharpen.patches`), ``Standardised`` and ``sharpen``
-  (:mod:`hyperleaf.pansharpen.network`). New code loads any run with
-  :func:`hyperleaf.runs.load_run`.
+The task itself is :mod:`hyperleaf.tasks.pansharpen`. ``train_pansharpen`` and
+``load_pansharpen`` are imported on first use, in :func:`__getattr__`: they sit above
+:mod:`hyperleaf.train` in the import layers, and these imports are exceptions
+``.importlinter`` lists (``ignore_imports``), in plain sight.
 
 Example::
 
-    >>> from hyperleaf.train.pansharpen import train_pansharpen      # doctest: +SKIP
-    >>> train_pansharpen("wv3_rr100.h5", "runs/ps", steps=200)       # doctest: +SKIP
+    >>> import warnings
+    >>> import hyperleaf.train.pansharpen as old
+    >>> with warnings.catch_warnings(record=True) as w:
+    ...     warnings.simplefilter("always")
+    ...     f = old.sharpen
+    >>> f.__module__, w[0].category.__name__
+    ('hyperleaf.pansharpen.network', 'DeprecationWarning')
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from safetensors.torch import load_model
 from torch import nn
 
-from hyperleaf.models.registry import create_model
-from hyperleaf.pansharpen.evaluation import evaluate_methods, markdown_tables, score_fused
-from hyperleaf.tasks.pansharpen import (
-    Standardised,
-    band_statistics,
-    patches,
-    sharpen,
-    split_indices,
-)
-from hyperleaf.train.build import load_run_files
-from hyperleaf.train.config import TrainConfig, load_run_config
-from hyperleaf.train.trainer import train
+from hyperleaf.deprecation import moved_name
 
-__all__ = ["Standardised", "band_statistics", "evaluate_methods", "load_pansharpen",
-           "markdown_tables", "patches", "score_fused", "sharpen", "split_indices",
-           "train_pansharpen"]
+#: Former names of this module -> where each now is.
+MOVED: dict[str, str] = {
+    **dict.fromkeys(("evaluate_methods", "markdown_tables", "score_fused"),
+                    "hyperleaf.pansharpen.evaluation"),
+    **dict.fromkeys(("patches", "split_indices", "band_statistics"),
+                    "hyperleaf.pansharpen.patches"),
+    **dict.fromkeys(("Standardised", "sharpen"), "hyperleaf.pansharpen.network"),
+    "train_pansharpen": "hyperleaf.experiments.pansharpen",
+    "load_pansharpen": "hyperleaf.runs (load_run(run, task='pansharpen'))",
+}
+
+__all__ = sorted(MOVED)  # noqa: PLE0605 - resolved by __getattr__
 
 
-def train_pansharpen(data: str | Path, out: str | Path, *, steps: int = 200,
-                     batch_size: int = 8, lr: float = 1e-3, seed: int = 0, leaf: bool = False,
-                     n_feat: int = 8, sensor: str | None = None, patch: int = 64,
-                     train_samples: Sequence[int] | None = None, h2fr_weight: float = 0.1,
-                     normalise: bool = True, threads: int | None = None, log=print,
-                     **config: Any) -> dict[str, Any]:
-    """Train ``SHIP(task="pansharpen")`` on ``data`` through the engine; returns the summary
-    ``{"out", "seconds", "final_l1", "config"}``.
+def _load_pansharpen(run: str | Path) -> tuple[nn.Module, dict[str, Any]]:
+    """``(network in eval mode, config)`` of a pan-sharpening run: the former
+    ``load_pansharpen``, now :func:`hyperleaf.runs.load_run` (``config`` is the run's
+    configuration as a dict; that of a ``config.json`` folder of the earlier loop as stored)."""
+    from hyperleaf.runs import load_run  # a listed exception to the layers (module docstring)
 
-    Equivalent to ``hyperleaf train --task pansharpen`` with the keys named here (``patch`` is
-    ``crop``; ``train_samples``: indices of ``data``'s samples to train on, the others
-    validate; default: the :attr:`~hyperleaf.tasks.pansharpen.PAN_DEFAULTS` split). Further
-    :class:`~hyperleaf.train.TrainConfig` keys may be passed as keyword arguments. The run
-    folder ``out`` is the engine's (``config.yaml``, ``model.safetensors``, ``log.jsonl``,
-    ``checkpoints/``). ``log``: print the engine's progress bar when not None.
-
-    Raises :class:`~hyperleaf.train.ConfigError` (a ``ValueError``) naming the key of a bad
-    value.
-    """
-    keys: dict[str, Any] = {"task": "pansharpen", "data": str(getattr(data, "path", data)),
-                            "out": str(out), "steps": steps, "batch_size": batch_size, "lr": lr,
-                            "seed": seed, "leaf": leaf, "n_feat": n_feat, "sensor": sensor,
-                            "crop": patch, "h2fr_weight": h2fr_weight, "normalise": normalise}
-    if getattr(sensor, "name", None) is not None:  # a Sensor object: its name
-        keys["sensor"] = sensor.name
-    if threads is not None:
-        keys["threads"] = threads
-    if train_samples is not None:
-        keys["train_index"] = ",".join(str(int(i)) for i in train_samples)
-    cfg = TrainConfig.from_dict({**keys, **config}, source="train_pansharpen")
-    res = train(cfg, progress=log is not None)
-    train_recs = [json.loads(line) for line in
-                  (Path(out) / "log.jsonl").read_text(encoding="utf-8").splitlines()]
-    l1 = [r["l1"] for r in train_recs if r.get("kind") == "train" and "l1" in r]
-    return {"out": str(res.out), "seconds": res.seconds,
-            "final_l1": l1[-1] if l1 else float("nan"),
-            # the run's configuration as saved: with what the data decided (bands, statistics)
-            "config": load_run_config(Path(out) / "config.yaml").to_dict()}
+    loaded = load_run(run, task="pansharpen")
+    legacy = loaded.path / "config.json"
+    if loaded.path.is_dir() and legacy.is_file() and not (loaded.path / "config.yaml").is_file():
+        return loaded.model, json.loads(legacy.read_text())
+    return loaded.model, loaded.config.to_dict()
 
 
-def _build_legacy(config: dict[str, Any]) -> nn.Module:
-    """The network of a run folder of the earlier separate training loop (``config.json``)."""
-    kw = {"hdgfb_kwargs": {"hidden": config.get("hdgfb_hidden", 8)}} if config["leaf"] else {}
-    net = create_model("ship", n_feat=config["n_feat"], task="pansharpen",
-                       ms_bands=config["ms_bands"], ratio=config["ratio"], hdgfb=config["leaf"],
-                       **kw)
-    stats = config.get("normalisation")
-    return Standardised(net, **stats) if stats else net
+def __getattr__(name: str) -> Any:
+    where = MOVED.get(name)
+    if where is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    if name == "load_pansharpen":
+        return moved_name(__name__, name, where, _load_pansharpen)
+    if name == "train_pansharpen":
+        from hyperleaf.experiments import pansharpen  # a listed exception to the layers
 
+        return moved_name(__name__, name, where, pansharpen.train_pansharpen)
+    from hyperleaf.pansharpen import evaluation, network, patches
 
-def load_pansharpen(run: str | Path) -> tuple[nn.Module, dict[str, Any]]:
-    """``(network in eval mode, config)`` of a pan-sharpening run folder (or its
-    ``model.safetensors``); call the network as ``net(pan, lms)``.
-
-    Run folders of the engine (``config.yaml``: the config is its mapping, with ``ms_bands``
-    and ``ratio``) and of the earlier separate loop (``config.json``) both load. Raises
-    ``FileNotFoundError`` / ``ValueError`` naming the folder.
-    """
-    p = Path(run)
-    folder = p.parent if p.suffix == ".safetensors" else p
-    weights = folder / "model.safetensors"
-    if (folder / "config.yaml").is_file():
-        if not weights.is_file():
-            raise FileNotFoundError(f"{weights} not found (an unfinished run? it is written "
-                                    "when training ends)")
-        cfg = load_run_config(folder / "config.yaml")
-        if cfg.task != "pansharpen":
-            raise ValueError(f"{folder}: a {cfg.task!r} run, not a pan-sharpening run")
-        objective, cfg = load_run_files(folder / "config.yaml", weights)
-        return objective.net.eval(), cfg.to_dict()
-    legacy = folder / "config.json"
-    for f in (legacy, weights):
-        if not f.is_file():
-            raise FileNotFoundError(f"{f} not found (a pan-sharpening run folder is "
-                                    "expected: config.yaml or config.json, model.safetensors)")
-    config = json.loads(legacy.read_text())
-    if config.get("task") != "pansharpen":
-        raise ValueError(f"{folder} is not a pan-sharpening run")
-    net = _build_legacy(config)
-    load_model(net, str(weights), strict=True)
-    return net.eval(), config
+    module = {"hyperleaf.pansharpen.evaluation": evaluation,
+              "hyperleaf.pansharpen.patches": patches,
+              "hyperleaf.pansharpen.network": network}[where]
+    return moved_name(__name__, name, where, getattr(module, name))

@@ -30,6 +30,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DistributedSampler
 from tqdm.auto import tqdm
 
+from hyperleaf import distributed as hd
 from hyperleaf.atomic import (
     atomic_write_jsonl,
     atomic_write_path,
@@ -40,7 +41,6 @@ from hyperleaf.data.synthetic import sample_seed
 from hyperleaf.geometry import geoopt  # through geometry: it silences geoopt's import warnings
 from hyperleaf.optim import ForeachRiemannianAdam
 from hyperleaf.tasks import get_task
-from hyperleaf.train import distributed as hd
 from hyperleaf.train.build import copy_shared_init
 from hyperleaf.train.checkpoint import (
     FORMAT,
