@@ -4,7 +4,7 @@ Runs ``hyperleaf train`` (one thread per process, two processes at a time, ``nic
 configuration below, once for 1 step (the state "after the first step") and once for ``--steps``
 (default 100, what ``make demo`` runs), and prints the Markdown table of ``docs/training.md``
 ("A non-degenerate geometry") from the final validation records of ``log.jsonl``
-(:mod:`hyperleaf.train.diagnostics`):
+(:mod:`hyperleaf.tasks.diagnostics`):
 
 * saturated at the end: fraction of all stage vectors at the clipping radius (and which groups);
 * min spread ratio: over the 9 groups (stage x fused/visible/infrared), the smallest ratio of the

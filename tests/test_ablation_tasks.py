@@ -14,7 +14,7 @@ from hyperleaf.cli import main as cli_main
 from hyperleaf.experiments import PRESETS, AblationSpec, count_parameters, run_ablation
 from hyperleaf.experiments.render import file_ablation, render_file
 from hyperleaf.tasks import get_task
-from hyperleaf.train.build import load_run
+from tests.test_train import load_run
 
 
 def _nifti(path, arr):

@@ -13,7 +13,7 @@ import torch
 import yaml
 
 from hyperleaf.tasks import Task, get_task, list_tasks
-from hyperleaf.train import ConfigError, TrainConfig, load_run, train
+from hyperleaf.train import ConfigError, TrainConfig, train
 from hyperleaf.train.config import (
     GROUPED_NAMES,
     SECTION_OF,
@@ -23,7 +23,7 @@ from hyperleaf.train.config import (
     load_run_config,
     markdown_table,
 )
-from tests.test_train import TINY, tiny
+from tests.test_train import TINY, load_run, tiny
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -13,8 +13,9 @@ import hyperleaf
 from hyperleaf.nn.h2fr import to_ball
 from hyperleaf.nn.heads import LeafHead, radial_layer_norm
 from hyperleaf.tasks.diagnostics import saturation_mask
-from hyperleaf.train import ConfigError, TrainConfig, load_run, train
+from hyperleaf.train import ConfigError, TrainConfig, train
 from hyperleaf.train.config import load_run_config
+from tests.test_train import load_run
 
 F64 = torch.float64
 

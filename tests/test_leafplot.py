@@ -162,7 +162,8 @@ def test_collapsed_group_is_drawn_and_said(tmp_path):
 def test_leaf_plot_of_a_trained_run_separates_every_group_with_spread(tmp_path, capsys):
     from hyperleaf.cli import main
     from hyperleaf.tasks import get_task
-    from hyperleaf.train import TrainConfig, load_run, train
+    from hyperleaf.train import TrainConfig, train
+    from tests.test_train import load_run
 
     cfg = TrainConfig.from_dict({"steps": 3, "batch_size": 2, "crop": 16, "val_crop": 24,
                                  "val_size": 4, "train_size": 8, "n_feat": 4,

@@ -147,7 +147,7 @@ def test_leaf_unet3d_two_steps_on_nifti_volumes(tmp_path, capsys):
     train = [r for r in _records(out) if r["kind"] == "train"]
     assert train and math.isfinite(train[-1]["loss"])
     # the run folder rebuilds: config.yaml + model.safetensors load strictly
-    from hyperleaf.train import load_run
+    from tests.test_train import load_run
 
     objective, cfg = load_run(out)
     assert cfg.model == "leaf-unet3d"

@@ -12,10 +12,11 @@ import torch
 
 from hyperleaf.cli import main
 from hyperleaf.losses import ShipAuthorsLoss, saliency_map, ship_authors_loss, visible_mask
-from hyperleaf.train import ConfigError, TrainConfig, load_run, train
+from hyperleaf.train import ConfigError, TrainConfig, train
 from hyperleaf.train.build import build_objective
 from hyperleaf.train.init import init_objective
 from hyperleaf.train.trainer import _lr_lambda
+from tests.test_train import load_run
 
 TINY = {"steps": 2, "batch_size": 2, "crop": 16, "val_crop": 24, "val_size": 2,
         "train_size": 16, "n_feat": 4, "hdgfb_hidden": 8, "ball_dim": 4, "save_every": 100,

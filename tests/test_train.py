@@ -20,8 +20,11 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from hyperleaf.cli import main, parse_args
+from hyperleaf.losses.fusion import FusionLoss, sobel_magnitude
+from hyperleaf.metrics.segmentation import confusion_matrix, miou
+from hyperleaf.runs import load_run as load_run_folder
 from hyperleaf.tasks import get_task
-from hyperleaf.train import ConfigError, NonFiniteLossError, TrainConfig, Trainer, load_run, train
+from hyperleaf.train import ConfigError, NonFiniteLossError, TrainConfig, Trainer, train
 from hyperleaf.train.build import build_objective
 from hyperleaf.train.checkpoint import (
     NonFiniteStateError,
@@ -31,7 +34,6 @@ from hyperleaf.train.checkpoint import (
     save_checkpoint,
 )
 from hyperleaf.train.config import SECTION_OF
-from hyperleaf.train.losses import FusionLoss, confusion_matrix, miou, sobel_magnitude
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -46,6 +48,13 @@ def tiny(out, **kw) -> TrainConfig:
     task = get_task(kw.get("task", "fuse"))
     base = {k: v for k, v in TINY.items() if k in SECTION_OF or k in task.config_keys}
     return TrainConfig.from_dict({**base, "out": str(out), **kw})
+
+
+def load_run(path) -> tuple[torch.nn.Module, TrainConfig]:
+    """``(objective, config)`` of a finished run folder, through :func:`hyperleaf.runs.load_run`
+    (the one way runs load) with the trained objective rebuilt."""
+    run = load_run_folder(path, objective=True)
+    return run.objective, run.config
 
 
 def _records(run: Path, kind: str) -> list[dict]:
@@ -212,7 +221,7 @@ def test_plot_command(tmp_path, capsys):
 
 def test_disk_projection_keeps_geodesic_distance():
     from hyperleaf import dist, expmap0
-    from hyperleaf.train.leafplot import disk_coordinates
+    from hyperleaf.tasks.leafplot import disk_coordinates
 
     g = torch.Generator().manual_seed(1)
     c = 0.7
