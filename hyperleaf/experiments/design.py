@@ -162,8 +162,10 @@ class Preset:
     heldout_items: tuple[str, ...] = ()
 
 
-#: ``hyperleaf ablate --preset NAME``: sized for K >= 8 seeds x the arms in about an hour on
-#: 2 CPU cores (2 worker processes, 1 thread each); steps measured, see docs/training.md.
+#: ``hyperleaf ablate --preset NAME``: K >= 8 seeds x the arms on 2 CPU cores (2 worker
+#: processes, 1 thread each); ``fuse-hour`` sized for under an hour, ``pansharpen-hour`` and
+#: ``segment3d-hour`` for 20-25 minutes (measured 22.6 and 26.9 min); the sizing and the
+#: measured wall times are in docs/training.md, "Presets".
 PRESETS: dict[str, Preset] = {
     "fuse-hour": Preset(
         task="fuse", arms=("ship", "leaf", "hdgfb-only", "h2fr-only", "euclidean"), seeds=8,
