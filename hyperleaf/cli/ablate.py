@@ -7,9 +7,9 @@ reviewer accepts.
     hyperleaf ablate --task segment --data VOLUMES --config configs/small3d.yaml --arms ship,leaf --seeds 8 \\
         --out OUT
     hyperleaf ablate --task pansharpen --data scenes.h5 --arms ship,leaf,euclidean --out OUT
-    hyperleaf ablate --data ../shared/data/pansharpening/landsat7 --preset pansharpen-hour \
+    hyperleaf ablate --data ../shared/data/pansharpening/landsat7 --preset pansharpen-hour \\
         --workers 2 --out runs/abl-landsat
-    hyperleaf ablate --data ../shared/data/open_ms/volumes --preset segment3d-hour \
+    hyperleaf ablate --data ../shared/data/open_ms/volumes --preset segment3d-hour \\
         --workers 2 --out runs/abl-openms
 
 Presets (--preset, hyperleaf.experiments.PRESETS; each sized for K = 8 seeds on 2 cores,
