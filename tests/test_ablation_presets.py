@@ -56,6 +56,16 @@ def test_presets_are_listed_by_the_command_line(capsys):
         assert name in text
 
 
+def test_cli_heldout_items_errors(tmp_path, capsys):
+    d = tmp_path / "d"
+    d.mkdir()
+    assert cli_main(["ablate", "--data", str(d), "--out", str(tmp_path / "o"),
+                     "--heldout-items", "a"]) == 2
+    err = capsys.readouterr().err
+    assert "--heldout-items: only the segment task holds out named items" in err
+    assert not (tmp_path / "o").exists()
+
+
 def test_split_items_and_errors():
     assert split_items(["a", "b", "c"], ["c", "a"]) == (["b"], ["a", "c"])
     with pytest.raises(AblationError, match="heldout_items: 'z' is not an item") as e:
