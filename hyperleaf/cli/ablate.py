@@ -7,6 +7,15 @@ reviewer accepts.
     hyperleaf ablate --task segment --data VOLUMES --config configs/small3d.yaml --arms ship,leaf --seeds 8 \\
         --out OUT
     hyperleaf ablate --task pansharpen --data scenes.h5 --arms ship,leaf,euclidean --out OUT
+    hyperleaf ablate --data ../shared/data/pansharpening/landsat7 --preset pansharpen-hour \\
+        --workers 2 --out runs/abl-landsat
+    hyperleaf ablate --data ../shared/data/open_ms/volumes --preset segment3d-hour \\
+        --workers 2 --out runs/abl-openms
+
+Presets (--preset, hyperleaf.experiments.PRESETS; each sized for K = 8 seeds on 2 cores,
+docs/training.md "Presets"): fuse-hour (TNO or MSRS from scratch), fuse-finetune-hour (from
+--init, the SHIP authors' weights), pansharpen-hour (the Landsat 7 scenes: 1-8 train, 9-10
+held out), segment3d-hour (open_ms volumes: p19 trains, p07 held out; no euclidean arm).
 
 Arms: ship (plain SHIP, the reference), leaf (SHIP+LEAF, the configuration's H2FR), leaf-paper
 (the seed's paper-mode H2FR), hdgfb-only (HDGFB, no H2FR), h2fr-only (H2FR, no HDGFB) and
@@ -52,8 +61,9 @@ def register(subparsers) -> None:
                    help="the task every run trains (default fuse, or the preset's)")
     p.add_argument("--preset", default=None,
                    help="a named experiment (hyperleaf.experiments.PRESETS: fuse-hour, "
-                        "fuse-finetune-hour): its task, arms, seeds and budget; other flags "
-                        "override it")
+                        "fuse-finetune-hour, pansharpen-hour, segment3d-hour): its task, "
+                        "arms, seeds and budget; other flags override it (docs/training.md, "
+                        "\"Presets\")")
     p.add_argument("--seeds", default=None,
                    help="K (seeds 0..K-1) or a comma-separated list of seeds; K >= 2 "
                         "(default 3, or the preset's); verdicts need K >= 5")
@@ -66,6 +76,10 @@ def register(subparsers) -> None:
                    help="fuse: number of held-out pairs (default: --heldout-fraction of them)")
     p.add_argument("--heldout-fraction", type=float, default=0.25,
                    help="held-out share of the items, rounded, at least 1")
+    p.add_argument("--heldout-items", default=None,
+                   help="segment: comma-separated names of the items held out whole (e.g. "
+                        "p07; default: the last --heldout-fraction of them in name order, or "
+                        "the preset's)")
     p.add_argument("--metrics", default=None,
                    help="comma-separated metric names (fuse default: EN,SD,SF,MI,SCD,VIF,Qabf,"
                         "SSIM; segment: dice_1,iou_1,mdice,pixel_acc; pansharpen: Q,SAM,ERGAS,"
@@ -153,11 +167,14 @@ def run(args) -> int:
     arms = (tuple(a.strip() for a in args.arms.split(",") if a.strip()) if args.arms
             else (preset.arms if preset else ("ship", "leaf")))
     heldout = args.heldout if args.heldout is not None else (preset.heldout if preset else None)
+    heldout_items = (tuple(h.strip() for h in args.heldout_items.split(",") if h.strip())
+                     if args.heldout_items is not None
+                     else (preset.heldout_items if preset and task == preset.task else ()))
     spec = AblationSpec(
         data=args.data, out=args.out, seeds=seeds, arms=arms, config=config, heldout=heldout,
         heldout_fraction=args.heldout_fraction, metrics=metrics, convention=args.convention,
         workers=args.workers, level=args.level, task=task, min_effect=min_effect or None,
-        n_boot=args.n_boot, command=shlex.join(["hyperleaf", "ablate", *sys.argv[2:]])
+        n_boot=args.n_boot, heldout_items=heldout_items or None, command=shlex.join(["hyperleaf", "ablate", *sys.argv[2:]])
         if len(sys.argv) > 1 and sys.argv[1] == "ablate" else None)
     try:
         record = run_ablation(spec)

@@ -41,7 +41,8 @@ from hyperleaf.metrics.registry import check_convention, get, resolve
 
 __all__ = ["ARMS", "ARM_LABELS", "TASKS", "DEFAULT_METRICS", "TASK_METRICS", "MIN_EFFECT",
            "LOWER_IS_BETTER", "MIN_SEEDS_FOR_VERDICT", "PRESETS", "AblationError",
-           "AblationSpec", "heldout_count", "split_by_name", "make_split_view", "parse_seeds",
+           "AblationSpec", "heldout_count", "split_by_name", "make_split_view", "split_items",
+           "make_item_view", "parse_seeds",
            "higher_is_better", "min_effect_of"]
 
 #: The arms: TrainConfig keys each arm sets over the shared configuration.
@@ -158,10 +159,13 @@ class Preset:
     config: dict[str, Any] = field(default_factory=dict)
     heldout: int | None = None
     note: str = ""
+    heldout_items: tuple[str, ...] = ()
 
 
-#: ``hyperleaf ablate --preset NAME``: sized for K >= 8 seeds x the arms in about an hour on
-#: 2 CPU cores (2 worker processes, 1 thread each); steps measured, see docs/training.md.
+#: ``hyperleaf ablate --preset NAME``: K >= 8 seeds x the arms on 2 CPU cores (2 worker
+#: processes, 1 thread each); ``fuse-hour`` sized for under an hour, ``pansharpen-hour`` and
+#: ``segment3d-hour`` for 20-25 minutes (measured 22.6 and 26.9 min); the sizing and the
+#: measured wall times are in docs/training.md, "Presets".
 PRESETS: dict[str, Preset] = {
     "fuse-hour": Preset(
         task="fuse", arms=("ship", "leaf", "hdgfb-only", "h2fr-only", "euclidean"), seeds=8,
@@ -174,6 +178,26 @@ PRESETS: dict[str, Preset] = {
                 "val_crop": 64},
         heldout=5,
         note="fine-tuning from the SHIP authors' weights (give --init); 3 arms x 8 seeds"),
+    "pansharpen-hour": Preset(
+        task="pansharpen", arms=("ship", "leaf", "hdgfb-only", "euclidean"), seeds=8,
+        config={"steps": 80, "crop": 32, "batch_size": 8, "lr": 1e-3, "n_feat": 8,
+                "val_crop": 400, "val_index": "8-9", "sensor": "landsat7",
+                "hdgfb_mode": "geodesic"},
+        note="the ten Landsat 7 scenes (K_pan.mat + K_ms.mat): scenes 1-8 train, 9-10 held "
+             "out whole (Wald-reduced); geodesic HDGFB so that the euclidean arm is its c -> 0 "
+             "limit; the paper's arms (c = 0.5, c -> 0, no H2FR) and SHIP: 4 arms x 8 seeds"),
+    "segment3d-hour": Preset(
+        task="segment", arms=("ship", "leaf"), seeds=8,
+        config={"recipe": "leaf-authors", "model": "leaf-unet3d", "widths3d": [8, 16, 32],
+                "feature_dim": 64, "hdgfb_hidden": 64, "mlp_dim": 128,
+                "leaf_mode": "corrected", "modality_groups": [[0, 1], [3, 2]], "crop": 32,
+                "batch_size": 1, "lesion_fraction": 0.5, "lr": 5e-4, "lr_min": 5e-5,
+                "lr_per_epoch": False, "steps": 120},
+        heldout_items=("p07",),
+        note="open_ms volumes (2 patients): p19 trains, p07 is held out whole; "
+             "leaf-unet3d as benchmarks/leafunet_openms.py; no euclidean arm (the segment "
+             "task's networks have no c -> 0 switch); 2 arms x 8 seeds (a whole held-out "
+             "volume costs about a minute per evaluation, two per run)"),
 }
 
 
@@ -251,6 +275,66 @@ def make_split_view(train: Sequence[Any], heldout: Sequence[Any], folder: str | 
     return root
 
 
+def split_items(names: Sequence[str], heldout_items: Sequence[str]
+                ) -> tuple[list[str], list[str]]:
+    """``(train, heldout)`` names of a segmentation folder's items when ``heldout_items`` name
+    the held-out ones (each must be an item; at least one item must remain to train). Both
+    parts keep the order of ``names``.
+
+    >>> split_items(["p07", "p19"], ["p07"])
+    (['p19'], ['p07'])
+    """
+    names = list(names)
+    held = list(dict.fromkeys(heldout_items))
+    unknown = [h for h in held if h not in names]
+    if unknown:
+        raise AblationError(f"heldout_items: {unknown[0]!r} is not an item of the data (items: "
+                            f"{', '.join(names)})", "heldout_items")
+    if not 1 <= len(held) <= len(names) - 1:
+        raise AblationError(f"heldout_items: expected 1 to {len(names) - 1} of the "
+                            f"{len(names)} items, got {len(held)}", "heldout_items")
+    return [n for n in names if n not in held], [n for n in names if n in held]
+
+
+def _data_suffix(path: Path) -> str:
+    name = path.name
+    return ".nii.gz" if name.lower().endswith(".nii.gz") else path.suffix
+
+
+def make_item_view(items: Sequence[tuple[str, dict[str, Path]]], heldout: Sequence[str],
+                   folder: str | Path) -> Path:
+    """A flat segmentation folder (``CASE_KEY.ext`` links, absolute targets) in which each
+    item ``(name, {key: file})`` becomes case ``fit-NAME`` or, when ``name`` is in
+    ``heldout``, ``held-NAME``. ``fit-`` sorts before ``held-``, so the segment task's split
+    (the last ``round(val_fraction N)`` items in name order validate) with ``val_fraction =
+    len(heldout) / N`` trains on exactly the other items and validates on ``heldout``.
+    Returns ``folder``.
+
+    >>> import tempfile
+    >>> d = Path(tempfile.mkdtemp())
+    >>> files = {k: d / f"p1_{k}.png" for k in ("a", "b", "label")}
+    >>> for f in files.values():
+    ...     _ = f.write_bytes(b"")
+    >>> view = make_item_view([("p1", files), ("p2", files)], ["p1"], d / "view")
+    >>> sorted(p.name for p in view.iterdir())[:4]
+    ['fit-p2_a.png', 'fit-p2_b.png', 'fit-p2_label.png', 'held-p1_a.png']
+    """
+    root = Path(folder)
+    root.mkdir(parents=True, exist_ok=True)
+    held = set(heldout)
+    for name, files in items:
+        prefix = "held-" if name in held else "fit-"
+        for key, src in files.items():
+            link = root / f"{prefix}{name}_{key}{_data_suffix(Path(src))}"
+            target = Path(src).resolve()
+            if link.is_symlink() and Path(os.readlink(link)) == target:
+                continue
+            if link.exists() or link.is_symlink():
+                link.unlink()
+            link.symlink_to(target)
+    return root
+
+
 # --------------------------------------------------------------------------- specification
 
 #: TrainConfig keys the ablation sets itself for every run (a configuration may not).
@@ -263,7 +347,10 @@ class AblationSpec:
     """What to run. ``config``: TrainConfig keys shared by every run (``steps``, ``crop``,
     ``recipe``, ``init``, ...); the ablation sets ``seed``, ``data``, ``val_fraction`` (fuse),
     ``out``, ``task``, ``shared_init`` and the arm's keys itself. ``min_effect``: per-metric
-    overrides of :data:`MIN_EFFECT`. ``n_boot``: hierarchical bootstrap replicates."""
+    overrides of :data:`MIN_EFFECT`. ``n_boot``: hierarchical bootstrap replicates.
+    ``heldout_items`` (segment only): the names of the items to hold out (default: the task's
+    split, the last ``round(heldout_fraction N)`` in name order); the runs then read a view of
+    the data (``OUT/data``, :func:`make_item_view`)."""
 
     data: str
     out: str
@@ -280,6 +367,7 @@ class AblationSpec:
     min_effect: dict[str, float] | None = None
     n_boot: int = 10000
     command: str | None = None
+    heldout_items: tuple[str, ...] | None = None
 
     def validate(self) -> AblationSpec:
         """Check every argument (no file is written); raises :class:`AblationError`."""
@@ -331,6 +419,15 @@ class AblationSpec:
         if not isinstance(self.n_boot, int) or self.n_boot < 100:
             raise AblationError(f"n_boot: expected an integer >= 100, got {self.n_boot!r}",
                                 "n_boot")
+        if self.heldout_items:
+            if self.task != "segment":
+                raise AblationError(f"heldout_items: only the segment task holds out named "
+                                    f"items (fuse: heldout; pansharpen: val_index), got task "
+                                    f"{self.task!r}", "heldout_items")
+            if not all(isinstance(h, str) and h for h in self.heldout_items):
+                raise AblationError(f"heldout_items: expected item names, got "
+                                    f"{self.heldout_items!r}", "heldout_items")
+            self.heldout_items = tuple(self.heldout_items)
         clash = sorted(OWN_KEYS & set(self.config or {}))
         if clash:
             raise AblationError(f"config: {', '.join(clash)} are set by the ablation itself "

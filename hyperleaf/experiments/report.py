@@ -42,6 +42,16 @@ def _label(a: str) -> str:
     return ARM_LABELS.get(a, a)
 
 
+#: Per task, the configuration keys the report's "Budget per run" line shows.
+_BUDGET_KEYS: dict[str, tuple[str, ...]] = {
+    "fuse": ("steps", "batch_size", "crop", "lr", "n_feat", "loss", "recipe", "init"),
+    "pansharpen": ("steps", "batch_size", "crop", "lr", "n_feat", "hdgfb_mode", "h2fr_weight",
+                   "sensor", "val_index", "val_crop"),
+    "segment": ("steps", "batch_size", "crop", "lr", "recipe", "model", "widths3d",
+                "leaf_mode", "lesion_fraction", "h2fr_weight", "init"),
+}
+
+
 def markdown_report(record: dict[str, Any]) -> str:
     """The tables ``hyperleaf ablate`` prints (and writes to ``ablation.md``), from the
     ``ablation.json`` record: the unit of replication, the per-arm means with their interval
@@ -53,13 +63,19 @@ def markdown_report(record: dict[str, Any]) -> str:
     k = len(seeds)
     pct = f"{100 * summ['level']:g} %"
     cfg = record["config"]
-    budget = ", ".join(f"{key} {cfg[key]}" for key in ("steps", "batch_size", "crop", "lr",
-                                                        "n_feat", "loss", "recipe", "init")
+    task = record.get("task", "fuse")
+    budget = ", ".join(f"{key} {cfg[key]}" for key in _BUDGET_KEYS.get(task, _BUDGET_KEYS["fuse"])
                        if cfg.get(key) is not None)
     n_img = len(split["heldout"])
+    if task == "fuse":
+        trained = f"{len(split['train'])} training items"
+    elif task == "segment":
+        trained = f"{len(split['train'])} training item(s) ({', '.join(split['train'])})"
+    else:  # pansharpen: the training samples are tiles, counted
+        trained = ", ".join(split["train"])
     lines = [
-        f"Task: {record.get('task', 'fuse')}. Data: {record['data']}; "
-        f"{len(split['train'])} training items, {n_img} held out ({split['rule']}): "
+        f"Task: {task}. Data: {record['data']}; "
+        f"{trained}, {n_img} held out ({split['rule']}): "
         f"{', '.join(split['heldout'])}.",
         f"Budget per run: {budget}. Seeds: {', '.join(map(str, seeds))} (K = {k}).",
         f"{summ['unit']} (a) interval over the K = {k} seeds of the per-run means over the "

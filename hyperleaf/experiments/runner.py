@@ -11,7 +11,10 @@ Tasks:
   ``round(val_fraction N)`` items in name order, ``val_fraction`` = ``heldout_fraction``;
   pansharpen: ``val_index`` or ``val_fraction``). Each held-out item is scored alone by the
   task's evaluation (:meth:`hyperleaf.tasks.Task.evaluate` on a one-item set): per-item Dice /
-  IoU, or Q / SAM / ERGAS / SCC / Q2n.
+  IoU, or Q / SAM / ERGAS / SCC / Q2n. With a single held-out item, its score is the run's
+  final validation (the same evaluation of the same weights), not computed twice. Segment:
+  ``heldout_items`` names the held-out items instead (the runs read ``OUT/data``, a view of
+  links, :func:`~hyperleaf.experiments.design.make_item_view`).
 
 Outputs in ``OUT``: ``runs/ARM-seedK/`` (each a run folder plus ``heldout.json``),
 ``ablation.json`` (every run's per-image and mean scores, parameter counts, the summary, the
@@ -35,14 +38,17 @@ import numpy as np
 import torch
 
 from hyperleaf.atomic import atomic_write_text, check_writable_location
+from hyperleaf.data.segmentation import SegmentationFolder
 from hyperleaf.experiments.design import (
     ARMS,
     AblationError,
     AblationSpec,
     heldout_count,
     higher_is_better,
+    make_item_view,
     make_split_view,
     split_by_name,
+    split_items,
 )
 from hyperleaf.experiments.report import (
     csv_text,
@@ -132,10 +138,17 @@ def _item_name(ds: Any, i: int) -> str:
     return f"item{i:03d}"
 
 
-def _task_images(cfg: TrainConfig, metrics: Sequence[str]) -> list[dict[str, Any]]:
+def _task_images(cfg: TrainConfig, metrics: Sequence[str],
+                 val_last: dict[str, float] | None = None) -> list[dict[str, Any]]:
+    """Per-item scores of the run ``cfg.out`` on its validation items. With one item, the
+    run's final validation (``val_last``: the task's evaluation of the same weights on that
+    item, at the end of training) is that item's score and is not computed a second time (a
+    whole 3-D volume costs minutes on a CPU)."""
     loaded = load_run(cfg.out, objective=True)  # the task's evaluation scores the loss terms
     objective, saved, task = loaded.objective, loaded.config, loaded.task
     _, val_set = task.datasets(saved)
+    if len(val_set) == 1 and val_last and all(m in val_last for m in metrics):
+        return [{"image": _item_name(val_set, 0), **{m: float(val_last[m]) for m in metrics}}]
     images = []
     for i in range(len(val_set)):
         scores = task.evaluate(saved, objective, _OneItem(val_set, i), torch.device("cpu"))
@@ -178,7 +191,7 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
                           _fuse_gray(net, read_gray(pair.ir), read_gray(pair.vis)))
                 images.append(evaluate_pair(fused_dir, pair, job["metrics"], job["convention"]))
         else:
-            images = _task_images(cfg, job["metrics"])
+            images = _task_images(cfg, job["metrics"], dict(result.val_last))
     finally:
         torch.set_num_threads(threads)
     t_eval = time.perf_counter() - t1
@@ -293,29 +306,71 @@ def _fuse_plan(spec: AblationSpec, out: Path):
     return configs, split, inputs, heldout_files, prepare
 
 
+def _segment_items(data: Path) -> list[tuple[str, dict[str, Path]]]:
+    """``(name, {modality or label key: file})`` of every item of a segmentation folder."""
+    try:
+        folder = SegmentationFolder(data, check="names")
+    except (ValueError, OSError) as exc:
+        raise AblationError(f"data: {exc}", "data") from None
+    keys = (*folder.modalities, folder.label_dir)
+    return [(name, dict(zip(keys, (*mods, label), strict=True)))
+            for name, (mods, label) in zip(folder.names, folder.items, strict=True)]
+
+
 def _task_plan(spec: AblationSpec, out: Path):
     data = Path(spec.data)
     if not data.exists():
         raise AblationError(f"data: {data} does not exist", "data")
     vf = spec.heldout_fraction if spec.task == "segment" else None
+    view, items, held_names = None, [], []
+    if spec.heldout_items:
+        # the runs read OUT/data, links named so that the task's own split holds out exactly
+        # these items (make_item_view)
+        items = _segment_items(data)
+        _, held_names = split_items([n for n, _ in items], spec.heldout_items)
+        view, vf = out / "data", len(held_names) / len(items)
     try:
-        configs = {(a, s): _run_config(spec, a, s, data.resolve(), vf)
+        configs = {(a, s): _run_config(spec, a, s, (view or data).resolve(), vf)
                    for s in spec.seeds for a in spec.arms}
         cfg = TrainConfig.from_dict(next(iter(configs.values())), source="ablation")
         task = get_task(spec.task)
-        train_set, val_set = task.datasets(cfg)
+        if view is None:
+            train_set, val_set = task.datasets(cfg)
+        else:  # the data checked as they are; the view is written by prepare()
+            train_set, val_set = task.datasets(cfg.replace(data=str(data.resolve())))
     except ConfigError as exc:
         raise AblationError(str(exc), exc.key or "config") from None
     except (ValueError, OSError) as exc:
         raise AblationError(f"data: {exc}", "data") from None
     rule = ("the task's validation split (segment: the last round(val_fraction N) items in "
             "name order; pansharpen: val_index or val_fraction)")
+    if view is not None:
+        rule = "the items named by heldout_items (segment), each held out whole"
+    train_names = [_item_name(train_set, i) for i in range(len(train_set))]
+    held = [_item_name(val_set, i) for i in range(len(val_set))]
+    if view is not None:
+        train_names = [n for n, _ in items if n not in held_names]
+        held = list(held_names)
     split = {"rule": rule, "n_pairs": len(train_set) + len(val_set),
-             "train": [_item_name(train_set, i) for i in range(len(train_set))]
-             if spec.task == "segment" else [f"{len(train_set)} training tiles"],
-             "heldout": [_item_name(val_set, i) for i in range(len(val_set))]}
+             "train": train_names if spec.task == "segment"
+             else [f"{len(train_set)} training tiles"],
+             "heldout": held}
     inputs = sorted(p for p in (data.rglob("*") if data.is_dir() else [data]) if p.is_file())
-    return configs, split, inputs, [], lambda: None
+
+    def prepare() -> None:
+        if view is None:
+            return
+        make_item_view(items, held_names, view)
+        # The view must split exactly as intended; check with the task's own rule.
+        fit_set, val_view = task.datasets(cfg)
+        got_held = sorted(_item_name(val_view, i) for i in range(len(val_view)))
+        got_fit = sorted(_item_name(fit_set, i) for i in range(len(fit_set)))
+        if (got_held != sorted(f"held-{n}" for n in held_names)
+                or got_fit != sorted(f"fit-{n}" for n in train_names)):
+            raise AblationError(f"data: the split view {view} does not split as intended "
+                                "(stale files from another ablation? use a new `out`)", "out")
+
+    return configs, split, inputs, [], prepare
 
 
 def run_ablation(spec: AblationSpec, report: Callable[[str], None] | None = None
