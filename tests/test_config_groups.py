@@ -280,3 +280,32 @@ def test_two_curvatures_each_reaches_its_own_part():
 def test_leaf_unet_refuses_a_second_curvature():
     with pytest.raises(ConfigError, match="^hdgfb_curvature: leaf-unet3d has one curvature"):
         TrainConfig(task="segment", model="leaf-unet3d", hdgfb_curvature=0.3).validate()
+
+
+def _number_or_text(text: str):
+    value = yaml.safe_load(text)
+    try:  # YAML 1.1 reads 1e-4 as text
+        return float(value) if isinstance(value, str) else value
+    except ValueError:
+        return value
+
+
+def test_the_leaf_authors_recipe_table_in_the_docs_is_the_recipe():
+    """docs/segmentation.md lists `--recipe leaf-authors`'s keys and values: every row equals
+    the recipe the segment task declares (a key or value changed in one place only fails)."""
+    from hyperleaf.train.config import RECIPES
+
+    doc = (ROOT / "docs" / "segmentation.md").read_text(encoding="utf-8")
+    table = doc.split("`--recipe leaf-authors` sets these", 1)[1].split("\n\n", 2)[1]
+    listed = {}
+    for row in table.splitlines()[2:]:
+        keys, values = (c.strip() for c in row.strip("|").split("|")[:2])
+        keys = [k.strip(" `") for k in keys.split(",")]
+        values = [_number_or_text(v.strip(" `")) for v in values.split(",")]
+        if len(values) == 1:  # one value for several keys (crop, val_crop)
+            values = values * len(keys)
+        assert len(keys) == len(values), row
+        listed.update(zip(keys, values))
+    recipe = dict(RECIPES["leaf-authors"])
+    assert recipe.pop("task") == "segment"
+    assert listed == recipe
