@@ -3,7 +3,9 @@
 ``results/ship_golden.json``: max |output - golden| on the two TNO pairs the authors' golden
 outputs exist for (1 and 8), for ``SHIP(fast=True)`` (default), ``SHIP(fast=False)`` (term by
 term) and ``benchmarks/ship_transcription.py`` with and without the centred convolutions of
-the interaction InvBlocks' ``F`` branch (the transcription's ``UNetConvBlock.centre``).
+the interaction InvBlocks' ``F`` branch (the transcription's ``UNetConvBlock.centre``), each
+at every thread count of ``--threads`` (float32 rounding depends on it), and the transcription
+without the centring in float64.
 
 ``results/ship_tiling.json``: how far ``hyperleaf.models.tiled_forward`` is from a whole-image
 pass on TNO pair 8, in 8-bit levels (both outputs clamped to [0, 1] and rounded to 8 bits as
@@ -11,9 +13,9 @@ pass on TNO pair 8, in 8-bit levels (both outputs clamped to [0, 1] and rounded 
 
 Both record the commit, the command, the configuration, the inputs (with SHA-256), the
 hardware and the wall time; docs/ship.md renders them (``python -m
-hyperleaf.experiments.render``). Run (about a minute on 2 cores)::
+hyperleaf.experiments.render``). Run (about three minutes on 2 cores)::
 
-    nice python benchmarks/ship_results.py --shared /work/shared --threads 2
+    nice python benchmarks/ship_results.py --shared /work/shared --threads 1,2
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from hyperleaf.compat import ship_from_official  # noqa: E402
 from hyperleaf.compat.ship import load_official_state_dict  # noqa: E402
 from hyperleaf.experiments.report import RESULTS_FORMAT, provenance  # noqa: E402
 from hyperleaf.io import read_gray, to_uint8  # noqa: E402
-from hyperleaf.models import tiled_forward  # noqa: E402
+from hyperleaf.models import SHIP, tiled_forward  # noqa: E402
 
 GOLDEN_PAIRS = (1, 8)
 TILING_PAIR = 8
@@ -62,46 +64,58 @@ def _pair(tno: Path, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     return vis, ir
 
 
-def golden_record(shared: Path, command: str) -> dict:
-    """The golden-reproduction table (see the module docstring)."""
+def golden_record(shared: Path, threads: list[int], command: str) -> dict:
+    """The golden-reproduction table (see the module docstring): every float32 path at each
+    of ``threads``, and the transcription evaluated in float64."""
     t0 = time.perf_counter()
     tno, weights = shared / "data" / "tno", shared / "checkpoints" / "ship_irvis_official.pth"
     ship = ship_from_official(weights)
+
+    def with_fast(fast: bool) -> SHIP:
+        ship.fast = fast
+        return ship
+
     paths = [
-        ("`fast=True` (default)", lambda: setattr(ship, "fast", True) or ship),
-        ("`fast=False` (term by term)", lambda: setattr(ship, "fast", False) or ship),
+        ("`fast=True` (default)", lambda: with_fast(True), torch.float32),
+        ("`fast=False` (term by term)", lambda: with_fast(False), torch.float32),
         ("transcription (`benchmarks/ship_transcription.py`), centred",
-         lambda: transcription(weights, True)),
-        ("transcription without the centring", lambda: transcription(weights, False)),
+         lambda: transcription(weights, True), torch.float32),
+        ("transcription without the centring", lambda: transcription(weights, False),
+         torch.float32),
     ]
-    rows, values, inputs = [], {}, [weights]
-    goldens = {}
+    goldens, inputs = {}, [weights]
     for k in GOLDEN_PAIRS:
         goldens[k] = np.load(shared / "golden" / f"ship_irvis_golden_{k}.npy")
         inputs += [shared / "golden" / f"ship_irvis_golden_{k}.npy", tno / f"VIS{k}.png",
                    tno / f"IR{k}.png"]
-    for label, make in paths:
+    runs = [(label, make, dtype, n) for n in threads for label, make, dtype in paths]
+    runs.append(("transcription without the centring, **float64**",
+                 lambda: transcription(weights, False).double(), torch.float64, max(threads)))
+    rows, values = [], []
+    for label, make, dtype, n in runs:
+        torch.set_num_threads(n)
         net = make()
         diffs = []
         for k in GOLDEN_PAIRS:
             with torch.inference_mode():
-                out = net(*_pair(tno, k))[0, 0].numpy()
+                out = net(*(t.to(dtype) for t in _pair(tno, k)))[0, 0].numpy()
             if out.shape != goldens[k].shape:
                 raise ValueError(f"golden {k}: shape {goldens[k].shape}, output {out.shape}")
             diffs.append(float(np.abs(out.astype(np.float64) - goldens[k]).max()))
-        values[label] = dict(zip((f"pair {k}" for k in GOLDEN_PAIRS), diffs))
-        rows.append([label, *(f"{d:.2g}" for d in diffs)])
-        print(label, diffs, file=sys.stderr, flush=True)
+        values.append({"path": label, "threads": n, "dtype": str(dtype),
+                       **{f"pair {k}": d for k, d in zip(GOLDEN_PAIRS, diffs)}})
+        rows.append([label, n, *(f"{d:.2g}" for d in diffs)])
+        print(label, n, diffs, file=sys.stderr, flush=True)
     ship.fast = True
     return {
         "results_format": RESULTS_FORMAT, "kind": "table",
         "caption": (f"max |hyperleaf − golden| over the pixels of TNO pairs "
                     f"{' and '.join(map(str, GOLDEN_PAIRS))} (authors' weights, output "
-                    f"unclamped, float32; torch {torch.__version__}, "
-                    f"{torch.get_num_threads()} threads)."),
-        "columns": ["path", *(f"pair {k}" for k in GOLDEN_PAIRS)],
+                    f"unclamped; float32 unless marked; torch {torch.__version__}, "
+                    "`threads` = torch CPU threads)."),
+        "columns": ["path", "threads", *(f"pair {k}" for k in GOLDEN_PAIRS)],
         "rows": rows, "values": values,
-        "config": {"pairs": list(GOLDEN_PAIRS), "threads": torch.get_num_threads()},
+        "config": {"pairs": list(GOLDEN_PAIRS), "threads": threads},
         "wall_seconds": time.perf_counter() - t0,
         **provenance(inputs, command),
     }
@@ -145,13 +159,20 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--shared", type=Path, required=True,
                     help="the shared folder (data/tno, golden/, checkpoints/)")
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", default="1,2",
+                    help="torch CPU threads, comma-separated: the golden table measures each; "
+                         "the tiling table uses the largest")
     ap.add_argument("--tiles", default="192/32,160/48", help="TILE/OVERLAP, comma-separated")
     ap.add_argument("--golden-out", default="results/ship_golden.json")
     ap.add_argument("--tiling-out", default="results/ship_tiling.json")
     args = ap.parse_args(argv)
-    if args.threads < 1:
-        raise SystemExit(f"--threads: expected >= 1, got {args.threads}")
+    try:
+        threads = [int(n) for n in args.threads.split(",")]
+        if min(threads) < 1:
+            raise ValueError
+    except ValueError:
+        raise SystemExit(f"--threads: expected integers >= 1, comma-separated, got "
+                         f"{args.threads!r}") from None
     try:
         tiles = [tuple(int(v) for v in t.split("/")) for t in args.tiles.split(",")]
         if any(len(t) != 2 for t in tiles):
@@ -159,12 +180,14 @@ def main(argv=None) -> int:
     except ValueError:
         raise SystemExit(f"--tiles: expected TILE/OVERLAP[,TILE/OVERLAP...], got "
                          f"{args.tiles!r}") from None
-    torch.set_num_threads(args.threads)
     command = shlex.join(["python", *sys.argv])
-    for out, rec in ((args.golden_out, golden_record(args.shared, command)),
-                     (args.tiling_out, tiling_record(args.shared, tiles, command))):
-        atomic_write_text(out, json.dumps(rec, indent=1) + "\n")
-        print(f"wrote {out}")
+    rec = golden_record(args.shared, threads, command)
+    atomic_write_text(args.golden_out, json.dumps(rec, indent=1) + "\n")
+    print(f"wrote {args.golden_out}")
+    torch.set_num_threads(max(threads))
+    rec = tiling_record(args.shared, tiles, command)
+    atomic_write_text(args.tiling_out, json.dumps(rec, indent=1) + "\n")
+    print(f"wrote {args.tiling_out}")
     return 0
 
 
