@@ -182,8 +182,8 @@ def conventions_record(pairs, args, seconds_before: float) -> dict:
     files += [args.data / f"{s}{k}.png" for k, _ in pairs for s in ("IR", "VIS")]
     return {
         "results_format": RESULTS_FORMAT, "kind": "table",
-        "caption": (f"Means over the {n} TNO pairs fused by `{args.fused.name}/` (8-bit PNGs; "
-                    "see the command in the text), in the two conventions: the metrics whose "
+        "caption": (f"Means over the {n} pairs of `--data` fused into `--fused` (8-bit PNGs, "
+                    "SHA-256 in the file), in the two conventions: the metrics whose "
                     f"means differ. The other {len(same)} ({', '.join(same)}) have equal means "
                     "in both (all means in the file's `values`)."),
         "columns": ["metric", "direction", "standard", "mmif"],
