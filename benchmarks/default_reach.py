@@ -3,7 +3,7 @@
 Runs ``hyperleaf train --steps STEPS --seed SEED --out RUNS/leaf`` and the same with
 ``--no-leaf`` (the default configuration: synthetic data, its 8 embedded validation samples),
 one after the other under ``nice``, and writes ``results/default_reach.json`` (``kind: table``:
-the final validation record of each run and the first/last logged training loss; commit,
+the first and final validation records of each run and the first/last logged training loss; commit,
 command, configuration, inputs (none: the data is synthetic), hardware, wall time), which
 docs/training.md ("What the embedded default reaches") renders. One seed: a description of what
 the demo does, not a comparison (``hyperleaf ablate`` is the comparison). Under a minute per run
@@ -37,8 +37,13 @@ VAL_ROWS = [
     ("gradient loss (Sobel)", "gradient", ".4f"),
     ("SSIM(F, I_ir), higher is better", "ssim_ir", ".4f"),
     ("SSIM(F, I_vis), higher is better", "ssim_vis", ".4f"),
-    ("fraction of samples ordered as H2FR asks", "order_all", ".4f"),
     ("stage vectors saturated (at the clipping radius)", "saturated", ".0%"),
+]
+
+#: (row label, key) shown as "value at step 0 -> value at the last step"
+ORDER_ROWS = [
+    ("fraction of samples ordered as H2FR asks, step 0 -> last", "order_all"),
+    ("the same on uniform noise (null control), step 0 -> last", "null_noise_order_all"),
 ]
 
 
@@ -54,7 +59,8 @@ def train_run(runs: Path, name: str, extra: list[str], steps: int, seed: int) ->
             r.get("kind") == "val" and r.get("step") == steps for r in _records(out)):
         return out
     cmd = ["nice", "-n", "10", sys.executable, "-m", "hyperleaf", "train", "--steps",
-           str(steps), "--seed", str(seed), "--out", str(out), "--device", "cpu", *extra]
+           str(steps), "--seed", str(seed), "--out", str(out), "--device", "cpu",
+           "--no-progress", *extra]
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     return out
 
@@ -69,18 +75,21 @@ def main(argv=None) -> int:
     if args.steps < 1:
         raise SystemExit(f"--steps: expected >= 1, got {args.steps}")
     t0 = time.perf_counter()
-    vals, trains = {}, {}
+    vals, firsts, trains = {}, {}, {}
     for label, name, extra in RUNS:
         recs = _records(train_run(args.runs, name, extra, args.steps, args.seed))
         val = [r for r in recs if r.get("kind") == "val"]
         if not val or val[-1].get("step") != args.steps:
             raise RuntimeError(f"{name}: no validation record at step {args.steps}")
         vals[label] = {k: v for k, v in val[-1].items() if isinstance(v, (int, float))}
+        firsts[label] = {k: v for k, v in val[0].items() if isinstance(v, (int, float))}
         losses = [r["loss"] for r in recs if r.get("kind") == "train"]
         trains[label] = (losses[0], losses[-1])
     labels = [label for label, _, _ in RUNS]
     rows = [[text, *(format(vals[c][key], fmt) if key in vals[c] else "n/a" for c in labels)]
             for text, key, fmt in VAL_ROWS]
+    rows += [[text, *(f"{firsts[c][key]:.0%} -> {vals[c][key]:.0%}" if key in vals[c]
+                      else "n/a" for c in labels)] for text, key in ORDER_ROWS]
     rows.append(["training loss, first -> last logged",
                  *(f"{trains[c][0]:.3f} -> {trains[c][1]:.3f}" for c in labels)])
     record = {
@@ -90,7 +99,8 @@ def main(argv=None) -> int:
                     "validation record at the last step, and the training loss of the first "
                     "and last logged window."),
         "columns": [f"validation metric (step {args.steps}, seed {args.seed})", *labels],
-        "rows": rows, "values": {"val_last": vals, "train_loss_first_last": trains},
+        "rows": rows, "values": {"val_first": firsts, "val_last": vals,
+                                            "train_loss_first_last": trains},
         "config": {"steps": args.steps, "seed": args.seed,
                    "commands": {c: shlex.join(["hyperleaf", "train", "--steps",
                                                str(args.steps), "--seed", str(args.seed),
