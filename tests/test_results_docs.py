@@ -114,3 +114,13 @@ def test_table_rows_agree_with_the_raw_values_on_file():
     assert [r[0] for r in conv["rows"]] == [m for m in std if std[m] != mmif[m]]
     for row in conv["rows"]:
         assert row[2:] == [f"{std[row[0]]:.6f}", f"{mmif[row[0]]:.6f}"]
+
+
+def test_metric_conventions_measure_the_images_of_the_ship_tno_table():
+    """docs/metrics.md's convention means are of the same fused PNGs (by SHA-256) as
+    docs/ship.md's per-image table of the authors' weights."""
+    def fused(name: str) -> dict[str, str]:  # the PNG inputs outside the TNO folder
+        return {Path(i["name"]).name: i["sha256"] for i in _load(name)["inputs"]
+                if "/data/tno/" not in i["name"] and i["name"].endswith(".png")}
+    ship, conv = fused("ship_tno_official.json"), fused("metric_conventions_tno.json")
+    assert len(ship) == 21 and ship == conv
