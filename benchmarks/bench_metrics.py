@@ -6,16 +6,23 @@ default, the rounded average of the two sources. For every pair, the ten origina
 from :func:`hyperleaf.metrics.evaluate` (``uint8`` inputs) and from
 ``metrics_transcription.evaluate`` (float64) must agree to 1e-10 relative; the timing is the
 median over interleaved repetitions of all ten metrics on ``--time-pairs`` pairs. ``--conventions``
-also prints the means of every metric in both conventions (docs/metrics.md). Run:
+also prints the means of every metric in both conventions. ``--results FILE`` only computes
+those means and writes them as a results file (``kind: table``: the metrics whose means differ
+between the conventions, every mean in ``values``; commit, command, inputs with SHA-256,
+hardware, wall time), which docs/metrics.md renders (``python -m hyperleaf.experiments.render``).
+Run:
 
     python benchmarks/bench_metrics.py [--fused DIR] [--reps 5] [--conventions] [--write-readme]
+    python benchmarks/bench_metrics.py --fused OUT --results results/metric_conventions_tno.json
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -28,6 +35,8 @@ import metrics_transcription as baseline  # noqa: E402
 from common import interleaved_medians, write_section  # noqa: E402
 
 from hyperleaf import metrics as M  # noqa: E402
+from hyperleaf.atomic import atomic_write_text  # noqa: E402
+from hyperleaf.experiments.report import RESULTS_FORMAT, provenance  # noqa: E402
 from hyperleaf.metrics import registry  # noqa: E402
 
 TOLERANCE = 1e-10
@@ -66,8 +75,18 @@ def main() -> None:
                     help="pairs timed (sizes 270x360, 280x280, 510x505, 576x768)")
     ap.add_argument("--conventions", action="store_true")
     ap.add_argument("--write-readme", action="store_true")
+    ap.add_argument("--results", type=Path, default=None,
+                    help="only write the conventions' means to this results file")
     args = ap.parse_args()
+    t_start = time.perf_counter()
     pairs = load_pairs(args.data, args.fused)
+    if args.results is not None:
+        if args.fused is None:
+            raise SystemExit("--results: give --fused (the fused images the means are of)")
+        rec = conventions_record(pairs, args, time.perf_counter() - t_start)
+        atomic_write_text(args.results, json.dumps(rec, indent=1) + "\n")
+        print(f"wrote {args.results}")
+        return
     fused_from = (args.fused_label or f"`{args.fused.name}/`") if args.fused else \
         "the rounded average of the sources"
 
@@ -133,17 +152,53 @@ def main() -> None:
         print("wrote the Fusion metrics section of benchmarks/README.md")
 
 
-def conventions_table(pairs) -> str:
-    """Means over the pairs of every metric in both conventions, and the time each takes."""
+def conventions_means(pairs, conventions=("standard", "mmif")) -> tuple[dict, dict]:
+    """Sums over the pairs of every metric in each of ``conventions``, and the seconds each
+    metric took (all conventions): ``({convention: {metric: sum}}, {metric: seconds})``."""
     names = registry.resolve("all")
-    sums = {c: dict.fromkeys(names, 0.0) for c in registry.CONVENTIONS}
+    sums = {c: dict.fromkeys(names, 0.0) for c in conventions}
     secs = dict.fromkeys(names, 0.0)
     for _, (f, a, b) in pairs:
-        for c in registry.CONVENTIONS:
+        for c in conventions:
             for m in names:
                 t0 = time.perf_counter()
                 sums[c][m] += M.evaluate(f, ir=a, vis=b, metrics=(m,), convention=c)[m]
                 secs[m] += time.perf_counter() - t0
+    return sums, secs
+
+
+def conventions_record(pairs, args, seconds_before: float) -> dict:
+    """The results file of ``--results``: means over the pairs in the ``standard`` and
+    ``mmif`` conventions; rows for the metrics whose two means differ."""
+    t0 = time.perf_counter()
+    sums, _ = conventions_means(pairs)
+    n = len(pairs)
+    means = {c: {m: v / n for m, v in sums[c].items()} for c in ("standard", "mmif")}
+    rows = [[m, registry.get(m).direction, f"{means['standard'][m]:.6f}",
+             f"{means['mmif'][m]:.6f}"]
+            for m in means["standard"] if means["standard"][m] != means["mmif"][m]]
+    same = [m for m in means["standard"] if means["standard"][m] == means["mmif"][m]]
+    files = [args.fused / f"{k}.png" for k, _ in pairs]
+    files += [args.data / f"{s}{k}.png" for k, _ in pairs for s in ("IR", "VIS")]
+    return {
+        "results_format": RESULTS_FORMAT, "kind": "table",
+        "caption": (f"Means over the {n} pairs of `--data` fused into `--fused` (8-bit PNGs, "
+                    "SHA-256 in the file), in the two conventions: the metrics whose "
+                    f"means differ. The other {len(same)} ({', '.join(same)}) have equal means "
+                    "in both (all means in the file's `values`)."),
+        "columns": ["metric", "direction", "standard", "mmif"],
+        "rows": rows, "values": means,
+        "config": {"metrics": list(means["standard"]), "conventions": ["standard", "mmif"],
+                   "pairs": [k for k, _ in pairs]},
+        "wall_seconds": seconds_before + time.perf_counter() - t0,
+        **provenance(files, shlex.join(["python", *sys.argv])),
+    }
+
+
+def conventions_table(pairs) -> str:
+    """Means over the pairs of every metric in both conventions, and the time each takes."""
+    names = registry.resolve("all")
+    sums, secs = conventions_means(pairs)
     n = len(pairs)
     lines = [f"Means over {n} pairs, both conventions (`--conventions`):", "",
              "| metric | direction | standard | mmif | s per pair (both) |",

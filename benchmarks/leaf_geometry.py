@@ -17,6 +17,12 @@ Usage::
 
     python benchmarks/leaf_geometry.py --runs /tmp/leafgeo            # all rows
     python benchmarks/leaf_geometry.py --runs /tmp/leafgeo --only tno  # rows whose label has "tno"
+    python benchmarks/leaf_geometry.py --runs /tmp/leafgeo --results results/leaf_geometry.json
+
+``--results FILE`` also writes the table as a results file (``kind: table``; each run's final
+validation record in ``values``; commit, command, configuration, inputs with SHA-256 (the TNO
+pairs of the TNO rows), hardware, wall time), which docs/training.md renders (``python -m
+hyperleaf.experiments.render``).
 
 Runs already complete in ``--runs`` are reused (delete the folder to rerun). ``leaf.png`` of each
 run is in ``RUNS/<row>_s<steps>/``.
@@ -27,12 +33,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import yaml
+
+from hyperleaf.atomic import atomic_write_text
+from hyperleaf.experiments.report import RESULTS_FORMAT, provenance
+from hyperleaf.io import find_pairs_in
 
 REPO = Path(__file__).resolve().parents[1]
 TNO = os.environ.get("HYPERLEAF_TNO", "/work/shared/data/tno")
@@ -83,16 +95,22 @@ def last_val(run_dir: Path) -> dict:
     return [r for r in recs if r.get("kind") == "val"][-1]
 
 
-def row_text(data: str, desc: str, first: dict, end: dict) -> str:
+def row_cells(data: str, desc: str, first: dict, end: dict) -> list[str]:
+    """The table's cells of one row (see the module docstring)."""
     ratios = {g: end["geometry"][g]["spread"] / max(first["geometry"][g]["spread"], 1e-300)
               for g in first["geometry"]}
     worst = min(ratios, key=ratios.get)
     sat = sorted(g for g, v in end["geometry"].items() if v["saturated"] > 0)
     sat_txt = f"{100 * end['saturated']:.0f} %" + (f" ({', '.join(sat)})" if sat else "")
-    return (f"| {data} | {desc} | {sat_txt} | {ratios[worst]:.2f} (`{worst}`) | "
-            f"{100 * first['order_all']:.0f} -> {100 * end['order_all']:.0f} % | "
-            f"{end['loss']:.3f} | {end['spread_fused']:.3f} / {end['spread_vis']:.3f} / "
-            f"{end['spread_ir']:.3f} |")
+    return [data, desc, sat_txt, f"{ratios[worst]:.2f} (`{worst}`)",
+            f"{100 * first['order_all']:.0f} -> {100 * end['order_all']:.0f} %",
+            f"{end['loss']:.3f}",
+            f"{end['spread_fused']:.3f} / {end['spread_vis']:.3f} / {end['spread_ir']:.3f}"]
+
+
+def row_text(data: str, desc: str, first: dict, end: dict) -> str:
+    """One Markdown row of :func:`row_cells`."""
+    return "| " + " | ".join(row_cells(data, desc, first, end)) + " |"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -101,19 +119,46 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--steps", type=int, default=100)
     ap.add_argument("--only", default="", help="run only rows whose label contains this")
     ap.add_argument("--jobs", type=int, default=2, help="processes at a time")
+    ap.add_argument("--results", type=Path, default=None,
+                    help="also write the table as this results file")
     args = ap.parse_args(argv)
+    t0 = time.perf_counter()
     rows = [r for r in ROWS if args.only in r[0]]
     jobs = [(label, data, keys, s) for label, data, _, keys in rows for s in (1, args.steps)]
     with ThreadPoolExecutor(args.jobs) as ex:
         list(ex.map(lambda j: run(args.runs, *j), jobs))
-    print(f"| data | change from the defaults | saturated at end | min over groups of spread "
-          f"end / after step 1 | order_all step 1 -> {args.steps} | val fusion loss | "
-          "spread fused / visible / infrared at end |")
+    columns = ["data", "change from the defaults", "saturated at end",
+               "min over groups of spread end / after step 1",
+               f"order_all step 1 -> {args.steps}", "val fusion loss",
+               "spread fused / visible / infrared at end"]
+    print("| " + " | ".join(columns) + " |")
     print("|---|---|---:|---:|---|---:|---|")
+    cells, values = [], {}
     for label, data, desc, _ in rows:
         first = last_val(args.runs / f"{label}_s1")
         end = last_val(args.runs / f"{label}_s{args.steps}")
+        cells.append(row_cells("TNO" if data == "tno" else data, desc, first, end))
+        values[label] = {"step_1": first, f"step_{args.steps}": end}
         print(row_text("TNO" if data == "tno" else data, desc, first, end))
+    if args.results is not None:
+        tno = [f for p in find_pairs_in(TNO) for f in (p.ir, p.vis)] \
+            if any(data == "tno" for _, data, _, _ in rows) else []
+        record = {
+            "results_format": RESULTS_FORMAT, "kind": "table",
+            "caption": (f"`hyperleaf train`, seed 0, one run per row and length (1 step and "
+                        f"{args.steps} steps), one thread per process; final validation "
+                        "records (synthetic: the 8 embedded validation samples; TNO: the "
+                        "trainer's held-out pairs). One seed per row: a description of the "
+                        "head's geometry, not a comparison."),
+            "columns": columns, "rows": cells, "values": values,
+            "config": {"steps": args.steps, "seed": 0, "threads": 1, "tno": TNO,
+                       "rows": {label: {"data": data, "keys": keys}
+                                for label, data, _, keys in rows}},
+            "wall_seconds": time.perf_counter() - t0,
+            **provenance(tno, shlex.join(["python", *sys.argv])),
+        }
+        atomic_write_text(args.results, json.dumps(record, indent=1) + "\n")
+        print(f"wrote {args.results}")
 
 
 if __name__ == "__main__":

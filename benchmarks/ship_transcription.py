@@ -142,8 +142,10 @@ class Spatial(nn.Module):
 def centred_conv(x: Tensor, conv: nn.Conv2d) -> Tensor:
     """``conv(x)`` evaluated as ``conv(x - m) + conv(m)``, m the per-channel spatial mean.
 
-    Needed for the spec's 2e-4 tolerance: the F branch of the interaction InvBlocks sees nearly
-    constant channels, and plain float32 convolution there puts the output ~5e-4 off.
+    The F branch of the interaction InvBlocks sees nearly constant channels, where a plain
+    float32 convolution cancels most of its digits. (An earlier measurement put the plain path
+    ~5e-4 off the golden outputs; with torch 2.13 it is 0 to 4.5e-5 off depending on the
+    thread count: results/ship_golden.json, docs/ship.md.)
     """
     m = x.mean(dim=(2, 3), keepdim=True)
     const = F.conv2d(m.expand_as(x).contiguous(), conv.weight, conv.bias, padding=conv.padding)

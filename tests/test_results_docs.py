@@ -86,3 +86,41 @@ def test_rendered_tables_are_well_formed(path):
         if header is None:
             header = n
         assert n == header, line
+
+
+def _load(name: str) -> dict:
+    return json.loads((ROOT / "results" / name).read_text(encoding="utf-8"))
+
+
+def test_table_rows_agree_with_the_raw_values_on_file():
+    """The rendered rows of the measured tables are their files' raw ``values``, formatted (a
+    row edited by hand, or a script whose rows and values drift apart, fails here)."""
+    golden = _load("ship_golden.json")
+    assert [[v["path"], v["threads"], f"{v['pair 1']:.2g}", f"{v['pair 8']:.2g}"]
+            for v in golden["values"]] == golden["rows"]
+    tiling = _load("ship_tiling.json")
+    assert [[v["tile"], v["overlap"], f"{v['max']} / 255", f"{v['mean']:.2f} / 255"]
+            for v in tiling["values"]] == tiling["rows"]
+    tno = _load("ship_tno_official.json")
+    names = tno["config"]["metrics"]
+    images = tno["values"]["images"]
+    assert len(images) == 21 and [r[0] for r in tno["rows"][:-1]] == [i["image"] for i in images]
+    for row, img in zip(tno["rows"], images):
+        assert row[1:] == [f"{img[m]:.4f}" for m in names]
+    for m in names:  # the mean row is the mean of the images on file
+        assert abs(sum(i[m] for i in images) / len(images) - tno["values"]["mean"][m]) < 1e-9
+    conv = _load("metric_conventions_tno.json")
+    std, mmif = conv["values"]["standard"], conv["values"]["mmif"]
+    assert [r[0] for r in conv["rows"]] == [m for m in std if std[m] != mmif[m]]
+    for row in conv["rows"]:
+        assert row[2:] == [f"{std[row[0]]:.6f}", f"{mmif[row[0]]:.6f}"]
+
+
+def test_metric_conventions_measure_the_images_of_the_ship_tno_table():
+    """docs/metrics.md's convention means are of the same fused PNGs (by SHA-256) as
+    docs/ship.md's per-image table of the authors' weights."""
+    def fused(name: str) -> dict[str, str]:  # the PNG inputs outside the TNO folder
+        return {Path(i["name"]).name: i["sha256"] for i in _load(name)["inputs"]
+                if "/data/tno/" not in i["name"] and i["name"].endswith(".png")}
+    ship, conv = fused("ship_tno_official.json"), fused("metric_conventions_tno.json")
+    assert len(ship) == 21 and ship == conv
