@@ -23,8 +23,8 @@ amplified at the output and depends on the convolution back-end and the number o
 Those blocks convolve the mean-removed input and add the (exactly constant) convolution of the
 mean back: the same linear map with less rounding inside. With torch 2.13 on this CPU the plain
 transcription without it is as close to the goldens (0 with 2 threads, 4.5e-5 with 1), so the
-centring buys robustness across back-ends, not measured accuracy here (earlier torch builds were
-~5e-4 off without it).
+centring buys no measured accuracy here (an earlier measurement, not on file, found the
+transcription ~5e-4 off; it is kept against back-ends that round that way).
 
 ``hdgfb=True`` adds LEAF's hyperbolic fusion block at each interaction stage; see :class:`SHIP`.
 
