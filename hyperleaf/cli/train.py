@@ -18,30 +18,27 @@ _KEY_DESTS: list[str] = []
 _PREPARED: tuple[str, dict, dict] | None = None
 
 
-def _task_named(argv: list[str]) -> str | None:
+def _flag_value(argv: list[str], flag: str) -> str | None:
+    """The value given to ``flag`` on the command line (``--flag V`` or ``--flag=V``; None:
+    not given), read before the parser exists."""
     for i, a in enumerate(argv):
-        if a == "--task" and i + 1 < len(argv):
+        if a == flag and i + 1 < len(argv):
             return argv[i + 1]
-        if a.startswith("--task="):
+        if a.startswith(flag + "="):
             return a.split("=", 1)[1]
     return None
 
 
-def _config_task(argv: list[str]) -> str | None:
-    """The ``task`` a ``--config FILE`` on the command line names (None: none readable; the
+def _config_task(path: str) -> str | None:
+    """The ``task`` the ``--config`` file ``path`` names (None: none readable; the
     configuration check reports a bad file later)."""
-    for i, a in enumerate(argv):
-        path = argv[i + 1] if a == "--config" and i + 1 < len(argv) else (
-            a.split("=", 1)[1] if a.startswith("--config=") else None)
-        if path is not None:
-            from hyperleaf.train.config import ConfigError, flatten_config, load_yaml
+    from hyperleaf.train.config import ConfigError, flatten_config, load_yaml
 
-            try:
-                task = flatten_config(load_yaml(path), path).get("task")
-            except ConfigError:
-                return None
-            return task if isinstance(task, str) else None
-    return None
+    try:
+        task = flatten_config(load_yaml(path), path).get("task")
+    except ConfigError:
+        return None
+    return task if isinstance(task, str) else None
 
 
 def prepare(argv: list[str]) -> None:
@@ -54,8 +51,8 @@ def prepare(argv: list[str]) -> None:
     from hyperleaf.tasks import get_task, list_tasks
     from hyperleaf.train.config import recipe_owner, task_defaults
 
-    name = _task_named(argv) or _config_task(argv)
-    recipe = next((argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--recipe"), None)
+    config, recipe = _flag_value(argv, "--config"), _flag_value(argv, "--recipe")
+    name = _flag_value(argv, "--task") or (_config_task(config) if config else None)
     if name is None and recipe is not None:
         name = recipe_owner(recipe)  # a recipe that names its task (leaf-authors: segment)
     name = name or "fuse"

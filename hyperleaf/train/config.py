@@ -216,8 +216,8 @@ class TrainConfig:
         raises :class:`ConfigError` naming the key."""
         for f in _FIELD.values():
             self._check_type(f)
-        for section in SECTIONS:
-            _SECTION_CHECKS[section](self)
+        for check in _SECTION_CHECKS.values():
+            check(self)
         for f in _FIELD.values():
             if _TYPE_OF[f.name] == "float":
                 self._need(self._finite(f.name), f.name, "must be finite")
@@ -329,9 +329,6 @@ class TrainConfig:
     def _check_task(self) -> None:
         _, list_tasks = _tasks()
         self._need(self.task in list_tasks(), "task", f"must be one of {', '.join(list_tasks())}")
-
-    def _check_model(self) -> None:
-        pass  # the network's keys are its task's (Task.config_keys), checked there
 
     def _check_data(self) -> None:
         need = self._need
@@ -564,8 +561,9 @@ def _default_of(name: str) -> Any:
 #: int keys with a range of their own (the others must be >= 1).
 _OWN_RANGE = frozenset({"seed", "warmup", "threads", "data_seed", "crop", "val_crop"})
 
+# The model section's keys other than `model` are the task's (Task.config_keys), checked there.
 _SECTION_CHECKS = {"run": TrainConfig._check_run, "task": TrainConfig._check_task,
-                   "model": TrainConfig._check_model, "data": TrainConfig._check_data}
+                   "data": TrainConfig._check_data}
 
 
 def _keys_of(section: str) -> list[str]:
