@@ -30,64 +30,39 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn as nn
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from hyperleaf.atomic import atomic_write_text  # noqa: E402
 from hyperleaf.experiments.report import RESULTS_FORMAT, provenance  # noqa: E402
-from hyperleaf.losses import LeafSegmentationLoss  # noqa: E402
 from hyperleaf.models import LEAFUNet  # noqa: E402
-from tests import leaf_transcription as T  # noqa: E402
-from tests.segtools import randomize, rel_err  # noqa: E402
-
-#: spec §4.13: the parameters that never get a gradient
-NO_GRAD_PREFIXES = ("model2.decoder.", "model2.segmentation_head.", "fusion_blocks.5.",
-                    "compress_injectors.0.")
-
-
-def _params_and_buffers(net: nn.Module, clone_buffers: bool):
-    params = {k: v.detach().clone().requires_grad_() for k, v in net.named_parameters()}
-    buffers = {k: (v.detach().clone() if clone_buffers else v) for k, v in net.named_buffers()}
-    return params, buffers
+from tests.segtools import (  # noqa: E402
+    NO_GRAD_PREFIXES,
+    eval_against_transcription,
+    randomize,
+    rel_err,
+    train_step_against_transcription,
+)
 
 
 def eval_errors() -> dict:
     """Eval mode, the WHU configuration (ResNet-50, 8 classes, c = 0.1)."""
     torch.manual_seed(0)
     net = randomize(LEAFUNet(num_classes=8), seed=1).double().eval()
-    g = torch.Generator().manual_seed(2)
-    x1 = torch.rand(2, 3, 64, 64, generator=g, dtype=torch.float64)
-    x2 = torch.rand(2, 3, 64, 64, generator=g, dtype=torch.float64)
-    with torch.no_grad():
-        logits, geom = net(x1, x2)
-        params, buffers = _params_and_buffers(net, clone_buffers=False)
-        ref_logits, ref_geom = T.forward(T.Weights(params, buffers, training=False), x1, x2,
-                                         c=0.1)
-    return {"logits": rel_err(logits, ref_logits), "h2fr": rel_err(geom, ref_geom)}
+    r = eval_against_transcription(net, seed=2)
+    return {"logits": rel_err(r["logits"], r["ref_logits"]),
+            "h2fr": rel_err(r["geom"], r["ref_geom"])}
 
 
 def train_errors() -> dict:
     """Train mode, dropout 0, ResNet-18, 3 classes, the full training loss."""
     torch.manual_seed(0)
     net = randomize(LEAFUNet(num_classes=3, encoder="resnet18"), seed=10).double()
-    for m in net.modules():
-        if isinstance(m, nn.Dropout):
-            m.p = 0.0
-    net.train()
-    params, buffers = _params_and_buffers(net, clone_buffers=True)
-    g = torch.Generator().manual_seed(3)
-    x1 = torch.rand(2, 3, 64, 64, generator=g, dtype=torch.float64)
-    x2 = torch.rand(2, 3, 64, 64, generator=g, dtype=torch.float64)
-    y = torch.randint(0, 3, (2, 64, 64), generator=g)
-    net.zero_grad(set_to_none=True)
-    logits, geom = net(x1, x2)
-    loss, _ = LeafSegmentationLoss()(logits, y, geom)
-    loss.backward()
-    ref_logits, ref_geom = T.forward(T.Weights(params, buffers, training=True), x1, x2, c=0.1)
-    ref_loss = T.training_loss(ref_logits, y, ref_geom)
-    ref_loss.backward()
+    r = train_step_against_transcription(net, seed=3, num_classes=3)
+    params, buffers = r["params"], r["buffers"]
+    logits, geom, loss = r["logits"], r["geom"], r["loss"]
+    ref_logits, ref_geom, ref_loss = r["ref_logits"], r["ref_geom"], r["ref_loss"]
     scale = max(float(p.grad.abs().max()) for p in net.parameters() if p.grad is not None)
     grads, key_bias = [], []
     for k, p in net.named_parameters():
