@@ -24,8 +24,7 @@ import sys
 import time
 from pathlib import Path
 
-from hyperleaf.atomic import atomic_write_text
-from hyperleaf.experiments.report import RESULTS_FORMAT, provenance
+from hyperleaf.experiments.report import RESULTS_FORMAT, write_results
 
 #: (column, extra ``hyperleaf train`` arguments)
 RUNS = [("SHIP + LEAF", "leaf", []), ("SHIP (--no-leaf)", "noleaf", ["--no-leaf"])]
@@ -105,10 +104,8 @@ def main(argv=None) -> int:
                    "commands": {c: shlex.join(["hyperleaf", "train", "--steps",
                                                str(args.steps), "--seed", str(args.seed),
                                                *extra]) for c, _, extra in RUNS}},
-        "wall_seconds": time.perf_counter() - t0,
-        **provenance([], shlex.join(["python", *sys.argv])),
     }
-    atomic_write_text(args.out, json.dumps(record, indent=1) + "\n")
+    write_results(args.out, record, t0)
     print(f"wrote {args.out}")
     return 0
 

@@ -23,8 +23,6 @@ docs/segmentation.md renders. Needs segmentation-models-pytorch (``make venv-seg
 from __future__ import annotations
 
 import argparse
-import json
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -34,8 +32,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from hyperleaf.atomic import atomic_write_text  # noqa: E402
-from hyperleaf.experiments.report import RESULTS_FORMAT, provenance  # noqa: E402
+from hyperleaf.experiments.report import RESULTS_FORMAT, write_results  # noqa: E402
 from hyperleaf.models import LEAFUNet  # noqa: E402
 from tests.segtools import (  # noqa: E402
     NO_GRAD_PREFIXES,
@@ -125,10 +122,8 @@ def main(argv=None) -> int:
                    "train": {"encoder": "resnet18", "classes": 3, "input": [2, 3, 64, 64],
                              "seeds": [0, 10, 3], "dropout": 0.0},
                    "threads": args.threads},
-        "wall_seconds": time.perf_counter() - t0,
-        **provenance([], shlex.join(["python", *sys.argv])),
     }
-    atomic_write_text(args.out, json.dumps(record, indent=1) + "\n")
+    write_results(args.out, record, t0)
     print(f"wrote {args.out}")
     return 0
 

@@ -18,14 +18,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
 import statistics
 import sys
 import time
 from pathlib import Path
 
-from hyperleaf.atomic import atomic_write_text
-from hyperleaf.experiments.report import RESULTS_FORMAT, provenance
+from hyperleaf.experiments.report import RESULTS_FORMAT, write_results
 from hyperleaf.io import find_pairs_in
 from hyperleaf.train import TrainConfig, train
 
@@ -94,11 +92,8 @@ def main(argv=None) -> int:
                     "null: swapped", "val fusion loss"],
         "rows": rows, "runs": per_run, "config": {**BASE, "steps": args.steps},
         "designs": {label: keys for label, keys in DESIGNS}, "seeds": seeds,
-        "wall_seconds": time.perf_counter() - t0,
-        **provenance([f for p in pairs for f in (p.ir, p.vis)],
-                     shlex.join([sys.executable.split("/")[-1], *sys.argv])),
     }
-    atomic_write_text(args.out, json.dumps(record, indent=1) + "\n")
+    write_results(args.out, record, t0, [f for p in pairs for f in (p.ir, p.vis)])
     print(f"wrote {args.out}")
     return 0
 

@@ -17,9 +17,7 @@ on a shared machine these are upper bounds; the load average is recorded. Writes
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import shlex
 import statistics
 import sys
 import time
@@ -28,9 +26,8 @@ import warnings
 import geoopt
 import torch
 
-from hyperleaf.atomic import atomic_write_text
 from hyperleaf.experiments import ARMS, PRESETS
-from hyperleaf.experiments.report import RESULTS_FORMAT, provenance
+from hyperleaf.experiments.report import RESULTS_FORMAT, write_results
 from hyperleaf.io import find_pairs_in, read_gray, read_gray_levels
 from hyperleaf.metrics import evaluate
 from hyperleaf.train import TrainConfig
@@ -115,11 +112,9 @@ def main(argv=None) -> int:
         "columns": ["arm", "s / step", "held-out evaluation s", "s / run"],
         "rows": rows, "step_seconds": step_s, "eval_seconds_per_image": eval_s,
         "config": preset.config, "preset": args.preset, "load_average": load,
-        "expected_wall_seconds": wall, "wall_seconds": time.perf_counter() - t0,
-        **provenance([f for p in pairs for f in (p.ir, p.vis)],
-                     shlex.join(["python", *sys.argv])),
+        "expected_wall_seconds": wall,
     }
-    atomic_write_text(args.out, json.dumps(record, indent=1) + "\n")
+    write_results(args.out, record, t0, [f for p in pairs for f in (p.ir, p.vis)])
     print(f"wrote {args.out}: expected {wall / 60:.0f} min")
     return 0
 

@@ -19,15 +19,13 @@ measures in both metric conventions (docs/metrics.md).
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from hyperleaf.atomic import atomic_write_text
-from hyperleaf.experiments.report import RESULTS_FORMAT, provenance
+from hyperleaf.experiments.report import RESULTS_FORMAT, write_results
 from hyperleaf.io import find_pairs_in
 from hyperleaf.tasks.fuse import evaluate_fused_folder
 
@@ -70,11 +68,10 @@ def main(argv=None) -> int:
         "config": {"convention": report.record["convention"], "metrics": list(names),
                    "fuse_command": shlex.join(["hyperleaf", *fuse_cmd[3:]]),
                    "threads": args.threads, "reused_fused": reused},
-        "wall_seconds": time.perf_counter() - t0, "fuse_seconds": t_fuse,
-        **provenance([args.weights, *fused, *(f for p in pairs for f in (p.ir, p.vis))],
-                     shlex.join(["python", *sys.argv])),
+        "fuse_seconds": t_fuse,
     }
-    atomic_write_text(args.out, json.dumps(record, indent=1) + "\n")
+    write_results(args.out, record, t0,
+                  [args.weights, *fused, *(f for p in pairs for f in (p.ir, p.vis))])
     print(f"wrote {args.out}")
     return 0
 

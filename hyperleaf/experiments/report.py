@@ -23,7 +23,8 @@ from typing import Any
 from hyperleaf.atomic import atomic_write_bytes
 from hyperleaf.experiments.design import ARM_LABELS, higher_is_better
 
-__all__ = ["markdown_report", "plot_ablation", "csv_text", "provenance", "file_sha256",
+__all__ = ["markdown_report", "plot_ablation", "csv_text", "provenance", "write_results",
+           "file_sha256",
            "render_results_table", "RESULTS_FORMAT"]
 
 #: Format tag of a committed results file (``results/*.json``).
@@ -235,6 +236,31 @@ def _git_commit() -> str | None:
     if out.returncode != 0:
         return None
     return out.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
+def write_results(path: str | Path, record: dict[str, Any], started: float,
+                  inputs: Iterable[str | Path] = (), command: str | None = None
+                  ) -> dict[str, Any]:
+    """Write a results file: ``record`` plus its wall time (``wall_seconds``, since ``started``,
+    a ``time.perf_counter()`` reading) and :func:`provenance` of ``inputs`` and ``command``
+    (default: this Python process's command line), as JSON, atomically. Returns what was
+    written (what every benchmark script that files a result ends with).
+
+    >>> import tempfile, time
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     rec = write_results(Path(d) / "r.json", {"kind": "table"}, time.perf_counter(),
+    ...                         command="python make_r.py")
+    ...     on_disk = json.loads((Path(d) / "r.json").read_text())
+    >>> on_disk == rec, rec["command"], rec["wall_seconds"] >= 0
+    (True, 'python make_r.py', True)
+    """
+    import shlex
+    import time
+
+    full = {**record, "wall_seconds": time.perf_counter() - started,
+            **provenance(inputs, command or shlex.join(["python", *sys.argv]))}
+    atomic_write_bytes(path, (json.dumps(full, indent=1) + "\n").encode("utf-8"))
+    return full
 
 
 def provenance(inputs: Iterable[str | Path], command: str | None = None) -> dict[str, Any]:
